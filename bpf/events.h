@@ -1,0 +1,78 @@
+/* The kernel -> native event layout. Included by every *.bpf.c and by native/.
+ * Fixed-width fields, explicit padding: the native side static_asserts the size. */
+#ifndef BPFTRACE_NET_EVENTS_H
+#define BPFTRACE_NET_EVENTS_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* What produced an event. Mirrored by EventKind in proto/bpftrace_net.proto. */
+enum bn_event_kind {
+	BN_EV_RX = 1,        /* tp_btf/netif_receive_skb */
+	BN_EV_TX_QUEUE = 2,  /* tp_btf/net_dev_queue */
+	BN_EV_TX = 3,        /* tp_btf/net_dev_start_xmit */
+	BN_EV_NF = 4,        /* netfilter link at one priority slot */
+	BN_EV_DROP = 5,      /* tp_btf/kfree_skb */
+	BN_EV_CONSUME = 6,   /* tp_btf/consume_skb */
+};
+
+/* Where a netfilter probe sits inside a hook: just after the standard priority
+ * of the named table (or at the very start of the hook for BN_SLOT_ENTRY).
+ * Mirrored by the hook catalog in src/model/hooks.ts. */
+enum bn_nf_slot {
+	BN_SLOT_ENTRY = 0,     /* INT_MIN + 1 */
+	BN_SLOT_RAW = 1,       /* -300 + 1 */
+	BN_SLOT_CONNTRACK = 2, /* -200 + 1 */
+	BN_SLOT_MANGLE = 3,    /* -150 + 1 */
+	BN_SLOT_NAT_DST = 4,   /* -100 + 1 */
+	BN_SLOT_FILTER = 5,    /*    0 + 1 */
+	BN_SLOT_SECURITY = 6,  /*   50 + 1 */
+	BN_SLOT_NAT_SRC = 7,   /*  100 + 1 */
+	BN_SLOT_COUNT = 8,
+};
+
+/* Packet headers as seen at the moment of the event (so NAT is visible). */
+struct bn_packet {
+	__u8 saddr[16];        /* IPv4 in the first 4 bytes */
+	__u8 daddr[16];
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u16 ethertype;       /* host order: 0x0800, 0x86dd, 0x0806 ... */
+	__u16 ip_len;          /* IPv4 tot_len / IPv6 payload_len, host order */
+	__u16 sport;           /* host order; ICMP: id */
+	__u16 dport;           /* host order; ICMP: sequence */
+	__u8 ip_version;       /* 0 when not IP */
+	__u8 l4proto;          /* IPPROTO_*; ARP: opcode */
+	__u8 ttl;              /* TTL / hop limit */
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 has_mac;
+	__u8 _pad[2];
+};
+
+struct bn_event {
+	__u64 ts;              /* bpf_ktime_get_ns() */
+	__u64 packet_id;       /* assigned when the kernel first sees the skb */
+	__u64 skb;             /* skb address: identity for clones and reuse */
+	__u64 aux;             /* RX: rx_handler address; DROP/CONSUME: location */
+	__u32 netns;           /* inode of the netns of the device */
+	__u32 ifindex;         /* RX/TX: the device */
+	__u32 in_ifindex;      /* NF: state->in */
+	__u32 out_ifindex;     /* NF: state->out */
+	__u32 physin_ifindex;  /* NF: br_netfilter's physical in port */
+	__u32 physout_ifindex; /* NF: br_netfilter's physical out port */
+	__u32 reason;          /* DROP: enum skb_drop_reason */
+	__u32 mark;
+	__u16 seq;             /* event number within the packet */
+	__u16 cpu;
+	__u8 kind;             /* enum bn_event_kind */
+	__u8 nf_family;        /* NFPROTO_IPV4 = 2, NFPROTO_IPV6 = 10 */
+	__u8 nf_hook;          /* NF_INET_PRE_ROUTING = 0 ... */
+	__u8 nf_slot;          /* enum bn_nf_slot */
+	struct bn_packet pkt;
+};
+
+#define BN_EVENT_SIZE 136
+
+#endif

@@ -1,0 +1,379 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The `hooks` backend: for kernels without function tracing.
+ * rx/tx/drop come from BTF tracepoints, netfilter hooks from BPF netfilter
+ * links placed just after each standard table priority, so the slots a packet
+ * reaches tell which tables it passed and where it stopped. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "events.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define NF_ACCEPT 1
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define ETH_P_ARP 0x0806
+#define MAC_HEADER_UNSET 0xffff
+#define IPPROTO_ICMPV6 58
+
+/* ---- per-packet state ---------------------------------------------------- */
+
+struct tracked_skb {
+	__u64 packet_id;
+	__u16 seq;
+};
+
+/* ---- maps ---------------------------------------------------------------- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized before load */
+} events SEC(".maps");
+
+/* Ring-buffer reservations that failed, per CPU: never silent loss. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost_events SEC(".maps");
+
+/* Devices of the traced netns whose packets start a traversal: the bridge,
+ * its ports and the uplinks. Filled by user space before attach. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} watched_ifindex SEC(".maps");
+
+/* skb address -> packet identity, for every packet being followed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct tracked_skb);
+} tracked SEC(".maps");
+
+/* ---- configuration (rodata, set before load) ----------------------------- */
+
+const volatile __u32 target_netns = 0;
+const volatile __u32 bridge_ifindex = 0;
+
+__u64 next_packet_id = 0;
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* 6.1 kernels keep the physical in-port as a pointer, 6.8+ as an ifindex. */
+struct nf_bridge_info___pointer {
+	struct net_device *physindev;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u32 dev_ifindex(struct net_device *dev)
+{
+	return dev ? BPF_CORE_READ(dev, ifindex) : 0;
+}
+
+static __always_inline __u32 dev_netns(struct net_device *dev)
+{
+	return dev ? BPF_CORE_READ(dev, nd_net.net, ns.inum) : 0;
+}
+
+static __always_inline bool is_watched(struct net_device *dev)
+{
+	__u32 ifindex;
+
+	if (!dev || dev_netns(dev) != target_netns)
+		return false;
+	ifindex = dev_ifindex(dev);
+	return bpf_map_lookup_elem(&watched_ifindex, &ifindex) != NULL;
+}
+
+static __always_inline bool ifindex_watched(__u32 ifindex)
+{
+	return ifindex && bpf_map_lookup_elem(&watched_ifindex, &ifindex) != NULL;
+}
+
+static __always_inline struct tracked_skb *track(struct sk_buff *skb, bool start)
+{
+	__u64 key = (__u64)skb;
+	struct tracked_skb *t = bpf_map_lookup_elem(&tracked, &key);
+	struct tracked_skb fresh = {};
+
+	if (t || !start)
+		return t;
+	fresh.packet_id = __sync_fetch_and_add(&next_packet_id, 1) + 1;
+	bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);
+	return bpf_map_lookup_elem(&tracked, &key);
+}
+
+static __always_inline void untrack(struct sk_buff *skb)
+{
+	__u64 key = (__u64)skb;
+
+	bpf_map_delete_elem(&tracked, &key);
+}
+
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&lost_events, &zero);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+static __always_inline void read_l4(struct bn_packet *p, unsigned char *l4)
+{
+	if (p->l4proto == IPPROTO_TCP || p->l4proto == IPPROTO_UDP) {
+		__be16 ports[2];
+
+		if (bpf_probe_read_kernel(ports, sizeof(ports), l4) == 0) {
+			p->sport = bpf_ntohs(ports[0]);
+			p->dport = bpf_ntohs(ports[1]);
+		}
+	} else if (p->l4proto == IPPROTO_ICMP || p->l4proto == IPPROTO_ICMPV6) {
+		__u8 icmp[8];
+
+		if (bpf_probe_read_kernel(icmp, sizeof(icmp), l4) == 0) {
+			p->icmp_type = icmp[0];
+			p->icmp_code = icmp[1];
+			p->sport = (icmp[4] << 8) | icmp[5];
+			p->dport = (icmp[6] << 8) | icmp[7];
+		}
+	}
+}
+
+/* l3 points at the network header; at RX it is skb->data, elsewhere the
+ * recorded network header (at TX skb->data is the Ethernet header). */
+static __always_inline void read_packet(struct sk_buff *skb, struct bn_packet *p, bool at_rx)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 mac = BPF_CORE_READ(skb, mac_header);
+	unsigned char *l3;
+
+	p->ethertype = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	l3 = at_rx ? BPF_CORE_READ(skb, data) : head + BPF_CORE_READ(skb, network_header);
+	if (mac != MAC_HEADER_UNSET) {
+		__u8 eth[12];
+
+		if (bpf_probe_read_kernel(eth, sizeof(eth), head + mac) == 0) {
+			__builtin_memcpy(p->dmac, eth, 6);
+			__builtin_memcpy(p->smac, eth + 6, 6);
+			p->has_mac = 1;
+		}
+	}
+
+	if (p->ethertype == ETH_P_IP) {
+		struct iphdr ip;
+
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), l3))
+			return;
+		p->ip_version = 4;
+		p->l4proto = ip.protocol;
+		p->ttl = ip.ttl;
+		p->ip_len = bpf_ntohs(ip.tot_len);
+		__builtin_memcpy(p->saddr, &ip.saddr, 4);
+		__builtin_memcpy(p->daddr, &ip.daddr, 4);
+		if (!(ip.frag_off & bpf_htons(0x1fff)))
+			read_l4(p, l3 + ip.ihl * 4);
+	} else if (p->ethertype == ETH_P_IPV6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), l3))
+			return;
+		p->ip_version = 6;
+		p->l4proto = ip6.nexthdr;
+		p->ttl = ip6.hop_limit;
+		p->ip_len = bpf_ntohs(ip6.payload_len);
+		__builtin_memcpy(p->saddr, &ip6.saddr, 16);
+		__builtin_memcpy(p->daddr, &ip6.daddr, 16);
+		read_l4(p, l3 + sizeof(ip6));
+	} else if (p->ethertype == ETH_P_ARP) {
+		__u8 arp[28];
+
+		if (bpf_probe_read_kernel(arp, sizeof(arp), l3))
+			return;
+		p->l4proto = arp[7]; /* opcode, low byte */
+		__builtin_memcpy(p->saddr, arp + 14, 4);
+		__builtin_memcpy(p->daddr, arp + 24, 4);
+	}
+}
+
+static __always_inline struct bn_event *reserve(struct sk_buff *skb, struct tracked_skb *t, __u8 kind)
+{
+	struct bn_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count_lost();
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts = bpf_ktime_get_ns();
+	e->packet_id = t->packet_id;
+	e->seq = t->seq++;
+	e->skb = (__u64)skb;
+	e->kind = kind;
+	e->cpu = bpf_get_smp_processor_id();
+	e->mark = BPF_CORE_READ(skb, mark);
+	return e;
+}
+
+/* ---- device events ------------------------------------------------------- */
+
+static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device *dev, __u8 kind)
+{
+	struct tracked_skb *t = track(skb, is_watched(dev));
+	struct bn_event *e;
+
+	if (!t)
+		return;
+	e = reserve(skb, t, kind);
+	if (e) {
+		e->ifindex = dev_ifindex(dev);
+		e->netns = dev_netns(dev);
+		if (kind == BN_EV_RX)
+			e->aux = (__u64)BPF_CORE_READ(dev, rx_handler);
+		read_packet(skb, &e->pkt, kind == BN_EV_RX);
+		bpf_ringbuf_submit(e, 0);
+	}
+	/* Handed to a port or uplink: the packet leaves the traced bridge here. */
+	if (kind == BN_EV_TX && dev_ifindex(dev) != bridge_ifindex)
+		untrack(skb);
+}
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(on_rx, struct sk_buff *skb)
+{
+	on_dev_event(skb, BPF_CORE_READ(skb, dev), BN_EV_RX);
+	return 0;
+}
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(on_tx_queue, struct sk_buff *skb)
+{
+	on_dev_event(skb, BPF_CORE_READ(skb, dev), BN_EV_TX_QUEUE);
+	return 0;
+}
+
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(on_tx, struct sk_buff *skb, struct net_device *dev)
+{
+	on_dev_event(skb, dev, BN_EV_TX);
+	return 0;
+}
+
+/* ---- end of life --------------------------------------------------------- */
+
+static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 reason, __u8 kind)
+{
+	struct tracked_skb *t = track(skb, false);
+	struct bn_event *e;
+
+	if (!t)
+		return;
+	e = reserve(skb, t, kind);
+	if (e) {
+		struct net_device *dev = BPF_CORE_READ(skb, dev);
+
+		e->aux = location;
+		e->reason = reason;
+		e->ifindex = dev_ifindex(dev);
+		e->netns = dev_netns(dev);
+		read_packet(skb, &e->pkt, false);
+		bpf_ringbuf_submit(e, 0);
+	}
+	untrack(skb);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	on_free(skb, (__u64)location, reason, BN_EV_DROP);
+	return 0;
+}
+
+SEC("tp_btf/consume_skb")
+int BPF_PROG(on_consume_skb, struct sk_buff *skb, void *location)
+{
+	on_free(skb, (__u64)location, 0, BN_EV_CONSUME);
+	return 0;
+}
+
+/* ---- netfilter slots ----------------------------------------------------- */
+
+static __always_inline void read_bridge_ports(struct sk_buff *skb, __u32 *physin, __u32 *physout)
+{
+	int ext_id = bpf_core_enum_value(enum skb_ext_id, SKB_EXT_BRIDGE_NF);
+	struct skb_ext *ext;
+	void *info;
+	__u8 off;
+
+	if (!(BPF_CORE_READ(skb, active_extensions) & (1 << ext_id)))
+		return;
+	ext = BPF_CORE_READ(skb, extensions);
+	if (!ext || bpf_probe_read_kernel(&off, 1, &ext->offset[ext_id & 3]))
+		return;
+	info = (void *)ext + ((__u32)off << 3);
+	if (bpf_core_field_exists(struct nf_bridge_info, physinif)) {
+		*physin = BPF_CORE_READ((struct nf_bridge_info *)info, physinif);
+	} else {
+		struct nf_bridge_info___pointer *old = info;
+
+		*physin = dev_ifindex(BPF_CORE_READ(old, physindev));
+	}
+	*physout = dev_ifindex(BPF_CORE_READ((struct nf_bridge_info *)info, physoutdev));
+}
+
+static __always_inline int on_nf(struct bpf_nf_ctx *ctx, __u8 slot)
+{
+	const struct nf_hook_state *state = ctx->state;
+	struct sk_buff *skb = ctx->skb;
+	struct net_device *in = BPF_CORE_READ(state, in);
+	struct net_device *out = BPF_CORE_READ(state, out);
+	__u32 in_if = dev_ifindex(in), out_if = dev_ifindex(out);
+	__u32 physin = 0, physout = 0;
+	struct tracked_skb *t;
+	struct bn_event *e;
+	bool watched;
+
+	read_bridge_ports(skb, &physin, &physout);
+	watched = ifindex_watched(in_if) || ifindex_watched(out_if) ||
+		  ifindex_watched(physin) || ifindex_watched(physout);
+	t = track(skb, watched);
+	if (!t)
+		return NF_ACCEPT;
+	e = reserve(skb, t, BN_EV_NF);
+	if (!e)
+		return NF_ACCEPT;
+	e->netns = BPF_CORE_READ(state, net, ns.inum);
+	e->nf_family = BPF_CORE_READ(state, pf);
+	e->nf_hook = BPF_CORE_READ(state, hook);
+	e->nf_slot = slot;
+	e->in_ifindex = in_if;
+	e->out_ifindex = out_if;
+	e->physin_ifindex = physin;
+	e->physout_ifindex = physout;
+	read_packet(skb, &e->pkt, false);
+	bpf_ringbuf_submit(e, 0);
+	return NF_ACCEPT;
+}
+
+#define NF_SLOT_PROG(name, slot)                        \
+	SEC("netfilter")                                \
+	int nf_##name(struct bpf_nf_ctx *ctx)           \
+	{                                               \
+		return on_nf(ctx, slot);                \
+	}
+
+NF_SLOT_PROG(entry, BN_SLOT_ENTRY)
+NF_SLOT_PROG(raw, BN_SLOT_RAW)
+NF_SLOT_PROG(conntrack, BN_SLOT_CONNTRACK)
+NF_SLOT_PROG(mangle, BN_SLOT_MANGLE)
+NF_SLOT_PROG(nat_dst, BN_SLOT_NAT_DST)
+NF_SLOT_PROG(filter, BN_SLOT_FILTER)
+NF_SLOT_PROG(security, BN_SLOT_SECURITY)
+NF_SLOT_PROG(nat_src, BN_SLOT_NAT_SRC)

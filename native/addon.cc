@@ -1,0 +1,67 @@
+// The Node-API surface only: argument checks and conversions. The work lives in
+// trace_session (live tracing) and kernel_probe (facts for doctor).
+#include <napi.h>
+
+#include <cstring>
+
+#include "encoder.h"
+
+#include "kernel_probe.h"
+#include "trace_session.h"
+
+namespace {
+
+Napi::Value ProbeKernelJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t i = 0;
+  for (const ProbeResult& r : ProbeKernel()) {
+    Napi::Object item = Napi::Object::New(env);
+    item.Set("name", r.name);
+    item.Set("ok", r.ok);
+    item.Set("detail", r.detail);
+    out.Set(i++, item);
+  }
+  return out;
+}
+
+Napi::Value DropReasonsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<std::string> names = KernelDropReasons();
+  Napi::Array out = Napi::Array::New(env, names.size());
+  for (uint32_t i = 0; i < names.size(); i++) out.Set(i, names[i]);
+  return out;
+}
+
+// encodeBatch(rawEvents, lost, sequence): the reader thread's encoder applied
+// to raw kernel event structs; for the round-trip tests and the benchmark.
+Napi::Value EncodeBatchJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsBuffer() || !info[1].IsNumber() || !info[2].IsNumber())
+    throw Napi::TypeError::New(env, "encodeBatch(rawEvents: Buffer, lost: number, sequence: number)");
+  Napi::Buffer<uint8_t> raw = info[0].As<Napi::Buffer<uint8_t>>();
+  if (raw.Length() % sizeof(bn_event) != 0)
+    throw Napi::RangeError::New(env, "rawEvents length is not a multiple of " + std::to_string(sizeof(bn_event)));
+  BatchEncoder encoder;
+  for (size_t off = 0; off < raw.Length(); off += sizeof(bn_event)) {
+    bn_event event;
+    memcpy(&event, raw.Data() + off, sizeof(event));
+    encoder.Append(event);
+  }
+  std::vector<uint8_t> bytes = encoder.Finish(static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value()),
+                                              static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value()));
+  return Napi::Buffer<uint8_t>::Copy(env, bytes.data(), bytes.size());
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("TraceSession", TraceSession::Define(env));
+  exports.Set("probeKernel", Napi::Function::New(env, ProbeKernelJs));
+  exports.Set("dropReasons", Napi::Function::New(env, DropReasonsJs));
+  exports.Set("encodeBatch", Napi::Function::New(env, EncodeBatchJs));
+  exports.Set("eventSize", Napi::Number::New(env, sizeof(bn_event)));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(bpftrace_net, Init)

@@ -1,0 +1,111 @@
+#include "encoder.h"
+
+#include <cstring>
+
+namespace {
+
+// Field numbers of proto/bpftrace_net.proto.
+enum BatchField { kBatchEvents = 1, kBatchLost = 2, kBatchSequence = 3 };
+enum EventField {
+  kTs = 1, kPacketId, kSeq, kKind, kCpu, kNetns, kIfindex, kInIfindex, kOutIfindex,
+  kPhysinIfindex, kPhysoutIfindex, kNfFamily, kNfHook, kNfSlot, kAux, kReason, kMark, kSkb, kPacket
+};
+enum PacketField {
+  kEthertype = 1, kIpVersion, kSaddr, kDaddr, kL4proto, kSport, kDport, kTtl, kIpLen,
+  kIcmpType, kIcmpCode, kSmac, kDmac
+};
+enum WireType { kVarint = 0, kLengthDelimited = 2 };
+
+constexpr size_t kIPv4Len = 4, kIPv6Len = 16, kMacLen = 6;
+
+void PutVarint(std::vector<uint8_t>& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<uint8_t>(v) | 0x80);
+    v >>= 7;
+  }
+  out.push_back(static_cast<uint8_t>(v));
+}
+
+void PutTag(std::vector<uint8_t>& out, int field, WireType type) {
+  PutVarint(out, (static_cast<uint64_t>(field) << 3) | type);
+}
+
+// proto3: a zero scalar is the default and is not written.
+void PutUint(std::vector<uint8_t>& out, int field, uint64_t v) {
+  if (v == 0) return;
+  PutTag(out, field, kVarint);
+  PutVarint(out, v);
+}
+
+void PutBytes(std::vector<uint8_t>& out, int field, const uint8_t* data, size_t len) {
+  PutTag(out, field, kLengthDelimited);
+  PutVarint(out, len);
+  out.insert(out.end(), data, data + len);
+}
+
+void PutMessage(std::vector<uint8_t>& out, int field, const std::vector<uint8_t>& body) {
+  PutBytes(out, field, body.data(), body.size());
+}
+
+void EncodePacket(std::vector<uint8_t>& out, const bn_packet& p) {
+  PutUint(out, kEthertype, p.ethertype);
+  PutUint(out, kIpVersion, p.ip_version);
+  bool has_addresses = p.ip_version != 0 || p.ethertype == 0x0806;
+  if (has_addresses) {
+    size_t len = p.ip_version == 6 ? kIPv6Len : kIPv4Len;
+    PutBytes(out, kSaddr, p.saddr, len);
+    PutBytes(out, kDaddr, p.daddr, len);
+  }
+  PutUint(out, kL4proto, p.l4proto);
+  PutUint(out, kSport, p.sport);
+  PutUint(out, kDport, p.dport);
+  PutUint(out, kTtl, p.ttl);
+  PutUint(out, kIpLen, p.ip_len);
+  PutUint(out, kIcmpType, p.icmp_type);
+  PutUint(out, kIcmpCode, p.icmp_code);
+  if (p.has_mac) {
+    PutBytes(out, kSmac, p.smac, kMacLen);
+    PutBytes(out, kDmac, p.dmac, kMacLen);
+  }
+}
+
+}  // namespace
+
+void BatchEncoder::Append(const bn_event& e) {
+  std::vector<uint8_t>& body = scratch_;
+  body.clear();
+  PutUint(body, kTs, e.ts);
+  PutUint(body, kPacketId, e.packet_id);
+  PutUint(body, kSeq, e.seq);
+  PutUint(body, kKind, e.kind);
+  PutUint(body, kCpu, e.cpu);
+  PutUint(body, kNetns, e.netns);
+  PutUint(body, kIfindex, e.ifindex);
+  PutUint(body, kInIfindex, e.in_ifindex);
+  PutUint(body, kOutIfindex, e.out_ifindex);
+  PutUint(body, kPhysinIfindex, e.physin_ifindex);
+  PutUint(body, kPhysoutIfindex, e.physout_ifindex);
+  PutUint(body, kNfFamily, e.nf_family);
+  PutUint(body, kNfHook, e.nf_hook);
+  PutUint(body, kNfSlot, e.nf_slot);
+  PutUint(body, kAux, e.aux);
+  PutUint(body, kReason, e.reason);
+  PutUint(body, kMark, e.mark);
+  PutUint(body, kSkb, e.skb);
+  // The packet is written even when empty so that every event carries one.
+  packet_scratch_.clear();
+  EncodePacket(packet_scratch_, e.pkt);
+  PutMessage(body, kPacket, packet_scratch_);
+
+  PutMessage(out_, kBatchEvents, body);
+  event_count_++;
+}
+
+std::vector<uint8_t> BatchEncoder::Finish(uint64_t lost, uint64_t sequence) {
+  PutUint(out_, kBatchLost, lost);
+  PutUint(out_, kBatchSequence, sequence);
+  std::vector<uint8_t> done;
+  done.swap(out_);
+  event_count_ = 0;
+  return done;
+}

@@ -1,0 +1,27 @@
+// Kernel events -> protobuf Batch bytes (proto/bpftrace_net.proto), written by
+// hand so the reader thread never allocates per event.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+extern "C" {
+#include "events.h"
+}
+
+static_assert(sizeof(struct bn_event) == BN_EVENT_SIZE, "bn_event layout changed: update events.h");
+
+class BatchEncoder {
+ public:
+  void Append(const bn_event& event);
+  // Finishes the batch with its trailer fields and hands over the bytes.
+  std::vector<uint8_t> Finish(uint64_t lost, uint64_t sequence);
+  size_t event_count() const { return event_count_; }
+
+ private:
+  std::vector<uint8_t> out_;
+  std::vector<uint8_t> scratch_;
+  std::vector<uint8_t> packet_scratch_;
+  size_t event_count_ = 0;
+};

@@ -1,0 +1,222 @@
+#include "trace_session.h"
+
+#include <chrono>
+
+#include "encoder.h"
+
+namespace {
+
+constexpr int kPollTimeoutMs = 100;
+constexpr size_t kMaxEventsPerBatch = 4096;
+constexpr int kBatchFull = -1000;  // returned by the ring callback to end a wakeup early
+constexpr size_t kQueuedBatches = 16;
+constexpr auto kLostReadInterval = std::chrono::milliseconds(100);
+
+Napi::Error CodedError(Napi::Env env, const std::string& code, const std::string& message) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  return error;
+}
+
+uint32_t RequireUint(Napi::Env env, const Napi::Object& obj, const char* key, bool required = true,
+                     uint32_t fallback = 0) {
+  Napi::Value v = obj.Get(key);
+  if (v.IsUndefined() && !required) return fallback;
+  if (!v.IsNumber() || v.As<Napi::Number>().DoubleValue() < 0 ||
+      v.As<Napi::Number>().DoubleValue() > 4294967295.0)
+    throw CodedError(env, "INVALID_ARGUMENT", std::string("config.") + key + " must be an unsigned 32-bit number");
+  return v.As<Napi::Number>().Uint32Value();
+}
+
+TracerConfig ParseConfig(Napi::Env env, const Napi::Value& value) {
+  if (!value.IsObject()) throw CodedError(env, "INVALID_ARGUMENT", "start(config) needs a config object");
+  Napi::Object obj = value.As<Napi::Object>();
+  TracerConfig config;
+  Napi::Value path = obj.Get("netnsPath");
+  if (!path.IsUndefined() && !path.IsString())
+    throw CodedError(env, "INVALID_ARGUMENT", "config.netnsPath must be a string");
+  if (path.IsString()) config.netns_path = path.As<Napi::String>().Utf8Value();
+  config.netns_inode = RequireUint(env, obj, "netnsInode");
+  config.bridge_ifindex = RequireUint(env, obj, "bridgeIfindex");
+  config.ring_bytes = RequireUint(env, obj, "ringBytes", false, config.ring_bytes);
+  if (config.ring_bytes < 4096 || (config.ring_bytes & (config.ring_bytes - 1)))
+    throw CodedError(env, "INVALID_ARGUMENT", "config.ringBytes must be a power of two of at least 4096");
+
+  Napi::Value watched = obj.Get("watchedIfindexes");
+  if (!watched.IsArray()) throw CodedError(env, "INVALID_ARGUMENT", "config.watchedIfindexes must be an array");
+  Napi::Array watched_list = watched.As<Napi::Array>();
+  for (uint32_t i = 0; i < watched_list.Length(); i++) {
+    Napi::Value v = watched_list.Get(i);
+    if (!v.IsNumber()) throw CodedError(env, "INVALID_ARGUMENT", "config.watchedIfindexes must hold numbers");
+    config.watched_ifindexes.push_back(v.As<Napi::Number>().Uint32Value());
+  }
+
+  Napi::Value netfilter = obj.Get("netfilter");
+  if (!netfilter.IsArray()) throw CodedError(env, "INVALID_ARGUMENT", "config.netfilter must be an array");
+  Napi::Array nf_list = netfilter.As<Napi::Array>();
+  for (uint32_t i = 0; i < nf_list.Length(); i++) {
+    Napi::Value v = nf_list.Get(i);
+    if (!v.IsObject()) throw CodedError(env, "INVALID_ARGUMENT", "config.netfilter must hold objects");
+    Napi::Object a = v.As<Napi::Object>();
+    Napi::Value priority = a.Get("priority");
+    if (!priority.IsNumber()) throw CodedError(env, "INVALID_ARGUMENT", "config.netfilter[].priority must be a number");
+    config.netfilter.push_back({RequireUint(env, a, "family"), RequireUint(env, a, "hook"), RequireUint(env, a, "slot"),
+                                priority.As<Napi::Number>().Int32Value()});
+  }
+  return config;
+}
+
+}  // namespace
+
+Napi::Function TraceSession::Define(Napi::Env env) {
+  return DefineClass(env, "TraceSession",
+                     {InstanceMethod<&TraceSession::Start>("start"), InstanceMethod<&TraceSession::Stop>("stop"),
+                      InstanceMethod<&TraceSession::Stats>("stats")});
+}
+
+// new TraceSession(onBatch(buffer), onError(error))
+TraceSession::TraceSession(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TraceSession>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsFunction() || !info[1].IsFunction())
+    throw CodedError(env, "INVALID_ARGUMENT", "new TraceSession(onBatch, onError) needs two functions");
+  on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
+  tsfn_ = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "bpftrace-net reader", kQueuedBatches, 1,
+                                        this, [](Napi::Env env, TraceSession* self) { self->Finished(env); });
+  // Until started, the thread-safe function must not keep the event loop alive.
+  tsfn_.Unref(env);
+}
+
+Napi::Value TraceSession::Start(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (state_ != State::kIdle) throw CodedError(env, "ALREADY_STARTED", "this session was already started");
+  TracerConfig config = ParseConfig(env, info[0]);
+  start_deferred_ = std::make_unique<Napi::Promise::Deferred>(env);
+  state_ = State::kStarting;
+  Ref();
+  tsfn_.Ref(env);
+  thread_ = std::thread(&TraceSession::Run, this, std::move(config));
+  return start_deferred_->Promise();
+}
+
+Napi::Value TraceSession::Stop(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Promise::Deferred deferred(env);
+  if (state_ == State::kIdle || state_ == State::kFinished) {
+    if (state_ == State::kIdle) {
+      state_ = State::kFinished;
+      tsfn_.Release();
+    }
+    deferred.Resolve(StatsObject(env));
+  } else {
+    stopping_ = true;
+    stop_deferreds_.push_back(deferred);
+  }
+  return deferred.Promise();
+}
+
+Napi::Value TraceSession::Stats(const Napi::CallbackInfo& info) { return StatsObject(info.Env()); }
+
+Napi::Object TraceSession::StatsObject(Napi::Env env) const {
+  Napi::Object stats = Napi::Object::New(env);
+  stats.Set("lost", Napi::Number::New(env, static_cast<double>(lost_.load())));
+  stats.Set("batches", Napi::Number::New(env, static_cast<double>(batches_.load())));
+  stats.Set("events", Napi::Number::New(env, static_cast<double>(events_.load())));
+  return stats;
+}
+
+void TraceSession::Send(Message* message) {
+  if (tsfn_.BlockingCall(message, [this](Napi::Env env, Napi::Function on_batch, Message* m) {
+        Deliver(env, on_batch, m);
+      }) != napi_ok)
+    delete message;
+}
+
+// Reader thread.
+void TraceSession::Run(TracerConfig config) {
+  Tracer tracer(std::move(config));
+  TraceError error;
+  if (!tracer.Start(&error)) {
+    Send(new Message{Message::kError, {}, error});
+    tsfn_.Release();
+    return;
+  }
+  Send(new Message{Message::kStarted, {}, {}});
+
+  BatchEncoder encoder;
+  tracer.on_event = [&encoder](const void* data, size_t size) {
+    if (size < sizeof(bn_event)) return 0;
+    encoder.Append(*static_cast<const bn_event*>(data));
+    return encoder.event_count() >= kMaxEventsPerBatch ? kBatchFull : 0;
+  };
+  uint64_t sequence = 0, lost = 0;
+  auto lost_read_at = std::chrono::steady_clock::now();
+  while (!stopping_) {
+    int rc = tracer.Poll(kPollTimeoutMs);
+    if (rc < 0 && rc != -EINTR && rc != kBatchFull) {
+      Send(new Message{Message::kError, {}, {"RINGBUF_POLL", "reading the ring buffer failed: " + ErrnoText(rc)}});
+      break;
+    }
+    auto now = std::chrono::steady_clock::now();
+    bool lost_changed = false;
+    if (rc == 0 || now - lost_read_at >= kLostReadInterval) {
+      uint64_t total = tracer.LostEvents();
+      lost_changed = total != lost;
+      lost = total;
+      lost_read_at = now;
+    }
+    if (encoder.event_count() == 0 && !lost_changed) continue;
+    events_ += encoder.event_count();
+    lost_ = lost;
+    batches_++;
+    Send(new Message{Message::kBatch, encoder.Finish(lost, sequence++), {}});
+  }
+  // Drain what is already queued so nothing the kernel handed over is lost.
+  tracer.Poll(0);
+  lost = tracer.LostEvents();
+  lost_ = lost;
+  if (encoder.event_count() > 0 || lost) {
+    events_ += encoder.event_count();
+    batches_++;
+    Send(new Message{Message::kBatch, encoder.Finish(lost, sequence++), {}});
+  }
+  tracer.Destroy();
+  tsfn_.Release();
+}
+
+// JS thread.
+void TraceSession::Deliver(Napi::Env env, Napi::Function on_batch, Message* message) {
+  std::unique_ptr<Message> owned(message);
+  if (env == nullptr) return;
+  switch (message->kind) {
+    case Message::kStarted:
+      state_ = State::kRunning;
+      start_deferred_->Resolve(env.Undefined());
+      break;
+    case Message::kError: {
+      Napi::Error error = CodedError(env, message->error.code, message->error.message);
+      if (state_ == State::kStarting) {
+        start_deferred_->Reject(error.Value());
+      } else {
+        on_error_.Call({error.Value()});
+      }
+      break;
+    }
+    case Message::kBatch: {
+      auto* bytes = new std::vector<uint8_t>(std::move(message->bytes));
+      Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::New(
+          env, bytes->data(), bytes->size(), [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, bytes);
+      on_batch.Call({buffer});
+      break;
+    }
+  }
+}
+
+// JS thread, once the reader thread released the thread-safe function.
+void TraceSession::Finished(Napi::Env env) {
+  if (thread_.joinable()) thread_.join();
+  bool was_started = state_ != State::kIdle && state_ != State::kFinished;
+  state_ = State::kFinished;
+  for (Napi::Promise::Deferred& deferred : stop_deferreds_) deferred.Resolve(StatsObject(env));
+  stop_deferreds_.clear();
+  if (was_started) Unref();
+}

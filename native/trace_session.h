@@ -1,0 +1,46 @@
+// The JS-facing tracer: a background thread runs the Tracer lifecycle and
+// delivers one protobuf Batch per ring-buffer wakeup through one
+// thread-safe function. Start errors on that thread reject start()'s Promise.
+#pragma once
+
+#include <napi.h>
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "errors.h"
+#include "tracer.h"
+
+class TraceSession : public Napi::ObjectWrap<TraceSession> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit TraceSession(const Napi::CallbackInfo& info);
+
+ private:
+  struct Message {
+    enum Kind { kStarted, kBatch, kError } kind;
+    std::vector<uint8_t> bytes;
+    TraceError error;
+  };
+
+  Napi::Value Start(const Napi::CallbackInfo& info);
+  Napi::Value Stop(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+
+  void Run(TracerConfig config);
+  void Send(Message* message);
+  void Deliver(Napi::Env env, Napi::Function on_batch, Message* message);
+  void Finished(Napi::Env env);
+  Napi::Object StatsObject(Napi::Env env) const;
+
+  Napi::FunctionReference on_error_;
+  Napi::ThreadSafeFunction tsfn_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> lost_{0}, batches_{0}, events_{0};
+  enum class State { kIdle, kStarting, kRunning, kFinished } state_ = State::kIdle;
+  std::unique_ptr<Napi::Promise::Deferred> start_deferred_;
+  std::vector<Napi::Promise::Deferred> stop_deferreds_;
+};

@@ -1,0 +1,61 @@
+/** Packet headers -> the words people read in tcpdump and LOG output. */
+import type { PacketHeaders } from '../decode';
+
+const L4_NAMES: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6', 132: 'sctp', 47: 'gre', 50: 'esp' };
+const ICMP_TYPES: Record<number, string> = {
+  0: 'echo reply', 3: 'unreachable', 5: 'redirect', 8: 'echo request', 11: 'time exceeded',
+};
+const ICMP6_TYPES: Record<number, string> = {
+  1: 'unreachable', 3: 'time exceeded', 128: 'echo request', 129: 'echo reply',
+  133: 'router solicitation', 134: 'router advertisement', 135: 'neighbor solicitation', 136: 'neighbor advertisement',
+};
+const ETH_P_ARP = 0x0806;
+
+export function formatAddress(bytes: Uint8Array): string | null {
+  if (bytes.length === 4) return Array.from(bytes).join('.');
+  if (bytes.length !== 16) return null;
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1]);
+  // RFC 5952: compress the longest run (length >= 2) of zero groups.
+  let bestAt = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestAt = i;
+      bestLen = j - i;
+    }
+    i = j === i ? i + 1 : j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestAt < 0) return hex.join(':');
+  return `${hex.slice(0, bestAt).join(':')}::${hex.slice(bestAt + bestLen).join(':')}`;
+}
+
+export function formatMac(bytes: Uint8Array): string | null {
+  return bytes.length === 6 ? Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(':') : null;
+}
+
+export function protoName(p: PacketHeaders): string {
+  if (p.ethertype === ETH_P_ARP) return 'arp';
+  if (!p.ipVersion) return p.ethertype ? `ethertype 0x${p.ethertype.toString(16).padStart(4, '0')}` : 'unknown';
+  return L4_NAMES[p.l4proto] ?? `ip proto ${p.l4proto}`;
+}
+
+/** One line in tcpdump's spirit: "icmp echo request 192.168.222.2 > 10.200.0.2 id 7 seq 1 ttl 64". */
+export function describePacket(p: PacketHeaders): string {
+  const src = formatAddress(p.saddr);
+  const dst = formatAddress(p.daddr);
+  const proto = protoName(p);
+  if (proto === 'arp') return p.l4proto === 2 ? `arp reply ${src} is-at ${formatMac(p.smac) ?? '?'}` : `arp who-has ${dst} tell ${src}`;
+  if (!p.ipVersion) return proto;
+  if (proto === 'icmp' || proto === 'icmpv6') {
+    const names = proto === 'icmp' ? ICMP_TYPES : ICMP6_TYPES;
+    const kind = names[p.icmpType] ?? `type ${p.icmpType} code ${p.icmpCode}`;
+    const echo = /echo/.test(kind) ? ` id ${p.sport} seq ${p.dport}` : '';
+    return `${proto} ${kind} ${src} > ${dst}${echo} ttl ${p.ttl}`;
+  }
+  if (proto === 'tcp' || proto === 'udp') return `${proto} ${src}:${p.sport} > ${dst}:${p.dport} ttl ${p.ttl}`;
+  return `${proto} ${src} > ${dst} ttl ${p.ttl}`;
+}

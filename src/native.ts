@@ -1,0 +1,72 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { BnError } from './errors';
+
+export interface ProbeResult {
+  name: 'btf' | 'ringbuf' | 'tp_btf' | 'fentry' | 'fentry_bridge' | 'kprobe' | 'netfilter_link' | 'tc';
+  ok: boolean;
+  detail: string;
+}
+
+export interface NetfilterAttachment {
+  family: number;
+  hook: number;
+  slot: number;
+  priority: number;
+}
+
+export interface SessionConfig {
+  netnsPath?: string;
+  netnsInode: number;
+  bridgeIfindex: number;
+  watchedIfindexes: number[];
+  netfilter: NetfilterAttachment[];
+  ringBytes?: number;
+}
+
+export interface SessionStats {
+  lost: number;
+  batches: number;
+  events: number;
+}
+
+export interface NativeSession {
+  start(config: SessionConfig): Promise<void>;
+  stop(): Promise<SessionStats>;
+  stats(): SessionStats;
+}
+
+export interface NativeAddon {
+  TraceSession: new (onBatch: (batch: Buffer) => void, onError: (err: Error) => void) => NativeSession;
+  probeKernel(): ProbeResult[];
+  dropReasons(): string[];
+  encodeBatch(rawEvents: Buffer, lost: number, sequence: number): Buffer;
+  eventSize: number;
+}
+
+/** The checkout: the same from src/ (tests) and dist/src/ (the installed CLI). */
+export function projectRoot(): string {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new BnError('INTERNAL', `no package.json above ${__dirname}`, 70);
+    dir = parent;
+  }
+  return dir;
+}
+const CANDIDATES = ['build/Release/bpftrace_net.node', 'build/Debug/bpftrace_net.node'];
+
+let addon: NativeAddon | undefined;
+
+/** The native addon, built by `npm run build:native` (cmake-js). */
+export function native(): NativeAddon {
+  if (addon) return addon;
+  for (const candidate of CANDIDATES) {
+    const file = path.join(projectRoot(), candidate);
+    if (fs.existsSync(file)) {
+      addon = require(file) as NativeAddon;
+      return addon;
+    }
+  }
+  throw new BnError('NATIVE_MISSING', `the native addon is not built (looked for ${CANDIDATES.join(', ')}): run npm run build`);
+}

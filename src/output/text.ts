@@ -1,0 +1,62 @@
+/** The default, human output: one block per packet, one line per hop, in the
+ * spirit of the LOG lines users read in dmesg today. */
+import type { Hop, Traversal } from '../model/traversal';
+
+function clock(iso: string): string {
+  return iso.slice(11, 23);
+}
+
+function devices(h: Hop): string {
+  const parts: string[] = [];
+  if (h.in) parts.push(`IN=${h.in}`);
+  if (h.out) parts.push(`OUT=${h.out}`);
+  if (h.physin) parts.push(`PHYSIN=${h.physin}`);
+  if (h.physout) parts.push(`PHYSOUT=${h.physout}`);
+  return parts.join(' ');
+}
+
+/** Addresses are printed where they differ from the hop before: that is NAT. */
+function rewrites(h: Hop, prev: { src: string | null; dst: string | null }): string {
+  const parts: string[] = [];
+  if (h.src && prev.src && h.src !== prev.src) parts.push(`SRC ${prev.src} -> ${h.src}`);
+  if (h.dst && prev.dst && h.dst !== prev.dst) parts.push(`DST ${prev.dst} -> ${h.dst}`);
+  return parts.length ? `  [${parts.join(', ')}]` : '';
+}
+
+export function formatHop(h: Hop, prev: { src: string | null; dst: string | null }): string {
+  const where = h.family === 'netdev' ? h.hook : `${h.family} ${h.hook} ${h.table ?? '?'}${h.inferred?.includes('table') ? '?' : ''}`;
+  const verdict = h.verdict ?? '';
+  let line = `  ${where.padEnd(26)} ${verdict.padEnd(6)} ${devices(h)}`;
+  if (h.rxHandler) line += ` rx_handler=${h.rxHandler}`;
+  if (h.ttl) line += ` TTL=${h.ttl}`;
+  line += rewrites(h, prev);
+  if (!h.observed) line += '  (inferred)';
+  if (h.note) line += `  -- ${h.note}`;
+  return line.trimEnd();
+}
+
+export function formatEnd(t: Traversal): string {
+  const e = t.end;
+  switch (e.kind) {
+    case 'tx':
+      return `  => left via ${e.dev}`;
+    case 'local':
+      return `  => delivered locally${e.dev ? ` (${e.dev})` : ''}`;
+    case 'drop':
+      return `  => DROPPED${e.dev ? ` on ${e.dev}` : ''}: ${e.reason}${e.location ? ` at ${e.location}` : ''}`;
+    default:
+      return '  => end not seen (timed out)';
+  }
+}
+
+export function formatTraversal(t: Traversal): string {
+  const lines = [`#${t.id} ${clock(t.time)} ${t.summary}`];
+  let prev = { src: t.src, dst: t.dst };
+  for (const h of t.hops) {
+    lines.push(formatHop(h, prev));
+    prev = { src: h.src ?? prev.src, dst: h.dst ?? prev.dst };
+  }
+  lines.push(formatEnd(t));
+  if (t.missing) lines.push(`  ! ${t.missing} event(s) of this packet were lost: hops are incomplete`);
+  return lines.join('\n');
+}

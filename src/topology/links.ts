@@ -1,0 +1,76 @@
+import { BnError } from '../errors';
+import { Netns, runIn } from './netns';
+
+export interface Link {
+  ifindex: number;
+  name: string;
+  kind: string;           // "bridge", "veth", "" for physical devices ...
+  master?: string;        // the bridge (or bond) this link is enslaved to
+  mac?: string;
+  peerIfindex?: number;   // veth peer (possibly in another netns)
+  peerNetnsId?: number;
+}
+
+interface IpLinkJson {
+  ifindex: number;
+  ifname: string;
+  master?: string;
+  address?: string;
+  link_index?: number;
+  link_netnsid?: number;
+  linkinfo?: { info_kind?: string };
+}
+
+export function listLinks(ns: Netns): Link[] {
+  const rows = JSON.parse(runIn(ns, 'ip', ['-j', '-d', 'link', 'show'])) as IpLinkJson[];
+  return rows.map((r) => ({
+    ifindex: r.ifindex,
+    name: r.ifname,
+    kind: r.linkinfo?.info_kind ?? '',
+    master: r.master,
+    mac: r.address,
+    peerIfindex: r.link_index,
+    peerNetnsId: r.link_netnsid,
+  }));
+}
+
+/** Devices that carry the netns' default routes: where routed traffic leaves. */
+export function defaultRouteDevices(ns: Netns): string[] {
+  const devs = new Set<string>();
+  for (const family of ['-4', '-6']) {
+    const routes = JSON.parse(runIn(ns, 'ip', ['-j', family, 'route', 'show', 'default'])) as { dev?: string }[];
+    for (const r of routes) if (r.dev) devs.add(r.dev);
+  }
+  return [...devs];
+}
+
+export interface BridgeView {
+  netns: Netns;
+  bridge: Link;
+  ports: Link[];
+  uplinks: Link[];
+  links: Map<number, Link>;
+}
+
+/** The bridge to trace, its ports and uplinks, or a one-line reason why not. */
+export function describeBridge(ns: Netns, name: string, extraUplinks: string[] = []): BridgeView {
+  const all = listLinks(ns);
+  const bridge = all.find((l) => l.name === name);
+  const bridges = all.filter((l) => l.kind === 'bridge').map((l) => l.name);
+  const hint = bridges.length ? `bridges here: ${bridges.join(', ')}` : 'there is no bridge in this netns';
+  if (!bridge) throw new BnError('UNKNOWN_INTERFACE', `no interface '${name}' in netns ${ns.label} (${hint})`);
+  if (bridge.kind !== 'bridge') {
+    throw new BnError('NOT_A_BRIDGE', `${name} is not a bridge (it is ${bridge.kind || 'a physical device'}; ${hint})`);
+  }
+  const uplinkNames = new Set([...defaultRouteDevices(ns), ...extraUplinks]);
+  for (const u of extraUplinks) {
+    if (!all.some((l) => l.name === u)) throw new BnError('UNKNOWN_INTERFACE', `no uplink interface '${u}' in netns ${ns.label}`);
+  }
+  return {
+    netns: ns,
+    bridge,
+    ports: all.filter((l) => l.master === name),
+    uplinks: all.filter((l) => uplinkNames.has(l.name) && l.name !== name),
+    links: new Map(all.map((l) => [l.ifindex, l])),
+  };
+}
