@@ -1,0 +1,111 @@
+/** Synthetic kernel events in the exact byte layout of bpf/events.h, for the
+ * encoder round-trip tests and the benchmarks. */
+
+export interface RawEvent {
+  ts: bigint;
+  packetId: bigint;
+  skb?: bigint;
+  aux?: bigint;
+  netns?: number;
+  ifindex?: number;
+  inIfindex?: number;
+  outIfindex?: number;
+  physinIfindex?: number;
+  physoutIfindex?: number;
+  reason?: number;
+  mark?: number;
+  seq: number;
+  cpu?: number;
+  kind: number;
+  nfFamily?: number;
+  nfHook?: number;
+  nfSlot?: number;
+  ethertype?: number;
+  ipVersion?: number;
+  saddr?: number[];
+  daddr?: number[];
+  smac?: number[];
+  dmac?: number[];
+  ipLen?: number;
+  sport?: number;
+  dport?: number;
+  l4proto?: number;
+  ttl?: number;
+  icmpType?: number;
+  icmpCode?: number;
+}
+
+export const EVENT_SIZE = 136;
+
+export function writeRawEvent(buf: Buffer, off: number, e: RawEvent): void {
+  buf.fill(0, off, off + EVENT_SIZE);
+  buf.writeBigUInt64LE(e.ts, off);
+  buf.writeBigUInt64LE(e.packetId, off + 8);
+  buf.writeBigUInt64LE(e.skb ?? 0n, off + 16);
+  buf.writeBigUInt64LE(e.aux ?? 0n, off + 24);
+  const u32 = [e.netns, e.ifindex, e.inIfindex, e.outIfindex, e.physinIfindex, e.physoutIfindex, e.reason, e.mark];
+  u32.forEach((v, i) => buf.writeUInt32LE(v ?? 0, off + 32 + 4 * i));
+  buf.writeUInt16LE(e.seq, off + 64);
+  buf.writeUInt16LE(e.cpu ?? 0, off + 66);
+  buf.writeUInt8(e.kind, off + 68);
+  buf.writeUInt8(e.nfFamily ?? 0, off + 69);
+  buf.writeUInt8(e.nfHook ?? 0, off + 70);
+  buf.writeUInt8(e.nfSlot ?? 0, off + 71);
+  const pkt = off + 72;
+  Buffer.from(e.saddr ?? []).copy(buf, pkt);
+  Buffer.from(e.daddr ?? []).copy(buf, pkt + 16);
+  Buffer.from(e.smac ?? []).copy(buf, pkt + 32);
+  Buffer.from(e.dmac ?? []).copy(buf, pkt + 38);
+  buf.writeUInt16LE(e.ethertype ?? 0, pkt + 44);
+  buf.writeUInt16LE(e.ipLen ?? 0, pkt + 46);
+  buf.writeUInt16LE(e.sport ?? 0, pkt + 48);
+  buf.writeUInt16LE(e.dport ?? 0, pkt + 50);
+  buf.writeUInt8(e.ipVersion ?? 0, pkt + 52);
+  buf.writeUInt8(e.l4proto ?? 0, pkt + 53);
+  buf.writeUInt8(e.ttl ?? 0, pkt + 54);
+  buf.writeUInt8(e.icmpType ?? 0, pkt + 55);
+  buf.writeUInt8(e.icmpCode ?? 0, pkt + 56);
+  buf.writeUInt8(e.smac || e.dmac ? 1 : 0, pkt + 57);
+}
+
+export function rawEvents(events: RawEvent[]): Buffer {
+  const buf = Buffer.alloc(events.length * EVENT_SIZE);
+  events.forEach((e, i) => writeRawEvent(buf, i * EVENT_SIZE, e));
+  return buf;
+}
+
+export const KIND = { RX: 1, TX_QUEUE: 2, TX: 3, NF: 4, DROP: 5, CONSUME: 6 } as const;
+
+export const LAB = {
+  netns: 4026532999,
+  veth: 5,
+  bridge: 3,
+  uplink: 7,
+  container: [192, 168, 222, 2],
+  uplinkIp: [10, 200, 0, 1],
+  wan: [10, 200, 0, 2],
+};
+
+/** The events the hooks backend emits for one ICMP echo request from a
+ * container to the wan: RX on the port, br_netfilter PREROUTING, routed
+ * FORWARD, MASQUERADE in POSTROUTING, TX on the uplink. */
+export function forwardPathEvents(packetId: number, ts0: bigint, cpu = 0): RawEvent[] {
+  const base = {
+    packetId: BigInt(packetId), cpu, netns: LAB.netns, ethertype: 0x0800, ipVersion: 4, l4proto: 1,
+    icmpType: 8, sport: 77, dport: packetId & 0xffff, ipLen: 84, skb: 0xffff888012340000n + BigInt(packetId) * 256n,
+  };
+  const nf = (hook: number, slot: number, ttl: number, saddr = LAB.container) => ({
+    kind: KIND.NF, nfFamily: 2, nfHook: hook, nfSlot: slot, ttl, saddr, daddr: LAB.wan,
+    inIfindex: LAB.bridge, outIfindex: hook === 0 ? 0 : LAB.uplink, physinIfindex: LAB.veth,
+  });
+  const steps = [
+    { kind: KIND.RX, ifindex: LAB.veth, aux: 0xffffffff82159760n, ttl: 64, saddr: LAB.container, daddr: LAB.wan },
+    nf(0, 0, 64), nf(0, 1, 64), nf(0, 2, 64), nf(0, 3, 64), nf(0, 4, 64),
+    { kind: KIND.RX, ifindex: LAB.bridge, ttl: 64, saddr: LAB.container, daddr: LAB.wan },
+    nf(2, 0, 63), nf(2, 3, 63), nf(2, 5, 63), nf(2, 6, 63),
+    nf(4, 0, 63), nf(4, 3, 63), nf(4, 7, 63, LAB.uplinkIp),
+    { kind: KIND.TX_QUEUE, ifindex: LAB.uplink, ttl: 63, saddr: LAB.uplinkIp, daddr: LAB.wan },
+    { kind: KIND.TX, ifindex: LAB.uplink, ttl: 63, saddr: LAB.uplinkIp, daddr: LAB.wan },
+  ];
+  return steps.map((s, seq) => ({ ...base, ...s, seq, ts: ts0 + BigInt(seq * 1000) }));
+}

@@ -1,0 +1,61 @@
+import { execFileSync } from 'child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerLikeLab } from '../../src/lab/dockerLike';
+import type { Traversal } from '../../src/model/traversal';
+import { native } from '../../src/native';
+import { runCli } from '../support/cli';
+
+const netnsList = () => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+
+describe('doctor', () => {
+  let lab: DockerLikeLab;
+  beforeAll(() => {
+    lab = new DockerLikeLab({ containers: 1 }).create();
+  });
+  afterAll(() => lab?.destroy());
+
+  it('reports what the kernel allows, the netns sysctls, and the backend auto picks', () => {
+    const r = runCli(['doctor', '--netns', lab.host, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    const probes = new Map<string, { ok: boolean; detail: string }>(report.probes.map((p: { name: string }) => [p.name, p]));
+    expect([...probes.keys()].sort()).toEqual(['btf', 'fentry', 'fentry_bridge', 'kprobe', 'netfilter_link', 'ringbuf', 'tc', 'tp_btf']);
+    // The same facts, probed again in this process, must agree (no cached or canned answers).
+    for (const p of native().probeKernel()) expect(probes.get(p.name)?.ok, p.name).toBe(p.ok);
+    for (const p of probes.values()) if (!p.ok) expect(p.detail).toMatch(/errno \d+/);
+    expect(report.netns.sysctls['net.bridge.bridge-nf-call-iptables']).toBe('1');
+    expect(report.netns.sysctls['net.ipv4.ip_forward']).toBe('1');
+    const hooksUsable = ['btf', 'ringbuf', 'tp_btf', 'netfilter_link'].every((n) => probes.get(n)?.ok);
+    expect(report.backend.name).toBe(hooksUsable ? 'hooks' : null);
+  });
+
+  it('prints a readable report', () => {
+    const r = runCli(['doctor']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^kernel \S+/);
+    expect(r.stdout).toMatch(/BPF netfilter links/);
+    expect(r.stdout).toMatch(/^backend: /m);
+  });
+});
+
+describe('demo', () => {
+  it('traces pings across its own lab and removes the lab', () => {
+    const before = netnsList();
+    const r = runCli(['demo', '--json'], { timeoutMs: 120_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const ts = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Traversal);
+    const request = ts.find((t) => t.summary.includes('echo request') && t.dst === '10.200.0.2');
+    expect(request, r.stdout).toBeDefined();
+    expect(request!.end).toMatchObject({ kind: 'tx', dev: 'enp4s0' });
+    expect(request!.hops.some((h) => h.family === 'ipv4' && h.hook === 'FORWARD' && h.table === 'filter')).toBe(true);
+    expect(netnsList()).toBe(before);
+  });
+
+  it('shows --help with examples for every command', () => {
+    for (const cmd of ['watch', 'doctor', 'demo']) {
+      const r = runCli([cmd, '--help']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/Examples:\n\s+sudo bpftrace-net /);
+    }
+  });
+});

@@ -1,0 +1,76 @@
+/** Bad input: one line on stderr, exit code 2, no stack trace, nothing left attached. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerLikeLab } from '../../src/lab/dockerLike';
+import { ourProgramsLoaded, runCli, waitUntil, WatchProcess } from '../support/cli';
+
+function expectOneLineError(r: { code: number | null; stdout: string; stderr: string }, pattern: RegExp) {
+  expect(r.code).toBe(2);
+  expect(r.stdout).toBe('');
+  const lines = r.stderr.trim().split('\n');
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+}
+
+describe('bad input', () => {
+  let lab: DockerLikeLab;
+  beforeAll(() => {
+    lab = new DockerLikeLab({ containers: 1 }).create();
+  });
+  afterAll(() => lab?.destroy());
+
+  it('names an unknown interface and the bridges that exist', () => {
+    const r = runCli(['watch', 'br-nope', '--netns', lab.host]);
+    expectOneLineError(r, new RegExp(`^bpftrace-net: no interface 'br-nope' in netns ${lab.host} \\(bridges here: ${lab.bridge}\\)$`));
+  });
+
+  it('refuses an interface that is not a bridge', () => {
+    const r = runCli(['watch', lab.uplink, '--netns', lab.host]);
+    expectOneLineError(r, new RegExp(`^bpftrace-net: ${lab.uplink} is not a bridge \\(it is veth; bridges here: ${lab.bridge}\\)$`));
+  });
+
+  it('names a netns that does not exist', () => {
+    const r = runCli(['watch', lab.bridge, '--netns', `${lab.prefix}-missing`]);
+    expectOneLineError(r, /^bpftrace-net: no network namespace '.*-missing' \(looked in \/run\/netns\/.*-missing, \/var\/run\/netns\/.*-missing\)$/);
+  });
+
+  it('names the capabilities it lacks when not root', () => {
+    const r = runCli(['watch', lab.bridge, '--netns', lab.host], { prefix: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--'] });
+    expectOneLineError(r, /^bpftrace-net: needs root: missing CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_SYS_ADMIN .*\(run it with sudo\)$/);
+  });
+
+  it('rejects malformed options', () => {
+    expectOneLineError(runCli(['watch', lab.bridge, '--count', 'many']), /--count must be a positive integer/);
+    expectOneLineError(runCli(['watch', lab.bridge, '--backend', 'magic']), /--backend.*magic.*(auto|hooks)/);
+    expectOneLineError(runCli(['watch', lab.bridge, '--ring-size', '1000']), /power of two/);
+    expectOneLineError(runCli(['frobnicate']), /unknown command 'frobnicate'/);
+  });
+
+  it('leaves nothing attached after an error', () => {
+    const before = ourProgramsLoaded();
+    runCli(['watch', 'br-nope', '--netns', lab.host]);
+    expect(ourProgramsLoaded()).toBe(before);
+  });
+});
+
+describe('release of every attachment', () => {
+  let lab: DockerLikeLab;
+  beforeAll(() => {
+    lab = new DockerLikeLab({ containers: 1 }).create();
+  });
+  afterAll(() => lab?.destroy());
+
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGKILL'] as NodeJS.Signals[]) {
+    it(`releases all programs and links on ${signal}`, async () => {
+      const before = ourProgramsLoaded();
+      const w = new WatchProcess([lab.bridge, '--netns', lab.host]);
+      await w.ready();
+      expect(ourProgramsLoaded()).toBe(before + 13);
+      const code = await w.stop(signal);
+      if (signal !== 'SIGKILL') expect(code).toBe(0);
+      expect(await waitUntil(() => ourProgramsLoaded() === before), `programs still loaded after ${signal}`).toBe(true);
+      // nothing pinned, no qdiscs: the netns' devices carry no clsact
+      expect(lab.exec(lab.host, 'tc', ['qdisc', 'show'])).not.toMatch(/clsact/);
+    });
+  }
+});

@@ -1,0 +1,79 @@
+/** Runs the real CLI (bin/bpftrace-net.js, built into dist/) as a child process. */
+import { ChildProcess, spawn, spawnSync } from 'child_process';
+import * as path from 'path';
+import type { Traversal } from '../../src/model/traversal';
+
+export const BIN = path.resolve(__dirname, '../../bin/bpftrace-net.js');
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], opts: { timeoutMs?: number; prefix?: string[] } = {}): CliResult {
+  const [cmd, argv] = opts.prefix ? [opts.prefix[0], [...opts.prefix.slice(1), process.execPath, BIN, ...args]] : [process.execPath, [BIN, ...args]];
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A running `watch --json`: wait until it is attached, make traffic, stop it. */
+export class WatchProcess {
+  readonly child: ChildProcess;
+  stdout = '';
+  stderr = '';
+  private exited: Promise<number | null>;
+
+  constructor(args: string[], prefix: string[] = []) {
+    const [cmd, argv] = prefix.length ? [prefix[0], [...prefix.slice(1), process.execPath, BIN, 'watch', ...args]] : [process.execPath, [BIN, 'watch', ...args]];
+    this.child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout!.on('data', (d) => (this.stdout += d));
+    this.child.stderr!.on('data', (d) => (this.stderr += d));
+    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
+  }
+
+  async ready(timeoutMs = 20_000): Promise<void> {
+    const start = Date.now();
+    while (!this.stderr.includes('watching ')) {
+      if (this.child.exitCode !== null) throw new Error(`watch exited early (${this.child.exitCode}): ${this.stderr}`);
+      if (Date.now() - start > timeoutMs) throw new Error(`watch did not attach within ${timeoutMs} ms: ${this.stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** SIGINT, as a user's Ctrl-C, then the exit code. */
+  async stop(signal: NodeJS.Signals = 'SIGINT'): Promise<number | null> {
+    if (this.child.exitCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+
+  wait(): Promise<number | null> {
+    return this.exited;
+  }
+
+  traversals(): Traversal[] {
+    return this.stdout.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Traversal);
+  }
+}
+
+/** Names of BPF programs loaded right now (kernel-truncated to 15 characters). */
+export function loadedProgramNames(): string[] {
+  const r = spawnSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`bpftool prog show failed: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as { name?: string }[]).map((p) => p.name ?? '');
+}
+
+export const OUR_PROGRAMS = ['on_rx', 'on_tx_queue', 'on_tx', 'on_kfree_skb', 'on_consume_skb', 'nf_entry', 'nf_raw', 'nf_conntrack', 'nf_mangle', 'nf_nat_dst', 'nf_filter', 'nf_security', 'nf_nat_src'];
+
+export function ourProgramsLoaded(): number {
+  return loadedProgramNames().filter((n) => OUR_PROGRAMS.includes(n)).length;
+}
+
+export async function waitUntil(cond: () => boolean, timeoutMs = 5000): Promise<boolean> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > timeoutMs) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
+}

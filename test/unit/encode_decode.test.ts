@@ -1,0 +1,70 @@
+/** The native encoder and the protobufjs decoder agree on every field of proto/. */
+import { describe, expect, it } from 'vitest';
+import { EVENT_SIZE, forwardPathEvents, KIND, RawEvent, rawEvents } from '../../bench/synthetic';
+import { decodeBatch } from '../../src/decode';
+import { native } from '../../src/native';
+import { bpftrace_net as pb } from '../../src/gen/bpftrace_net';
+
+describe('encoder <-> decoder', () => {
+  it('has the layout of bpf/events.h', () => {
+    expect(native().eventSize).toBe(EVENT_SIZE);
+  });
+
+  it('round-trips every field, 64-bit values and IPv6 included', () => {
+    const e: RawEvent = {
+      ts: 0xfffffffffffffn, packetId: 2n ** 53n - 1n, skb: 0xffff8881deadbe00n, aux: 0xffffffff82159760n,
+      netns: 4026531840, ifindex: 70000, inIfindex: 1, outIfindex: 2, physinIfindex: 3, physoutIfindex: 4,
+      reason: 12, mark: 0xdeadbeef, seq: 65535, cpu: 1, kind: KIND.NF, nfFamily: 10, nfHook: 4, nfSlot: 7,
+      ethertype: 0x86dd, ipVersion: 6, l4proto: 58, ttl: 255, icmpType: 128, icmpCode: 0, sport: 65535, dport: 1, ipLen: 1280,
+      saddr: [0xfd, 0, ...Array(13).fill(0), 2], daddr: [0x20, 0x01, 0x0d, 0xb8, ...Array(11).fill(0), 1],
+      smac: [2, 0x42, 0xc0, 0xa8, 0xde, 2], dmac: [2, 0x42, 0xed, 0x1a, 0x30, 0x67],
+    };
+    const batch = decodeBatch(native().encodeBatch(rawEvents([e]), 42, 7));
+    expect(batch.lost).toBe(42);
+    expect(batch.sequence).toBe(7);
+    const d = batch.events[0];
+    expect(d).toMatchObject({
+      ts: Number(e.ts), packetId: Number(e.packetId), skb: e.skb, aux: e.aux, netns: e.netns, ifindex: 70000,
+      inIfindex: 1, outIfindex: 2, physinIfindex: 3, physoutIfindex: 4, reason: 12, mark: 0xdeadbeef, seq: 65535,
+      cpu: 1, kind: KIND.NF, nfFamily: 10, nfHook: 4, nfSlot: 7,
+    });
+    expect(d.packet).toMatchObject({ ethertype: 0x86dd, ipVersion: 6, l4proto: 58, ttl: 255, icmpType: 128, sport: 65535, dport: 1, ipLen: 1280 });
+    expect([...d.packet.saddr]).toEqual(e.saddr);
+    expect([...d.packet.daddr]).toEqual(e.daddr);
+    expect([...d.packet.smac]).toEqual(e.smac);
+    expect([...d.packet.dmac]).toEqual(e.dmac);
+  });
+
+  it('writes 4-byte addresses for IPv4, none for non-IP, and no MACs when the kernel had none', () => {
+    const [v4, other] = decodeBatch(native().encodeBatch(rawEvents([
+      { ts: 1n, packetId: 1n, seq: 0, kind: KIND.RX, ethertype: 0x0800, ipVersion: 4, saddr: [10, 0, 0, 1], daddr: [10, 0, 0, 2] },
+      { ts: 2n, packetId: 2n, seq: 0, kind: KIND.RX, ethertype: 0x88cc },
+    ]), 0, 0)).events;
+    expect([...v4.packet.saddr]).toEqual([10, 0, 0, 1]);
+    expect(v4.packet.smac.length).toBe(0);
+    expect(other.packet.saddr.length).toBe(0);
+    expect(other.packet.ethertype).toBe(0x88cc);
+  });
+
+  it('matches what protobufjs itself would encode', () => {
+    const events = forwardPathEvents(9, 1000n);
+    const ours = native().encodeBatch(rawEvents(events), 3, 1);
+    const reencoded = pb.Batch.encode(pb.Batch.decode(ours)).finish();
+    expect(Buffer.from(reencoded).equals(ours)).toBe(true);
+  });
+
+  it('rejects a corrupt or truncated batch with a coded error', () => {
+    const good = native().encodeBatch(rawEvents(forwardPathEvents(1, 0n)), 0, 0);
+    expect(() => decodeBatch(good.subarray(0, good.length - 5))).toThrow(expect.objectContaining({ code: 'CORRUPT_BATCH' }));
+    expect(() => decodeBatch(Buffer.from([0xff, 0xff, 0xff]))).toThrow(expect.objectContaining({ code: 'CORRUPT_BATCH' }));
+  });
+
+  it('checks its arguments', () => {
+    expect(() => native().encodeBatch(Buffer.alloc(EVENT_SIZE + 1), 0, 0)).toThrow(/multiple of 136/);
+    expect(() => (native().encodeBatch as unknown as (a: unknown) => void)('x')).toThrow(/encodeBatch\(rawEvents/);
+    const Session = native().TraceSession;
+    expect(() => new (Session as unknown as new () => unknown)()).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    const s = new Session(() => undefined, () => undefined);
+    expect(() => s.start({} as never)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+});
