@@ -46,6 +46,11 @@ export class DockerLikeLab {
   readonly containers: Container[] = [];
   private readonly namespaces: string[] = [];
   private readonly cleanupOnExit = () => this.destroy();
+  // Ctrl-C or SIGTERM during a demo or a test run must not leave namespaces behind.
+  private readonly cleanupOnSignal = (signal: NodeJS.Signals) => {
+    this.destroy();
+    process.kill(process.pid, signal);
+  };
 
   constructor(private readonly opts: LabOptions = {}) {
     this.bridge = opts.bridge ?? 'br-d13c50d4c15b';
@@ -58,6 +63,8 @@ export class DockerLikeLab {
 
   create(): this {
     process.on('exit', this.cleanupOnExit);
+    process.once('SIGINT', this.cleanupOnSignal);
+    process.once('SIGTERM', this.cleanupOnSignal);
     try {
       this.build();
     } catch (err) {
@@ -127,6 +134,8 @@ export class DockerLikeLab {
   /** Deletes every namespace the lab made (their devices and rules go with them). */
   destroy(): void {
     process.off('exit', this.cleanupOnExit);
+    process.off('SIGINT', this.cleanupOnSignal);
+    process.off('SIGTERM', this.cleanupOnSignal);
     while (this.namespaces.length) {
       const name = this.namespaces.pop() as string;
       try {
