@@ -121,6 +121,11 @@ Napi::Object TraceSession::StatsObject(Napi::Env env) const {
   stats.Set("lost", Napi::Number::New(env, static_cast<double>(lost_.load())));
   stats.Set("batches", Napi::Number::New(env, static_cast<double>(batches_.load())));
   stats.Set("events", Napi::Number::New(env, static_cast<double>(events_.load())));
+  std::lock_guard<std::mutex> lock(lost_mutex_);
+  Napi::Array per_cpu = Napi::Array::New(env, lost_per_cpu_.size());
+  for (uint32_t i = 0; i < lost_per_cpu_.size(); i++)
+    per_cpu.Set(i, Napi::Number::New(env, static_cast<double>(lost_per_cpu_[i])));
+  stats.Set("lostPerCpu", per_cpu);
   return stats;
 }
 
@@ -159,21 +164,19 @@ void TraceSession::Run(TracerConfig config) {
     auto now = std::chrono::steady_clock::now();
     bool lost_changed = false;
     if (rc == 0 || now - lost_read_at >= kLostReadInterval) {
-      uint64_t total = tracer.LostEvents();
+      uint64_t total = RecordLost(tracer.LostEventsPerCpu());
       lost_changed = total != lost;
       lost = total;
       lost_read_at = now;
     }
     if (encoder.event_count() == 0 && !lost_changed) continue;
     events_ += encoder.event_count();
-    lost_ = lost;
     batches_++;
     Send(new Message{Message::kBatch, encoder.Finish(lost, sequence++), {}});
   }
   // Drain what is already queued so nothing the kernel handed over is lost.
   tracer.Poll(0);
-  lost = tracer.LostEvents();
-  lost_ = lost;
+  lost = RecordLost(tracer.LostEventsPerCpu());
   if (encoder.event_count() > 0 || lost) {
     events_ += encoder.event_count();
     batches_++;
@@ -181,6 +184,16 @@ void TraceSession::Run(TracerConfig config) {
   }
   tracer.Destroy();
   tsfn_.Release();
+}
+
+// Reader thread: keeps the per-CPU counts for stats(), returns their sum.
+uint64_t TraceSession::RecordLost(std::vector<uint64_t> per_cpu) {
+  uint64_t total = 0;
+  for (uint64_t n : per_cpu) total += n;
+  std::lock_guard<std::mutex> lock(lost_mutex_);
+  lost_per_cpu_ = std::move(per_cpu);
+  lost_ = total;
+  return total;
 }
 
 // JS thread.

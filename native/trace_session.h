@@ -6,6 +6,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <mutex>
 #include <cstdint>
 #include <thread>
 #include <vector>
@@ -34,12 +35,15 @@ class TraceSession : public Napi::ObjectWrap<TraceSession> {
   void Deliver(Napi::Env env, Napi::Function on_batch, Message* message);
   void Finished(Napi::Env env);
   Napi::Object StatsObject(Napi::Env env) const;
+  uint64_t RecordLost(std::vector<uint64_t> per_cpu);
 
   Napi::FunctionReference on_error_;
   Napi::ThreadSafeFunction tsfn_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> lost_{0}, batches_{0}, events_{0};
+  mutable std::mutex lost_mutex_;
+  std::vector<uint64_t> lost_per_cpu_;
   enum class State { kIdle, kStarting, kRunning, kFinished } state_ = State::kIdle;
   std::unique_ptr<Napi::Promise::Deferred> start_deferred_;
   std::vector<Napi::Promise::Deferred> stop_deferreds_;

@@ -107,16 +107,13 @@ bool Tracer::AttachNetfilter(TraceError* error) {
 
 int Tracer::Poll(int timeout_ms) { return ring_ ? ring_buffer__poll(ring_, timeout_ms) : -EINVAL; }
 
-uint64_t Tracer::LostEvents() const {
-  if (lost_map_fd_ < 0) return 0;
+std::vector<uint64_t> Tracer::LostEventsPerCpu() const {
   int cpus = libbpf_num_possible_cpus();
-  if (cpus <= 0) return 0;
+  if (lost_map_fd_ < 0 || cpus <= 0) return {};
   std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
   uint32_t zero = 0;
-  if (bpf_map_lookup_elem(lost_map_fd_, &zero, per_cpu.data())) return 0;
-  uint64_t total = 0;
-  for (uint64_t n : per_cpu) total += n;
-  return total;
+  if (bpf_map_lookup_elem(lost_map_fd_, &zero, per_cpu.data())) return {};
+  return per_cpu;
 }
 
 void Tracer::Destroy() {

@@ -49,7 +49,8 @@ class Tracer {
   // Waits up to timeout_ms for events, hands each to on_event; returns the
   // number consumed or -errno.
   int Poll(int timeout_ms);
-  uint64_t LostEvents() const;
+  // Ring-buffer reservations that failed, per possible CPU.
+  std::vector<uint64_t> LostEventsPerCpu() const;
   void Destroy();
 
   // Returns 0 to continue, or a negative value to end this poll early.

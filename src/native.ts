@@ -26,6 +26,8 @@ export interface SessionConfig {
 
 export interface SessionStats {
   lost: number;
+  /** The same count per possible CPU, as the kernel keeps it. */
+  lostPerCpu: number[];
   batches: number;
   events: number;
 }

@@ -97,7 +97,7 @@ export class LiveCapture extends EventEmitter {
   async stop(): Promise<CaptureStats> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    const stats = this.session ? await this.session.stop() : { lost: 0, batches: 0, events: 0 };
+    const stats = this.session ? await this.session.stop() : { lost: 0, lostPerCpu: [], batches: 0, events: 0 };
     this.session = undefined;
     this.correlator.flush();
     return { ...stats, traversals: this.traversals };

@@ -86,7 +86,8 @@ export function printWatch(bridge: string, opts: WatchOptions): Promise<void> {
       process.stderr.write(`! ${total} events lost so far: the ring buffer was full (a larger --ring-size helps)\n`);
     },
   }).then((stats) => {
-    process.stderr.write(`${stats.traversals} packets, ${stats.events} events, ${stats.lost} lost\n`);
+    const perCpu = stats.lost ? ` (${stats.lostPerCpu.map((n, cpu) => `cpu${cpu}: ${n}`).join(', ')})` : '';
+    process.stderr.write(`${stats.traversals} packets, ${stats.events} events, ${stats.lost} lost${perCpu}\n`);
   });
 }
 

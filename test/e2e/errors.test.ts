@@ -97,6 +97,8 @@ describe('lost events', () => {
     const lost = Number(summary![3]);
     expect(lost).toBeGreaterThan(0);
     expect(w.stderr).toMatch(/! \d+ events lost so far/);
+    const perCpu = [...w.stderr.matchAll(/cpu\d+: (\d+)/g)].map((m) => Number(m[1]));
+    expect(perCpu.reduce((a, b) => a + b, 0)).toBe(lost);
     const ts = w.traversals();
     expect(Math.max(...ts.map((t) => t.lost))).toBeGreaterThan(0);
     expect(Math.max(...ts.map((t) => t.lost))).toBeLessThanOrEqual(lost);
