@@ -33,9 +33,13 @@ export interface RawEvent {
   ttl?: number;
   icmpType?: number;
   icmpCode?: number;
+  verdict?: number;
+  detail?: number;
+  table?: string;
+  chain?: string;
 }
 
-export const EVENT_SIZE = 136;
+export const EVENT_SIZE = 192;
 
 export function writeRawEvent(buf: Buffer, off: number, e: RawEvent): void {
   buf.fill(0, off, off + EVENT_SIZE);
@@ -45,13 +49,15 @@ export function writeRawEvent(buf: Buffer, off: number, e: RawEvent): void {
   buf.writeBigUInt64LE(e.aux ?? 0n, off + 24);
   const u32 = [e.netns, e.ifindex, e.inIfindex, e.outIfindex, e.physinIfindex, e.physoutIfindex, e.reason, e.mark];
   u32.forEach((v, i) => buf.writeUInt32LE(v ?? 0, off + 32 + 4 * i));
-  buf.writeUInt16LE(e.seq, off + 64);
-  buf.writeUInt16LE(e.cpu ?? 0, off + 66);
-  buf.writeUInt8(e.kind, off + 68);
-  buf.writeUInt8(e.nfFamily ?? 0, off + 69);
-  buf.writeUInt8(e.nfHook ?? 0, off + 70);
-  buf.writeUInt8(e.nfSlot ?? 0, off + 71);
-  const pkt = off + 72;
+  buf.writeInt32LE(e.verdict ?? 0, off + 64);
+  buf.writeUInt16LE(e.seq, off + 68);
+  buf.writeUInt16LE(e.cpu ?? 0, off + 70);
+  buf.writeUInt8(e.kind, off + 72);
+  buf.writeUInt8(e.nfFamily ?? 0, off + 73);
+  buf.writeUInt8(e.nfHook ?? 0, off + 74);
+  buf.writeUInt8(e.nfSlot ?? 0, off + 75);
+  buf.writeUInt8(e.detail ?? 0, off + 76);
+  const pkt = off + 80;
   Buffer.from(e.saddr ?? []).copy(buf, pkt);
   Buffer.from(e.daddr ?? []).copy(buf, pkt + 16);
   Buffer.from(e.smac ?? []).copy(buf, pkt + 32);
@@ -66,6 +72,9 @@ export function writeRawEvent(buf: Buffer, off: number, e: RawEvent): void {
   buf.writeUInt8(e.icmpType ?? 0, pkt + 55);
   buf.writeUInt8(e.icmpCode ?? 0, pkt + 56);
   buf.writeUInt8(e.smac || e.dmac ? 1 : 0, pkt + 57);
+  // Names as the kernel leaves them: truncated, not always terminated.
+  Buffer.from(e.table ?? '').copy(buf, off + 140, 0, 16);
+  Buffer.from(e.chain ?? '').copy(buf, off + 156, 0, 32);
 }
 
 export function rawEvents(events: RawEvent[]): Buffer {
@@ -74,7 +83,10 @@ export function rawEvents(events: RawEvent[]): Buffer {
   return buf;
 }
 
-export const KIND = { RX: 1, TX_QUEUE: 2, TX: 3, NF: 4, DROP: 5, CONSUME: 6 } as const;
+export const KIND = {
+  RX: 1, TX_QUEUE: 2, TX: 3, NF: 4, DROP: 5, CONSUME: 6,
+  NF_HOOK_ENTER: 7, NF_HOOK_EXIT: 8, NF_TABLE: 9, RX_HANDLER: 10, BR_DECISION: 11, ROUTE: 12,
+} as const;
 
 export const LAB = {
   netns: 4026532999,

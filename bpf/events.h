@@ -15,6 +15,41 @@ enum bn_event_kind {
 	BN_EV_NF = 4,        /* netfilter link at one priority slot */
 	BN_EV_DROP = 5,      /* tp_btf/kfree_skb */
 	BN_EV_CONSUME = 6,   /* tp_btf/consume_skb */
+	/* Function tracing (fentry/fexit, kprobe/kretprobe) only: */
+	BN_EV_NF_HOOK_ENTER = 7, /* nf_hook_slow entry: a hook with tables to run */
+	BN_EV_NF_HOOK_EXIT = 8,  /* nf_hook_slow return: verdict = its result */
+	BN_EV_NF_TABLE = 9,      /* *_do_table / nft_do_chain return: table, chain, verdict */
+	BN_EV_RX_HANDLER = 10,   /* br_handle_frame return: verdict = rx_handler_result */
+	BN_EV_BR_DECISION = 11,  /* the bridge's forwarding decision: detail, ifindex */
+	BN_EV_ROUTE = 12,        /* the IP routing decision: detail */
+};
+
+/* BN_EV_BR_DECISION detail */
+enum bn_bridge_decision {
+	BN_BR_FORWARD = 1,   /* br_forward: the FDB names one port (ifindex) */
+	BN_BR_FLOOD = 2,     /* br_flood: unknown or broadcast destination */
+	BN_BR_LOCAL = 3,     /* br_pass_frame_up: addressed to the bridge itself */
+};
+
+/* BN_EV_ROUTE detail */
+enum bn_route_decision {
+	BN_ROUTE_FORWARD = 1,  /* ip_forward / ip6_forward */
+	BN_ROUTE_LOCAL = 2,    /* ip_local_deliver / ip6_input */
+};
+
+/* BN_EV_NF_TABLE detail: which worker ran the table */
+enum bn_table_worker {
+	BN_WORKER_NFT = 1,
+	BN_WORKER_IPT = 2,
+	BN_WORKER_IP6T = 3,
+	BN_WORKER_EBT = 4,
+	BN_WORKER_ARPT = 5,
+};
+
+/* Settings, as const volatile rodata set before load. */
+struct bn_config {
+	__u32 target_netns;
+	__u32 bridge_ifindex;
 };
 
 /* Where a netfilter probe sits inside a hook: just after the standard priority
@@ -64,15 +99,20 @@ struct bn_event {
 	__u32 physout_ifindex; /* NF: br_netfilter's physical out port */
 	__u32 reason;          /* DROP: enum skb_drop_reason */
 	__u32 mark;
+	__s32 verdict;         /* NF_HOOK_EXIT, NF_TABLE, RX_HANDLER: the function's result */
 	__u16 seq;             /* event number within the packet */
 	__u16 cpu;
 	__u8 kind;             /* enum bn_event_kind */
-	__u8 nf_family;        /* NFPROTO_IPV4 = 2, NFPROTO_IPV6 = 10 */
-	__u8 nf_hook;          /* NF_INET_PRE_ROUTING = 0 ... */
+	__u8 nf_family;        /* NFPROTO_*: IPV4 = 2, BRIDGE = 7, IPV6 = 10 */
+	__u8 nf_hook;          /* NF_INET_PRE_ROUTING = 0 ... (NF_BR_* alike) */
 	__u8 nf_slot;          /* enum bn_nf_slot */
+	__u8 detail;           /* enum bn_bridge_decision / bn_route_decision / bn_table_worker */
+	__u8 _pad[3];
 	struct bn_packet pkt;
+	char table[16];        /* NF_TABLE: table name (truncated) */
+	char chain[32];        /* NF_TABLE: nftables chain name (truncated) */
 };
 
-#define BN_EVENT_SIZE 136
+#define BN_EVENT_SIZE 192
 
 #endif

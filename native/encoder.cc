@@ -8,7 +8,8 @@ namespace {
 enum BatchField { kBatchEvents = 1, kBatchLost = 2, kBatchSequence = 3 };
 enum EventField {
   kTs = 1, kPacketId, kSeq, kKind, kCpu, kNetns, kIfindex, kInIfindex, kOutIfindex,
-  kPhysinIfindex, kPhysoutIfindex, kNfFamily, kNfHook, kNfSlot, kAux, kReason, kMark, kSkb, kPacket
+  kPhysinIfindex, kPhysoutIfindex, kNfFamily, kNfHook, kNfSlot, kAux, kReason, kMark, kSkb, kPacket,
+  kVerdict, kDetail, kTable, kChain
 };
 enum PacketField {
   kEthertype = 1, kIpVersion, kSaddr, kDaddr, kL4proto, kSport, kDport, kTtl, kIpLen,
@@ -41,6 +42,17 @@ void PutBytes(std::vector<uint8_t>& out, int field, const uint8_t* data, size_t 
   PutTag(out, field, kLengthDelimited);
   PutVarint(out, len);
   out.insert(out.end(), data, data + len);
+}
+
+void PutSint(std::vector<uint8_t>& out, int field, int32_t v) {
+  // zigzag: small negative errnos stay small
+  PutUint(out, field, (static_cast<uint32_t>(v) << 1) ^ static_cast<uint32_t>(v >> 31));
+}
+
+// A fixed-size, possibly unterminated C string from the kernel.
+void PutString(std::vector<uint8_t>& out, int field, const char* s, size_t max) {
+  size_t len = strnlen(s, max);
+  if (len) PutBytes(out, field, reinterpret_cast<const uint8_t*>(s), len);
 }
 
 void PutMessage(std::vector<uint8_t>& out, int field, const std::vector<uint8_t>& body) {
@@ -92,6 +104,10 @@ void BatchEncoder::Append(const bn_event& e) {
   PutUint(body, kReason, e.reason);
   PutUint(body, kMark, e.mark);
   PutUint(body, kSkb, e.skb);
+  PutSint(body, kVerdict, e.verdict);
+  PutUint(body, kDetail, e.detail);
+  PutString(body, kTable, e.table, sizeof(e.table));
+  PutString(body, kChain, e.chain, sizeof(e.chain));
   // The packet is written even when empty so that every event carries one.
   packet_scratch_.clear();
   EncodePacket(packet_scratch_, e.pkt);

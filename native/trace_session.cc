@@ -32,6 +32,12 @@ TracerConfig ParseConfig(Napi::Env env, const Napi::Value& value) {
   if (!value.IsObject()) throw CodedError(env, "INVALID_ARGUMENT", "start(config) needs a config object");
   Napi::Object obj = value.As<Napi::Object>();
   TracerConfig config;
+  Napi::Value backend = obj.Get("backend");
+  std::string backend_name = backend.IsString() ? backend.As<Napi::String>().Utf8Value() : "";
+  if (backend_name == "hooks") config.backend = Backend::kHooks;
+  else if (backend_name == "fentry") config.backend = Backend::kFentry;
+  else if (backend_name == "kprobe") config.backend = Backend::kKprobe;
+  else throw CodedError(env, "INVALID_ARGUMENT", "config.backend must be 'hooks', 'fentry' or 'kprobe'");
   Napi::Value path = obj.Get("netnsPath");
   if (!path.IsUndefined() && !path.IsString())
     throw CodedError(env, "INVALID_ARGUMENT", "config.netnsPath must be a string");
@@ -145,7 +151,9 @@ void TraceSession::Run(TracerConfig config) {
     tsfn_.Release();
     return;
   }
-  Send(new Message{Message::kStarted, {}, {}});
+  Message* started = new Message{Message::kStarted, {}, {}};
+  started->notices = tracer.notices;
+  Send(started);
 
   BatchEncoder encoder;
   tracer.on_event = [&encoder](const void* data, size_t size) {
@@ -203,7 +211,13 @@ void TraceSession::Deliver(Napi::Env env, Napi::Function on_batch, Message* mess
   switch (message->kind) {
     case Message::kStarted:
       state_ = State::kRunning;
-      start_deferred_->Resolve(env.Undefined());
+      {
+        Napi::Array notices = Napi::Array::New(env, message->notices.size());
+        for (uint32_t i = 0; i < message->notices.size(); i++) notices.Set(i, message->notices[i]);
+        Napi::Object result = Napi::Object::New(env);
+        result.Set("notices", notices);
+        start_deferred_->Resolve(result);
+      }
       break;
     case Message::kError: {
       Napi::Error error = CodedError(env, message->error.code, message->error.message);

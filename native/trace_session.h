@@ -6,6 +6,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <string>
 #include <mutex>
 #include <cstdint>
 #include <thread>
@@ -24,6 +25,7 @@ class TraceSession : public Napi::ObjectWrap<TraceSession> {
     enum Kind { kStarted, kBatch, kError } kind;
     std::vector<uint8_t> bytes;
     TraceError error;
+    std::vector<std::string> notices;
   };
 
   Napi::Value Start(const Napi::CallbackInfo& info);

@@ -1,14 +1,45 @@
 #include "tracer.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <unordered_set>
+
+#include "fentry.skel.h"
 #include "hooks.skel.h"
+#include "kernel_functions.h"
+#include "kprobe.skel.h"
 #include "libbpf_log.h"
 #include "netfilter_link.h"
+
+namespace {
+
+const char kNetfilterSection[] = "netfilter";
+// Without this one a function-tracing backend sees no hook at all.
+const char kRequiredFunction[] = "nf_hook_slow";
+
+const char* SlotProgramName(uint32_t slot) {
+  static const char* const kNames[BN_SLOT_COUNT] = {"nf_entry",   "nf_raw",    "nf_conntrack", "nf_mangle",
+                                                    "nf_nat_dst", "nf_filter", "nf_security",  "nf_nat_src"};
+  return slot < BN_SLOT_COUNT ? kNames[slot] : nullptr;
+}
+
+// "fexit/nft_do_chain" -> "nft_do_chain"; "" for sections that name no function.
+std::string TracedFunction(const char* section) {
+  static const char* const kPrefixes[] = {"fentry/", "fexit/", "kprobe/", "kretprobe/"};
+  for (const char* prefix : kPrefixes) {
+    size_t n = strlen(prefix);
+    if (strncmp(section, prefix, n) == 0) return section + n;
+  }
+  return "";
+}
+
+}  // namespace
 
 Tracer::Tracer(TracerConfig config) : config_(std::move(config)) { InstallLibbpfLog(); }
 
@@ -22,58 +53,128 @@ bool Tracer::Fail(TraceError* error, const std::string& code, const std::string&
   return false;
 }
 
-// Indexed by enum bn_nf_slot.
-std::array<bpf_program*, BN_SLOT_COUNT> Tracer::SlotPrograms() const {
-  return {skel_->progs.nf_entry,  skel_->progs.nf_raw,     skel_->progs.nf_conntrack, skel_->progs.nf_mangle,
-          skel_->progs.nf_nat_dst, skel_->progs.nf_filter, skel_->progs.nf_security,  skel_->progs.nf_nat_src};
-}
-
 bool Tracer::Start(TraceError* error) {
   ClearLibbpfWarning();
-  skel_ = hooks_bpf__open();
-  if (!skel_) return Fail(error, "BPF_OPEN", "cannot open the BPF object: " + ErrnoText(errno));
-  if (!Configure(error)) return false;
-  int err = hooks_bpf__load(skel_);
+  if (!Open(error) || !Configure(error)) return false;
+  int err = bpf_object__load(obj_);
   if (err) return Fail(error, "BPF_LOAD", "the kernel refused the BPF programs: " + ErrnoText(err));
 
   uint8_t one = 1;
-  int watched_fd = bpf_map__fd(skel_->maps.watched_ifindex);
+  int watched_fd = bpf_map__fd(bpf_object__find_map_by_name(obj_, "watched_ifindex"));
   for (uint32_t ifindex : config_.watched_ifindexes) {
     if (bpf_map_update_elem(watched_fd, &ifindex, &one, BPF_ANY))
       return Fail(error, "BPF_MAP", "cannot fill the interface filter: " + ErrnoText(errno));
   }
-  lost_map_fd_ = bpf_map__fd(skel_->maps.lost_events);
+  lost_map_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lost_events"));
 
-  if (!AttachTracepoints(error) || !AttachNetfilter(error)) return false;
+  if (!AttachPrograms(error) || !AttachNetfilter(error)) return false;
 
   ring_ = ring_buffer__new(
-      bpf_map__fd(skel_->maps.events),
-      [](void* self, void* data, size_t size) {
-        return static_cast<Tracer*>(self)->on_event(data, size);
-      },
-      this, nullptr);
+      bpf_map__fd(bpf_object__find_map_by_name(obj_, "events")),
+      [](void* self, void* data, size_t size) { return static_cast<Tracer*>(self)->on_event(data, size); }, this,
+      nullptr);
   if (!ring_) return Fail(error, "BPF_RINGBUF", "cannot map the ring buffer: " + ErrnoText(errno));
   return true;
 }
 
+bool Tracer::Open(TraceError* error) {
+  size_t size = 0;
+  const void* bytes = nullptr;
+  const char* name = nullptr;
+  switch (config_.backend) {
+    case Backend::kHooks:
+      bytes = hooks_bpf__elf_bytes(&size);
+      name = "hooks_bpf";
+      break;
+    case Backend::kFentry:
+      bytes = fentry_bpf__elf_bytes(&size);
+      name = "fentry_bpf";
+      break;
+    case Backend::kKprobe:
+      bytes = kprobe_bpf__elf_bytes(&size);
+      name = "kprobe_bpf";
+      break;
+  }
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name);
+  obj_ = bpf_object__open_mem(bytes, size, &opts);
+  if (!obj_) return Fail(error, "BPF_OPEN", "cannot open the BPF object: " + ErrnoText(errno));
+  return true;
+}
+
 bool Tracer::Configure(TraceError* error) {
-  skel_->rodata->target_netns = config_.netns_inode;
-  skel_->rodata->bridge_ifindex = config_.bridge_ifindex;
-  if (bpf_map__set_max_entries(skel_->maps.events, config_.ring_bytes) ||
-      bpf_map__set_max_entries(skel_->maps.tracked, config_.max_tracked))
+  if (!SetRodataConfig(error)) return false;
+  if (bpf_map__set_max_entries(bpf_object__find_map_by_name(obj_, "events"), config_.ring_bytes) ||
+      bpf_map__set_max_entries(bpf_object__find_map_by_name(obj_, "tracked"), config_.max_tracked))
     return Fail(error, "BPF_CONFIG", "invalid ring buffer or tracking size: " + ErrnoText(errno));
 
-  for (bpf_program* prog : SlotPrograms()) {
-    bpf_program__set_type(prog, static_cast<bpf_prog_type>(kBpfProgTypeNetfilter));
-    bpf_program__set_expected_attach_type(prog, static_cast<bpf_attach_type>(kBpfAttachNetfilter));
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, obj_) {
+    if (strcmp(bpf_program__section_name(prog), kNetfilterSection) == 0) {
+      // libbpf < 1.2 does not know SEC("netfilter"): say what it is.
+      bpf_program__set_type(prog, static_cast<bpf_prog_type>(kBpfProgTypeNetfilter));
+      bpf_program__set_expected_attach_type(prog, static_cast<bpf_attach_type>(kBpfAttachNetfilter));
+    }
+  }
+  return LeaveOutUntraceable(error);
+}
+
+// The settings live in `const volatile struct bn_config bn_config`: find its
+// place in .rodata through the object's BTF and write it before load.
+bool Tracer::SetRodataConfig(TraceError* error) {
+  const btf* object_btf = bpf_object__btf(obj_);
+  int sec_id = object_btf ? btf__find_by_name_kind(object_btf, ".rodata", BTF_KIND_DATASEC) : -1;
+  if (sec_id < 0) return Fail(error, "BPF_CONFIG", "the BPF object has no .rodata section");
+  const btf_type* sec = btf__type_by_id(object_btf, sec_id);
+  const btf_var_secinfo* vars = btf_var_secinfos(sec);
+  long offset = -1;
+  for (int i = 0; i < btf_vlen(sec); i++) {
+    const btf_type* var = btf__type_by_id(object_btf, vars[i].type);
+    if (strcmp(btf__name_by_offset(object_btf, var->name_off), "bn_config") == 0) offset = vars[i].offset;
+  }
+  bpf_map* rodata = nullptr;
+  bpf_map* map;
+  bpf_object__for_each_map(map, obj_) {
+    const char* name = bpf_map__name(map);
+    size_t n = strlen(name);
+    if (n >= 7 && strcmp(name + n - 7, ".rodata") == 0) rodata = map;
+  }
+  size_t size = 0;
+  const char* initial = rodata ? static_cast<const char*>(bpf_map__initial_value(rodata, &size)) : nullptr;
+  if (offset < 0 || !initial || static_cast<size_t>(offset) + sizeof(bn_config) > size)
+    return Fail(error, "BPF_CONFIG", "the BPF object has no bn_config in .rodata");
+  std::vector<char> data(initial, initial + size);
+  bn_config config = {config_.netns_inode, config_.bridge_ifindex};
+  memcpy(data.data() + offset, &config, sizeof(config));
+  if (bpf_map__set_initial_value(rodata, data.data(), data.size()))
+    return Fail(error, "BPF_CONFIG", "cannot set .rodata: " + ErrnoText(errno));
+  return true;
+}
+
+// A function may be inlined, renamed or in a module not loaded here: its
+// program is left out with a notice instead of failing the whole run.
+bool Tracer::LeaveOutUntraceable(TraceError* error) {
+  if (config_.backend == Backend::kHooks) return true;
+  const std::unordered_set<std::string> traceable =
+      config_.backend == Backend::kFentry ? BtfFunctions() : KallsymsFunctions();
+  const char* where = config_.backend == Backend::kFentry ? "BTF" : "/proc/kallsyms";
+  std::unordered_set<std::string> reported;
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, obj_) {
+    std::string function = TracedFunction(bpf_program__section_name(prog));
+    if (function.empty() || traceable.count(function)) continue;
+    if (function == kRequiredFunction)
+      return Fail(error, "KERNEL_FEATURE", function + " is not in this kernel's " + where + ": cannot trace netfilter");
+    bpf_program__set_autoload(prog, false);
+    if (reported.insert(function).second)
+      notices.push_back(function + " is not in this kernel's " + where + " (inlined, renamed or its module not loaded): its events are left out");
   }
   return true;
 }
 
-bool Tracer::AttachTracepoints(TraceError* error) {
-  bpf_program* progs[] = {skel_->progs.on_rx, skel_->progs.on_tx_queue, skel_->progs.on_tx,
-                          skel_->progs.on_kfree_skb, skel_->progs.on_consume_skb};
-  for (bpf_program* prog : progs) {
+bool Tracer::AttachPrograms(TraceError* error) {
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, obj_) {
+    if (!bpf_program__autoload(prog) || strcmp(bpf_program__section_name(prog), kNetfilterSection) == 0) continue;
     bpf_link* link = bpf_program__attach(prog);
     if (!link)
       return Fail(error, "BPF_ATTACH",
@@ -84,6 +185,7 @@ bool Tracer::AttachTracepoints(TraceError* error) {
 }
 
 bool Tracer::AttachNetfilter(TraceError* error) {
+  if (config_.netfilter.empty()) return true;
   if (!config_.netns_path.empty()) {
     int ns = open(config_.netns_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (ns < 0) return Fail(error, "NETNS", "cannot open netns " + config_.netns_path + ": " + ErrnoText(errno));
@@ -92,10 +194,11 @@ bool Tracer::AttachNetfilter(TraceError* error) {
     close(ns);
     if (rc) return Fail(error, "NETNS", "cannot enter netns " + config_.netns_path + ": " + ErrnoText(err));
   }
-  const std::array<bpf_program*, BN_SLOT_COUNT> slots = SlotPrograms();
   for (const NetfilterAttachment& a : config_.netfilter) {
-    if (a.slot >= slots.size()) return Fail(error, "INVALID_ARGUMENT", "unknown netfilter slot " + std::to_string(a.slot));
-    int fd = CreateNetfilterLink(bpf_program__fd(slots[a.slot]), a.family, a.hook, a.priority);
+    const char* name = SlotProgramName(a.slot);
+    bpf_program* prog = name ? bpf_object__find_program_by_name(obj_, name) : nullptr;
+    if (!prog) return Fail(error, "INVALID_ARGUMENT", "no netfilter program for slot " + std::to_string(a.slot));
+    int fd = CreateNetfilterLink(bpf_program__fd(prog), a.family, a.hook, a.priority);
     if (fd < 0)
       return Fail(error, "NETFILTER_LINK",
                   "cannot attach a BPF netfilter link (family " + std::to_string(a.family) + ", hook " +
@@ -124,7 +227,7 @@ void Tracer::Destroy() {
   links_.clear();
   if (ring_) ring_buffer__free(ring_);
   ring_ = nullptr;
-  if (skel_) hooks_bpf__destroy(skel_);
-  skel_ = nullptr;
+  if (obj_) bpf_object__close(obj_);
+  obj_ = nullptr;
   lost_map_fd_ = -1;
 }

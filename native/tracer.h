@@ -1,8 +1,8 @@
-// One lifecycle for the `hooks` backend: open -> configure -> load -> attach ->
-// poll -> destroy, all on the tracer's own thread.
+// One lifecycle for every backend: open -> configure -> load -> attach ->
+// poll -> destroy, all on the tracer's own thread. Backends differ only in
+// which BPF object is opened and how its programs attach.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -14,10 +14,12 @@ extern "C" {
 #include "events.h"
 }
 
-struct hooks_bpf;
+struct bpf_object;
+struct bpf_program;
 struct bpf_link;
 struct ring_buffer;
-struct bpf_program;
+
+enum class Backend { kHooks, kFentry, kKprobe };
 
 struct NetfilterAttachment {
   uint32_t family;    // NFPROTO_*
@@ -27,11 +29,12 @@ struct NetfilterAttachment {
 };
 
 struct TracerConfig {
+  Backend backend = Backend::kHooks;
   std::string netns_path;  // "" = the netns of the process
   uint32_t netns_inode = 0;
   uint32_t bridge_ifindex = 0;
   std::vector<uint32_t> watched_ifindexes;
-  std::vector<NetfilterAttachment> netfilter;
+  std::vector<NetfilterAttachment> netfilter;  // hooks backend only
   uint32_t ring_bytes = 8u << 20;
   uint32_t max_tracked = 65536;
 };
@@ -55,16 +58,20 @@ class Tracer {
 
   // Returns 0 to continue, or a negative value to end this poll early.
   std::function<int(const void* event, size_t size)> on_event;
+  // Programs left out because this kernel lacks their function: one line each.
+  std::vector<std::string> notices;
 
  private:
   bool Fail(TraceError* error, const std::string& code, const std::string& message);
+  bool Open(TraceError* error);
   bool Configure(TraceError* error);
-  bool AttachTracepoints(TraceError* error);
+  bool SetRodataConfig(TraceError* error);
+  bool LeaveOutUntraceable(TraceError* error);
+  bool AttachPrograms(TraceError* error);
   bool AttachNetfilter(TraceError* error);
-  std::array<bpf_program*, BN_SLOT_COUNT> SlotPrograms() const;
 
   TracerConfig config_;
-  hooks_bpf* skel_ = nullptr;
+  bpf_object* obj_ = nullptr;
   std::vector<bpf_link*> links_;
   std::vector<int> netfilter_link_fds_;
   ring_buffer* ring_ = nullptr;

@@ -40,6 +40,10 @@ export interface KernelEvent {
   mark: number;
   skb: bigint;
   packet: PacketHeaders;
+  verdict: number;
+  detail: number;
+  table: string;
+  chain: string;
 }
 
 export interface DecodedBatch {
@@ -101,6 +105,10 @@ export function toKernelEvent(e: pb.IEvent): KernelEvent {
     mark: e.mark ?? 0,
     skb: toBigInt(e.skb as Uint64),
     packet: toPacket(e.packet),
+    verdict: e.verdict ?? 0,
+    detail: e.detail ?? 0,
+    table: e.table ?? '',
+    chain: e.chain ?? '',
   };
 }
 

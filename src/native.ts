@@ -15,7 +15,10 @@ export interface NetfilterAttachment {
   priority: number;
 }
 
+export type BackendName = 'hooks' | 'fentry' | 'kprobe';
+
 export interface SessionConfig {
+  backend: BackendName;
   netnsPath?: string;
   netnsInode: number;
   bridgeIfindex: number;
@@ -33,7 +36,8 @@ export interface SessionStats {
 }
 
 export interface NativeSession {
-  start(config: SessionConfig): Promise<void>;
+  /** Resolves once attached, with the programs left out on this kernel. */
+  start(config: SessionConfig): Promise<{ notices: string[] }>;
   stop(): Promise<SessionStats>;
   stats(): SessionStats;
 }

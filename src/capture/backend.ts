@@ -1,10 +1,10 @@
 /** Which backend traces this kernel. The native side reports what loads and
  * attaches; the choice is made here. */
 import { BnError } from '../errors';
-import type { ProbeResult } from '../native';
+import type { BackendName, ProbeResult } from '../native';
 
-export type BackendName = 'hooks';
-export const BACKEND_CHOICES = ['auto', 'hooks'] as const;
+export type { BackendName };
+export const BACKEND_CHOICES = ['auto', 'fentry', 'kprobe', 'hooks'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 export interface BackendSelection {
@@ -12,26 +12,51 @@ export interface BackendSelection {
   why: string;
 }
 
-const NEEDED_BY_HOOKS: { probe: ProbeResult['name']; feature: string }[] = [
+interface Need {
+  probe: ProbeResult['name'];
+  feature: string;
+}
+
+const COMMON: Need[] = [
   { probe: 'btf', feature: 'kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)' },
   { probe: 'ringbuf', feature: 'BPF ring buffers (Linux 5.8+)' },
   { probe: 'tp_btf', feature: 'BTF tracepoints (tp_btf, Linux 5.5+)' },
-  { probe: 'netfilter_link', feature: 'BPF netfilter links (Linux 6.4+)' },
 ];
 
-export function selectBackend(choice: BackendChoice, probes: ProbeResult[]): BackendSelection {
-  const by = new Map(probes.map((p) => [p.name, p]));
-  for (const need of NEEDED_BY_HOOKS) {
-    const p = by.get(need.probe);
-    if (!p?.ok) {
-      throw new BnError('KERNEL_FEATURE', `this kernel lacks ${need.feature}: ${p?.detail ?? 'not probed'}`);
-    }
+/** Richest first: what each backend sees, and what it needs. */
+const BACKENDS: { name: BackendName; sees: string; needs: Need[] }[] = [
+  { name: 'fentry', sees: 'every hook, table and bridge decision through BPF trampolines',
+    needs: [...COMMON, { probe: 'fentry', feature: 'fentry/fexit on nf_hook_slow (BPF trampolines)' }] },
+  { name: 'kprobe', sees: 'every hook, table and bridge decision through kprobes',
+    needs: [...COMMON, { probe: 'kprobe', feature: 'kprobes on nf_hook_slow (CONFIG_KPROBES)' }] },
+  { name: 'hooks', sees: 'IPv4/IPv6 hooks through netfilter links and tracepoints; no bridge family',
+    needs: [...COMMON, { probe: 'netfilter_link', feature: 'BPF netfilter links (Linux 6.4+)' }] },
+];
+
+function firstMissing(needs: Need[], probes: Map<string, ProbeResult>): string | undefined {
+  for (const need of needs) {
+    const p = probes.get(need.probe);
+    if (!p?.ok) return `this kernel lacks ${need.feature}: ${p?.detail ?? 'not probed'}`;
   }
-  if (choice === 'hooks') return { backend: 'hooks', why: 'requested with --backend hooks' };
-  const fentry = by.get('fentry');
-  const kprobe = by.get('kprobe');
-  const functionTracing = fentry?.ok
-    ? 'fentry works here, but this build has no fentry backend yet'
-    : `fentry refused (${fentry?.detail ?? 'not probed'}); kprobe ${kprobe?.ok ? 'works, but this build has no kprobe backend yet' : `unavailable (${kprobe?.detail ?? 'not probed'})`}`;
-  return { backend: 'hooks', why: `auto picked hooks (tracepoints + netfilter links): ${functionTracing}` };
+  return undefined;
+}
+
+export function selectBackend(choice: BackendChoice, probeResults: ProbeResult[]): BackendSelection {
+  const probes = new Map(probeResults.map((p) => [p.name, p]));
+  if (choice !== 'auto') {
+    const b = BACKENDS.find((x) => x.name === choice)!;
+    const missing = firstMissing(b.needs, probes);
+    if (missing) throw new BnError('KERNEL_FEATURE', `--backend ${choice}: ${missing}`);
+    return { backend: b.name, why: `${b.name} (requested): ${b.sees}` };
+  }
+  const skipped: string[] = [];
+  for (const b of BACKENDS) {
+    const missing = firstMissing(b.needs, probes);
+    if (!missing) {
+      const fallback = skipped.length ? `; not ${skipped.join('; not ')}` : '';
+      return { backend: b.name, why: `auto picked ${b.name}: ${b.sees}${fallback}` };
+    }
+    skipped.push(`${b.name}, as ${missing}`);
+  }
+  throw new BnError('KERNEL_FEATURE', `no backend works on this kernel: ${skipped.join('; ')}`);
 }

@@ -7,11 +7,12 @@ import { asBnError } from '../errors';
 import { buildTraversal, ModelContext } from '../model/build';
 import { netfilterAttachments } from '../model/hooks';
 import type { Traversal } from '../model/traversal';
-import { native, NativeSession, SessionStats } from '../native';
+import { BackendName, native, NativeSession, SessionStats } from '../native';
 import { Kallsyms } from '../topology/kallsyms';
 import type { BridgeView } from '../topology/links';
 
 export interface CaptureOptions {
+  backend: BackendName;
   ringBytes?: number;
   idleTimeoutMs?: number;
 }
@@ -41,7 +42,8 @@ export function modelContext(view: BridgeView): ModelContext {
   };
 }
 
-/** Events: 'traversal' (Traversal), 'lost' (total lost so far), 'error' (BnError). */
+/** Events: 'traversal' (Traversal), 'lost' (total lost so far), 'notice' (a program left
+ * out on this kernel), 'error' (BnError). */
 export class LiveCapture extends EventEmitter {
   private session: NativeSession | undefined;
   private correlator: Correlator;
@@ -52,7 +54,7 @@ export class LiveCapture extends EventEmitter {
 
   constructor(
     private readonly view: BridgeView,
-    private readonly opts: CaptureOptions = {},
+    private readonly opts: CaptureOptions,
   ) {
     super();
     this.ctx = modelContext(view);
@@ -78,14 +80,16 @@ export class LiveCapture extends EventEmitter {
     this.session = session;
     const watched = [view.bridge, ...view.ports, ...view.uplinks].map((l) => l.ifindex);
     try {
-      await session.start({
+      const { notices } = await session.start({
+        backend: this.opts.backend,
         netnsPath: view.netns.path,
         netnsInode: view.netns.inode,
         bridgeIfindex: view.bridge.ifindex,
         watchedIfindexes: watched,
-        netfilter: netfilterAttachments(),
+        netfilter: this.opts.backend === 'hooks' ? netfilterAttachments() : [],
         ringBytes: this.opts.ringBytes,
       });
+      for (const n of notices) this.emit('notice', n);
     } catch (err) {
       await session.stop();
       throw asBnError(err);

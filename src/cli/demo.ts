@@ -25,7 +25,7 @@ export async function collectDemo(say: (line: string) => void): Promise<Traversa
     const [c1, c2] = lab.containers;
     say(`lab: bridge ${lab.bridge} in netns ${lab.host}; ${c1.name} ${c1.ip} on ${c1.hostVeth}, ${c2.name} ${c2.ip} on ${c2.hostVeth}; uplink ${lab.uplink} -> wan ${lab.wanIp} (MASQUERADE)`);
     say(backend.why);
-    const capture = new LiveCapture(describeBridge(resolveNetns(lab.host), lab.bridge), { idleTimeoutMs: 1000 });
+    const capture = new LiveCapture(describeBridge(resolveNetns(lab.host), lab.bridge), { backend: backend.backend, idleTimeoutMs: 1000 });
     capture.on('traversal', (t: Traversal) => seen.push(t));
     await capture.start();
     try {

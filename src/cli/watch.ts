@@ -23,6 +23,7 @@ export interface WatchOptions {
 export interface WatchStatus {
   onStarted(view: BridgeView, backend: BackendSelection): void;
   onLost(total: number): void;
+  onNotice(text: string): void;
 }
 
 /** Traces until --count traversals, --duration seconds, or SIGINT/SIGTERM. */
@@ -35,7 +36,7 @@ export async function collectWatch(
   requirePrivileges();
   const view = describeBridge(resolveNetns(opts.netns), bridge, opts.uplink);
   const backend = selectBackend(opts.backend, native().probeKernel());
-  const capture = new LiveCapture(view, { ringBytes: opts.ringSize });
+  const capture = new LiveCapture(view, { backend: backend.backend, ringBytes: opts.ringSize });
 
   let finish: () => void = () => undefined;
   let failure: Error | undefined;
@@ -48,6 +49,7 @@ export async function collectWatch(
     if (opts.count !== undefined && seen >= opts.count) finish();
   });
   capture.on('lost', (n: number) => status.onLost(n));
+  capture.on('notice', (n: string) => status.onNotice(n));
   capture.on('error', (err: Error) => {
     failure = err;
     finish();
@@ -81,6 +83,9 @@ export function printWatch(bridge: string, opts: WatchOptions): Promise<void> {
       process.stderr.write(
         `watching ${view.bridge.name} in netns ${view.netns.label} (ports: ${ports}; uplinks: ${uplinks}); ${backend.why}\n`,
       );
+    },
+    onNotice(text) {
+      process.stderr.write(`notice: ${text}\n`);
     },
     onLost(total) {
       process.stderr.write(`! ${total} events lost so far: the ring buffer was full (a larger --ring-size helps)\n`);

@@ -1,9 +1,9 @@
 /** One packet's kernel events -> a Traversal: hops in order, where it ended,
  * and the decisions the events imply. */
 import { EventKind, KernelEvent } from '../decode';
-import { familyName, hookName, slotById, tableAfter } from './hooks';
+import { familyName, hookName, slotById, tableAfter, verdictName } from './hooks';
 import { describePacket, formatAddress, protoName } from './packet';
-import type { Hop, Traversal, TraversalEnd } from './traversal';
+import type { Decision, Hop, Traversal, TraversalEnd } from './traversal';
 
 export interface ModelContext {
   /** The traced netns (inode) and its bridge. */
@@ -48,7 +48,7 @@ function deviceHop(e: KernelEvent, ctx: ModelContext, hook: 'RX' | 'TX'): Hop {
 function netfilterHop(e: KernelEvent, ctx: ModelContext, table: Hop['table'], verdict: Hop['verdict']): Hop {
   const name = (ifindex: number) => (ifindex ? ctx.deviceName(ifindex, e.netns) : null);
   return {
-    family: familyName(e.nfFamily), hook: hookName(e.nfHook), table, verdict,
+    family: familyName(e.nfFamily), hook: hookName(e.nfHook, e.nfFamily), table, verdict,
     in: name(e.inIfindex), out: name(e.outIfindex), physin: name(e.physinIfindex), physout: name(e.physoutIfindex),
     ...addresses(e), observed: true, ts: e.ts, ttl: e.packet.ttl || undefined, cpu: e.cpu,
   };
@@ -70,12 +70,50 @@ function missingEvents(sorted: KernelEvent[]): number {
   return last.seq + 1 - sorted.length;
 }
 
+/** A table (iptables/ebtables/nftables) that ran and said what it said: seen, not inferred. */
+function tableHop(e: KernelEvent, ctx: ModelContext): Hop {
+  const hop = netfilterHop(e, ctx, e.table || null, verdictName(e.verdict));
+  if (e.chain) hop.chain = e.chain;
+  return hop;
+}
+
+const RX_HANDLER_RESULTS = ['CONSUMED', 'ANOTHER', 'EXACT', 'PASS'];
+
+function rxHandlerDecision(e: KernelEvent, ctx: ModelContext): Decision {
+  const result = RX_HANDLER_RESULTS[e.verdict] ?? `result ${e.verdict}`;
+  const dev = ctx.deviceName(e.ifindex, e.netns);
+  const text = result === 'CONSUMED'
+    ? `br_handle_frame kept the frame on ${dev}: it is bridged (L2)`
+    : result === 'PASS' ? `br_handle_frame passed the frame up the normal stack of ${dev} (L3)` : `br_handle_frame: RX_HANDLER_${result}`;
+  return { ts: e.ts, kind: 'rx_handler', decision: result.toLowerCase(), port: dev, text };
+}
+
+function bridgeDecision(e: KernelEvent, ctx: ModelContext): Decision {
+  const port = e.outIfindex ? ctx.deviceName(e.outIfindex, e.netns) : null;
+  switch (e.detail) {
+    case 1:
+      return { ts: e.ts, kind: 'bridge', decision: 'forward', port, text: `FDB: the destination MAC is behind port ${port}` };
+    case 2:
+      return { ts: e.ts, kind: 'bridge', decision: 'flood', text: 'unknown or broadcast destination MAC: flooded to the ports' };
+    default:
+      return { ts: e.ts, kind: 'bridge', decision: 'local', text: "the destination MAC is the bridge's own: up to L3" };
+  }
+}
+
+function routeDecision(e: KernelEvent): Decision {
+  return e.detail === 1
+    ? { ts: e.ts, kind: 'route', decision: 'forward', text: 'routing: not for this host, forwarded' }
+    : { ts: e.ts, kind: 'route', decision: 'local', text: 'routing: addressed to this host, delivered locally' };
+}
+
 export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: number): Traversal {
   const sorted = [...events].sort((a, b) => a.seq - b.seq);
   const first = sorted[0];
   const hops: Hop[] = [];
+  const decisions: Decision[] = [];
   let end: TraversalEnd = { kind: 'unknown', dev: null, reason: null };
   let lastNf: KernelEvent | null = null;
+  let lastHook: KernelEvent | null = null;
 
   for (const e of sorted) {
     switch (e.kind) {
@@ -96,9 +134,30 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
         if (slot && slot.table) hops.push(netfilterHop(e, ctx, slot.table, 'ACCEPT'));
         break;
       }
+      case EventKind.NF_TABLE:
+        hops.push(tableHop(e, ctx));
+        lastNf = e;
+        break;
+      case EventKind.NF_HOOK_ENTER:
+        lastHook = e;
+        lastNf = null;
+        break;
+      case EventKind.RX_HANDLER:
+        decisions.push(rxHandlerDecision(e, ctx));
+        break;
+      case EventKind.BR_DECISION:
+        decisions.push(bridgeDecision(e, ctx));
+        break;
+      case EventKind.ROUTE:
+        decisions.push(routeDecision(e));
+        break;
       case EventKind.DROP: {
         const reason = ctx.dropReason(e.reason);
-        if (lastNf && reason === NETFILTER_DROP) hops.push(dropHop(lastNf, e, ctx));
+        if (reason === NETFILTER_DROP) {
+          if (lastNf?.kind === EventKind.NF) hops.push(dropHop(lastNf, e, ctx));
+          // Dropped by a hook function that is no table (conntrack, br_netfilter ...).
+          else if (!lastNf && lastHook) hops.push({ ...netfilterHop(lastHook, ctx, null, 'DROP'), ts: e.ts });
+        }
         end = {
           kind: 'drop', dev: ctx.deviceName(e.ifindex, e.netns), reason,
           location: ctx.symbol(e.aux) ?? null,
@@ -124,6 +183,7 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
     proto: protoName(first.packet),
     summary: describePacket(first.packet),
     hops,
+    decisions,
     end,
     lost,
     missing: missingEvents(sorted),

@@ -17,8 +17,26 @@ export function familyName(nfproto: number): Family {
   return 'netdev';
 }
 
-export function hookName(hook: number): HookName {
+const NF_BR_BROUTING = 5;
+
+/** NF_INET_* and NF_BR_* share numbers 0-4; the bridge family adds BROUTING. */
+export function hookName(hook: number, family?: number): HookName {
+  if (family === 7 && hook === NF_BR_BROUTING) return 'BROUTING';
   return NF_INET_HOOKS[hook] ?? 'PREROUTING';
+}
+
+/** Netfilter verdicts (NF_DROP 0 ... NF_STOP 5) as the contract names them. */
+export function verdictName(v: number): 'ACCEPT' | 'DROP' | 'STOLEN' | 'QUEUE' {
+  switch (v) {
+    case 0:
+      return 'DROP';
+    case 2:
+      return 'STOLEN';
+    case 3:
+      return 'QUEUE';
+    default:
+      return 'ACCEPT'; // NF_ACCEPT, and NF_REPEAT / NF_STOP which let the packet on
+  }
 }
 
 const INT_MIN = -2147483648;

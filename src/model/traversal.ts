@@ -3,12 +3,24 @@
 import type { Family, HookName, TableName } from './hooks';
 
 export type Verdict = 'ACCEPT' | 'DROP' | 'STOLEN' | 'QUEUE';
+
+/** What the kernel decided between hops: L2 vs L3, bridge port, routing. */
+export interface Decision {
+  ts: number;
+  kind: 'rx_handler' | 'bridge' | 'route';
+  decision: string;
+  port?: string | null;
+  text: string;
+}
 export type EndKind = 'tx' | 'local' | 'drop' | 'unknown';
 
 export interface Hop {
   family: Family;
   hook: HookName;
-  table: TableName | null;
+  /** A standard table name, or an nftables table's own name. */
+  table: TableName | string | null;
+  /** The nftables chain (iptables-nft and ebtables-nft name it after the hook). */
+  chain?: string;
   verdict: Verdict | null;
   in: string | null;
   out: string | null;
@@ -43,6 +55,7 @@ export interface Traversal {
   proto: string;
   summary: string;
   hops: Hop[];
+  decisions: Decision[];
   end: TraversalEnd;
   /** Events lost in the kernel, all packets, since the capture started. */
   lost: number;

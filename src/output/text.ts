@@ -1,6 +1,6 @@
 /** The default, human output: one block per packet, one line per hop, in the
  * spirit of the LOG lines users read in dmesg today. */
-import type { Hop, Traversal } from '../model/traversal';
+import type { Decision, Hop, Traversal } from '../model/traversal';
 
 function clock(iso: string): string {
   return iso.slice(11, 23);
@@ -24,7 +24,8 @@ function rewrites(h: Hop, prev: { src: string | null; dst: string | null }): str
 }
 
 export function formatHop(h: Hop, prev: { src: string | null; dst: string | null }): string {
-  const where = h.family === 'netdev' ? h.hook : `${h.family} ${h.hook} ${h.table ?? '?'}${h.inferred?.includes('table') ? '?' : ''}`;
+  const table = `${h.table ?? '?'}${h.inferred?.includes('table') ? '?' : ''}`;
+  const where = h.family === 'netdev' ? h.hook : `${h.family} ${h.hook} ${table}${h.chain && h.chain !== h.hook ? `/${h.chain}` : ''}`;
   const verdict = h.verdict ?? '';
   let line = `  ${where.padEnd(26)} ${verdict.padEnd(6)} ${devices(h)}`;
   if (h.rxHandler) line += ` rx_handler=${h.rxHandler}`;
@@ -49,13 +50,21 @@ export function formatEnd(t: Traversal): string {
   }
 }
 
+export function formatDecision(d: Decision): string {
+  // Aligned under the devices column of the hop lines.
+  return `${' '.repeat(36)}* ${d.text}`;
+}
+
 export function formatTraversal(t: Traversal): string {
   const lines = [`#${t.id} ${clock(t.time)} ${t.summary}`];
   let prev = { src: t.src, dst: t.dst };
+  const decisions = [...(t.decisions ?? [])];
   for (const h of t.hops) {
+    while (decisions.length && decisions[0].ts <= h.ts) lines.push(formatDecision(decisions.shift()!));
     lines.push(formatHop(h, prev));
     prev = { src: h.src ?? prev.src, dst: h.dst ?? prev.dst };
   }
+  for (const d of decisions) lines.push(formatDecision(d));
   lines.push(formatEnd(t));
   if (t.missing) lines.push(`  ! ${t.missing} event(s) of this packet were lost: hops are incomplete`);
   return lines.join('\n');

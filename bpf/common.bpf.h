@@ -1,0 +1,305 @@
+/* Shared by every backend object: maps, settings, packet identity, event
+ * reservation and header parsing. Included once per *.bpf.c. */
+#ifndef BPFTRACE_NET_COMMON_BPF_H
+#define BPFTRACE_NET_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "events.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define NF_ACCEPT 1
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define ETH_P_ARP 0x0806
+#define MAC_HEADER_UNSET 0xffff
+#define IPPROTO_ICMPV6 58
+
+/* ---- per-packet state ---------------------------------------------------- */
+
+struct tracked_skb {
+	__u64 packet_id;
+	__u16 seq;
+};
+
+/* ---- maps ---------------------------------------------------------------- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized before load */
+} events SEC(".maps");
+
+/* Ring-buffer reservations that failed, per CPU: never silent loss. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost_events SEC(".maps");
+
+/* Devices of the traced netns whose packets start a traversal: the bridge,
+ * its ports and the uplinks. Filled by user space before attach. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} watched_ifindex SEC(".maps");
+
+/* skb address -> packet identity, for every packet being followed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct tracked_skb);
+} tracked SEC(".maps");
+
+/* ---- configuration (rodata, set before load) ----------------------------- */
+
+const volatile struct bn_config bn_config = {};
+#define target_netns (bn_config.target_netns)
+#define bridge_ifindex (bn_config.bridge_ifindex)
+
+__u64 next_packet_id = 0;
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* 6.1 kernels keep the physical in-port as a pointer, 6.8+ as an ifindex. */
+struct nf_bridge_info___pointer {
+	struct net_device *physindev;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u32 dev_ifindex(struct net_device *dev)
+{
+	return dev ? BPF_CORE_READ(dev, ifindex) : 0;
+}
+
+static __always_inline __u32 dev_netns(struct net_device *dev)
+{
+	return dev ? BPF_CORE_READ(dev, nd_net.net, ns.inum) : 0;
+}
+
+static __always_inline bool is_watched(struct net_device *dev)
+{
+	__u32 ifindex;
+
+	if (!dev || dev_netns(dev) != target_netns)
+		return false;
+	ifindex = dev_ifindex(dev);
+	return bpf_map_lookup_elem(&watched_ifindex, &ifindex) != NULL;
+}
+
+static __always_inline bool ifindex_watched(__u32 ifindex)
+{
+	return ifindex && bpf_map_lookup_elem(&watched_ifindex, &ifindex) != NULL;
+}
+
+static __always_inline struct tracked_skb *track(struct sk_buff *skb, bool start)
+{
+	__u64 key = (__u64)skb;
+	struct tracked_skb *t = bpf_map_lookup_elem(&tracked, &key);
+	struct tracked_skb fresh = {};
+
+	if (t || !start)
+		return t;
+	fresh.packet_id = __sync_fetch_and_add(&next_packet_id, 1) + 1;
+	bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);
+	return bpf_map_lookup_elem(&tracked, &key);
+}
+
+static __always_inline void untrack(struct sk_buff *skb)
+{
+	__u64 key = (__u64)skb;
+
+	bpf_map_delete_elem(&tracked, &key);
+}
+
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&lost_events, &zero);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+static __always_inline void read_l4(struct bn_packet *p, unsigned char *l4)
+{
+	if (p->l4proto == IPPROTO_TCP || p->l4proto == IPPROTO_UDP) {
+		__be16 ports[2];
+
+		if (bpf_probe_read_kernel(ports, sizeof(ports), l4) == 0) {
+			p->sport = bpf_ntohs(ports[0]);
+			p->dport = bpf_ntohs(ports[1]);
+		}
+	} else if (p->l4proto == IPPROTO_ICMP || p->l4proto == IPPROTO_ICMPV6) {
+		__u8 icmp[8];
+
+		if (bpf_probe_read_kernel(icmp, sizeof(icmp), l4) == 0) {
+			p->icmp_type = icmp[0];
+			p->icmp_code = icmp[1];
+			p->sport = (icmp[4] << 8) | icmp[5];
+			p->dport = (icmp[6] << 8) | icmp[7];
+		}
+	}
+}
+
+/* l3 points at the network header; at RX it is skb->data, elsewhere the
+ * recorded network header (at TX skb->data is the Ethernet header). */
+static __always_inline void read_packet(struct sk_buff *skb, struct bn_packet *p, bool at_rx)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 mac = BPF_CORE_READ(skb, mac_header);
+	unsigned char *l3;
+
+	p->ethertype = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	l3 = at_rx ? BPF_CORE_READ(skb, data) : head + BPF_CORE_READ(skb, network_header);
+	if (mac != MAC_HEADER_UNSET) {
+		__u8 eth[12];
+
+		if (bpf_probe_read_kernel(eth, sizeof(eth), head + mac) == 0) {
+			__builtin_memcpy(p->dmac, eth, 6);
+			__builtin_memcpy(p->smac, eth + 6, 6);
+			p->has_mac = 1;
+		}
+	}
+
+	if (p->ethertype == ETH_P_IP) {
+		struct iphdr ip;
+
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), l3))
+			return;
+		p->ip_version = 4;
+		p->l4proto = ip.protocol;
+		p->ttl = ip.ttl;
+		p->ip_len = bpf_ntohs(ip.tot_len);
+		__builtin_memcpy(p->saddr, &ip.saddr, 4);
+		__builtin_memcpy(p->daddr, &ip.daddr, 4);
+		if (!(ip.frag_off & bpf_htons(0x1fff)))
+			read_l4(p, l3 + ip.ihl * 4);
+	} else if (p->ethertype == ETH_P_IPV6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), l3))
+			return;
+		p->ip_version = 6;
+		p->l4proto = ip6.nexthdr;
+		p->ttl = ip6.hop_limit;
+		p->ip_len = bpf_ntohs(ip6.payload_len);
+		__builtin_memcpy(p->saddr, &ip6.saddr, 16);
+		__builtin_memcpy(p->daddr, &ip6.daddr, 16);
+		read_l4(p, l3 + sizeof(ip6));
+	} else if (p->ethertype == ETH_P_ARP) {
+		__u8 arp[28];
+
+		if (bpf_probe_read_kernel(arp, sizeof(arp), l3))
+			return;
+		p->l4proto = arp[7]; /* opcode, low byte */
+		__builtin_memcpy(p->saddr, arp + 14, 4);
+		__builtin_memcpy(p->daddr, arp + 24, 4);
+	}
+}
+
+static __always_inline struct bn_event *reserve(struct sk_buff *skb, struct tracked_skb *t, __u8 kind)
+{
+	struct bn_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count_lost();
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts = bpf_ktime_get_ns();
+	e->packet_id = t->packet_id;
+	e->seq = t->seq++;
+	e->skb = (__u64)skb;
+	e->kind = kind;
+	e->cpu = bpf_get_smp_processor_id();
+	e->mark = BPF_CORE_READ(skb, mark);
+	return e;
+}
+
+static __always_inline void read_bridge_ports(struct sk_buff *skb, __u32 *physin, __u32 *physout)
+{
+	int ext_id = bpf_core_enum_value(enum skb_ext_id, SKB_EXT_BRIDGE_NF);
+	struct skb_ext *ext;
+	void *info;
+	__u8 off;
+
+	if (!(BPF_CORE_READ(skb, active_extensions) & (1 << ext_id)))
+		return;
+	ext = BPF_CORE_READ(skb, extensions);
+	if (!ext || bpf_probe_read_kernel(&off, 1, &ext->offset[ext_id & 3]))
+		return;
+	info = (void *)ext + ((__u32)off << 3);
+	if (bpf_core_field_exists(struct nf_bridge_info, physinif)) {
+		*physin = BPF_CORE_READ((struct nf_bridge_info *)info, physinif);
+	} else {
+		struct nf_bridge_info___pointer *old = info;
+
+		*physin = dev_ifindex(BPF_CORE_READ(old, physindev));
+	}
+	*physout = dev_ifindex(BPF_CORE_READ((struct nf_bridge_info *)info, physoutdev));
+}
+
+/* An event at a netfilter hook of the traced netns, with its devices and
+ * headers filled in; NULL when the packet is not followed or the ring is full.
+ * A packet is followed from the first hook where a watched device shows. */
+static __always_inline struct bn_event *nf_event(struct sk_buff *skb, const struct nf_hook_state *state, __u8 kind,
+						  bool may_start)
+{
+	__u32 netns = BPF_CORE_READ(state, net, ns.inum);
+	__u32 in_if, out_if, physin = 0, physout = 0;
+	struct tracked_skb *t;
+	struct bn_event *e;
+	bool watched;
+
+	if (netns != target_netns)
+		return NULL;
+	in_if = dev_ifindex(BPF_CORE_READ(state, in));
+	out_if = dev_ifindex(BPF_CORE_READ(state, out));
+	read_bridge_ports(skb, &physin, &physout);
+	watched = ifindex_watched(in_if) || ifindex_watched(out_if) ||
+		  ifindex_watched(physin) || ifindex_watched(physout);
+	t = track(skb, watched && may_start);
+	if (!t)
+		return NULL;
+	e = reserve(skb, t, kind);
+	if (!e)
+		return NULL;
+	e->netns = netns;
+	e->nf_family = BPF_CORE_READ(state, pf);
+	e->nf_hook = BPF_CORE_READ(state, hook);
+	e->in_ifindex = in_if;
+	e->out_ifindex = out_if;
+	e->physin_ifindex = physin;
+	e->physout_ifindex = physout;
+	read_packet(skb, &e->pkt, false);
+	return e;
+}
+
+/* An event about a packet already followed (never starts one), on its
+ * current device. */
+static __always_inline struct bn_event *followed_event(struct sk_buff *skb, __u8 kind)
+{
+	struct tracked_skb *t = track(skb, false);
+	struct net_device *dev;
+	struct bn_event *e;
+
+	if (!t)
+		return NULL;
+	e = reserve(skb, t, kind);
+	if (!e)
+		return NULL;
+	dev = BPF_CORE_READ(skb, dev);
+	e->ifindex = dev_ifindex(dev);
+	e->netns = dev_netns(dev);
+	read_packet(skb, &e->pkt, false);
+	return e;
+}
+
+#endif

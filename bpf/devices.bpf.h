@@ -1,0 +1,87 @@
+/* Device events, the same in every backend: where a packet came in (and
+ * which rx_handler took it), where it left, where it was freed and why. */
+#ifndef BPFTRACE_NET_DEVICES_BPF_H
+#define BPFTRACE_NET_DEVICES_BPF_H
+
+#include "common.bpf.h"
+
+static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device *dev, __u8 kind)
+{
+	struct tracked_skb *t = track(skb, is_watched(dev));
+	struct bn_event *e;
+
+	if (!t)
+		return;
+	e = reserve(skb, t, kind);
+	if (e) {
+		e->ifindex = dev_ifindex(dev);
+		e->netns = dev_netns(dev);
+		if (kind == BN_EV_RX)
+			e->aux = (__u64)BPF_CORE_READ(dev, rx_handler);
+		read_packet(skb, &e->pkt, kind == BN_EV_RX);
+		bpf_ringbuf_submit(e, 0);
+	}
+	/* Handed to a port or uplink: the packet leaves the traced bridge here. */
+	if (kind == BN_EV_TX && dev_ifindex(dev) != bridge_ifindex)
+		untrack(skb);
+}
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(on_rx, struct sk_buff *skb)
+{
+	on_dev_event(skb, BPF_CORE_READ(skb, dev), BN_EV_RX);
+	return 0;
+}
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(on_tx_queue, struct sk_buff *skb)
+{
+	on_dev_event(skb, BPF_CORE_READ(skb, dev), BN_EV_TX_QUEUE);
+	return 0;
+}
+
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(on_tx, struct sk_buff *skb, struct net_device *dev)
+{
+	on_dev_event(skb, dev, BN_EV_TX);
+	return 0;
+}
+
+/* ---- end of life --------------------------------------------------------- */
+
+static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 reason, __u8 kind)
+{
+	struct tracked_skb *t = track(skb, false);
+	struct bn_event *e;
+
+	if (!t)
+		return;
+	e = reserve(skb, t, kind);
+	if (e) {
+		struct net_device *dev = BPF_CORE_READ(skb, dev);
+
+		e->aux = location;
+		e->reason = reason;
+		e->ifindex = dev_ifindex(dev);
+		e->netns = dev_netns(dev);
+		read_packet(skb, &e->pkt, false);
+		bpf_ringbuf_submit(e, 0);
+	}
+	untrack(skb);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	on_free(skb, (__u64)location, reason, BN_EV_DROP);
+	return 0;
+}
+
+SEC("tp_btf/consume_skb")
+int BPF_PROG(on_consume_skb, struct sk_buff *skb, void *location)
+{
+	on_free(skb, (__u64)location, 0, BN_EV_CONSUME);
+	return 0;
+}
+
+#endif

@@ -1,0 +1,116 @@
+/* Event bodies for the function-tracing backends (fentry.bpf.c and
+ * kprobe.bpf.c): they differ only in how they reach the arguments. */
+#ifndef BPFTRACE_NET_FUNCTIONS_BPF_H
+#define BPFTRACE_NET_FUNCTIONS_BPF_H
+
+#include "common.bpf.h"
+
+#define NF_VERDICT_MASK 0xff
+
+/* Types of modules (nf_tables, x_tables, ebtables, bridge) that a vmlinux.h
+ * made on another kernel may lack: CO-RE matches them by name, without the
+ * ___bn suffix, against the running kernel's module BTF. */
+struct nft_table___bn {
+	char *name;
+} __attribute__((preserve_access_index));
+
+struct nft_chain___bn {
+	struct nft_table___bn *table;
+	char *name;
+} __attribute__((preserve_access_index));
+
+struct nft_pktinfo___bn {
+	struct sk_buff *skb;
+	const struct nf_hook_state *state;
+} __attribute__((preserve_access_index));
+
+struct xt_table___bn {
+	char name[32];
+} __attribute__((preserve_access_index));
+
+struct ebt_table___bn {
+	char name[32];
+} __attribute__((preserve_access_index));
+
+struct net_bridge_port___bn {
+	struct net_device *dev;
+} __attribute__((preserve_access_index));
+
+/* nf_hook_slow entry: the hook is about to run its entries. */
+static __always_inline void emit_hook_enter(struct sk_buff *skb, const struct nf_hook_state *state)
+{
+	struct bn_event *e = nf_event(skb, state, BN_EV_NF_HOOK_ENTER, true);
+
+	if (e)
+		bpf_ringbuf_submit(e, 0);
+}
+
+/* nf_hook_slow return: 1 accepted, 0 stolen or queued, < 0 dropped (errno).
+ * A dropped skb was already freed (and unfollowed) by then: never start here. */
+static __always_inline void emit_hook_exit(struct sk_buff *skb, const struct nf_hook_state *state, int ret)
+{
+	struct bn_event *e = nf_event(skb, state, BN_EV_NF_HOOK_EXIT, false);
+
+	if (e) {
+		e->verdict = ret;
+		bpf_ringbuf_submit(e, 0);
+	}
+}
+
+/* A table (or nftables base chain) ran on the packet and returned a verdict. */
+static __always_inline void emit_table(struct sk_buff *skb, const struct nf_hook_state *state, __u8 worker,
+				       const char *table, const char *chain, unsigned int verdict)
+{
+	struct bn_event *e = nf_event(skb, state, BN_EV_NF_TABLE, true);
+
+	if (!e)
+		return;
+	e->detail = worker;
+	e->verdict = verdict & NF_VERDICT_MASK;
+	if (table)
+		bpf_probe_read_kernel_str(e->table, sizeof(e->table), table);
+	if (chain)
+		bpf_probe_read_kernel_str(e->chain, sizeof(e->chain), chain);
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* br_handle_frame return: enum rx_handler_result (CONSUMED 0, ANOTHER 1, EXACT 2, PASS 3). */
+static __always_inline void emit_rx_handler(struct sk_buff *skb, int ret)
+{
+	struct bn_event *e = followed_event(skb, BN_EV_RX_HANDLER);
+
+	if (e) {
+		e->verdict = ret;
+		bpf_ringbuf_submit(e, 0);
+	}
+}
+
+static __always_inline void emit_bridge_decision(struct sk_buff *skb, __u8 decision, __u32 port_ifindex)
+{
+	struct bn_event *e = followed_event(skb, BN_EV_BR_DECISION);
+
+	if (e) {
+		e->detail = decision;
+		if (port_ifindex)
+			e->out_ifindex = port_ifindex;
+		bpf_ringbuf_submit(e, 0);
+	}
+}
+
+static __always_inline void emit_route(struct sk_buff *skb, __u8 decision)
+{
+	struct bn_event *e = followed_event(skb, BN_EV_ROUTE);
+
+	if (e) {
+		e->detail = decision;
+		bpf_ringbuf_submit(e, 0);
+	}
+}
+
+static __always_inline void emit_nft_chain(struct nft_pktinfo___bn *pkt, struct nft_chain___bn *chain, unsigned int ret)
+{
+	emit_table(BPF_CORE_READ(pkt, skb), BPF_CORE_READ(pkt, state), BN_WORKER_NFT, BPF_CORE_READ(chain, table, name),
+		   BPF_CORE_READ(chain, name), ret);
+}
+
+#endif
