@@ -58,6 +58,24 @@ struct {
 	__type(value, struct tracked_skb);
 } tracked SEC(".maps");
 
+/* The table (or nftables chain) running on this CPU, if any: a drop inside it
+ * (nftables frees the skb itself) is then attributed to it. Function-tracing
+ * backends set it around each table; in the hooks backend it stays empty. */
+struct table_call {
+	__u64 skb;
+	const struct nf_hook_state *state;
+	const char *table;
+	const char *chain;
+	__u8 worker;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct table_call);
+} table_calls SEC(".maps");
+
 /* ---- configuration (rodata, set before load) ----------------------------- */
 
 const volatile struct bn_config bn_config = {};
@@ -280,6 +298,54 @@ static __always_inline struct bn_event *nf_event(struct sk_buff *skb, const stru
 	e->physout_ifindex = physout;
 	read_packet(skb, &e->pkt, false);
 	return e;
+}
+
+static __always_inline void table_call_begin(struct sk_buff *skb, const struct nf_hook_state *state, __u8 worker,
+					     const char *table, const char *chain)
+{
+	__u32 zero = 0;
+	struct table_call *c = bpf_map_lookup_elem(&table_calls, &zero);
+
+	/* Nested tables (a REJECT sending its reply) keep the outer one. */
+	if (c && !c->skb) {
+		c->skb = (__u64)skb;
+		c->state = state;
+		c->table = table;
+		c->chain = chain;
+		c->worker = worker;
+	}
+}
+
+static __always_inline void table_call_end(struct sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct table_call *c = bpf_map_lookup_elem(&table_calls, &zero);
+
+	if (c && c->skb == (__u64)skb)
+		c->skb = 0;
+}
+
+/* Fills a drop event with the table running when the skb was freed, if any. */
+static __always_inline void attribute_to_table(struct sk_buff *skb, struct bn_event *e)
+{
+	__u32 zero = 0;
+	struct table_call *c = bpf_map_lookup_elem(&table_calls, &zero);
+	const struct nf_hook_state *state;
+
+	if (!c || c->skb != (__u64)skb)
+		return;
+	/* A plain load: table_call is ours, not the kernel's, so no CO-RE here. */
+	state = c->state;
+	e->detail = c->worker;
+	e->nf_family = BPF_CORE_READ(state, pf);
+	e->nf_hook = BPF_CORE_READ(state, hook);
+	e->in_ifindex = dev_ifindex(BPF_CORE_READ(state, in));
+	e->out_ifindex = dev_ifindex(BPF_CORE_READ(state, out));
+	read_bridge_ports(skb, &e->physin_ifindex, &e->physout_ifindex);
+	if (c->table)
+		bpf_probe_read_kernel_str(e->table, sizeof(e->table), c->table);
+	if (c->chain)
+		bpf_probe_read_kernel_str(e->chain, sizeof(e->chain), c->chain);
 }
 
 /* An event about a packet already followed (never starts one), on its

@@ -62,6 +62,8 @@ static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 r
 
 		e->aux = location;
 		e->reason = reason;
+		if (kind == BN_EV_DROP)
+			attribute_to_table(skb, e);
 		e->ifindex = dev_ifindex(dev);
 		e->netns = dev_netns(dev);
 		read_packet(skb, &e->pkt, false);
@@ -77,10 +79,11 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	return 0;
 }
 
+/* Only the skb: Linux 6.1's consume_skb tracepoint has no location argument. */
 SEC("tp_btf/consume_skb")
-int BPF_PROG(on_consume_skb, struct sk_buff *skb, void *location)
+int BPF_PROG(on_consume_skb, struct sk_buff *skb)
 {
-	on_free(skb, (__u64)location, 0, BN_EV_CONSUME);
+	on_free(skb, 0, 0, BN_EV_CONSUME);
 	return 0;
 }
 

@@ -23,6 +23,13 @@ int BPF_PROG(fexit_nf_hook_slow, struct sk_buff *skb, struct nf_hook_state *stat
 }
 
 /* nftables, and iptables-nft / ebtables-nft, which are nftables underneath. */
+SEC("fentry/nft_do_chain")
+int BPF_PROG(fentry_nft_do_chain, struct nft_pktinfo___bn *pkt, void *priv)
+{
+	begin_nft_chain(pkt, priv);
+	return 0;
+}
+
 SEC("fexit/nft_do_chain")
 int BPF_PROG(fexit_nft_do_chain, struct nft_pktinfo___bn *pkt, void *priv, unsigned int ret)
 {
@@ -31,10 +38,17 @@ int BPF_PROG(fexit_nft_do_chain, struct nft_pktinfo___bn *pkt, void *priv, unsig
 }
 
 #define XT_TABLE_WORKER(func, worker, table_type)                                                              \
+	SEC("fentry/" #func)                                                                                    \
+	int BPF_PROG(fentry_##func, void *priv, struct sk_buff *skb, const struct nf_hook_state *state)          \
+	{                                                                                                       \
+		table_call_begin(skb, state, worker, ((struct table_type *)priv)->name, NULL);                  \
+		return 0;                                                                                       \
+	}                                                                                                       \
 	SEC("fexit/" #func)                                                                                     \
 	int BPF_PROG(fexit_##func, void *priv, struct sk_buff *skb, const struct nf_hook_state *state,           \
 		     unsigned int ret)                                                                          \
 	{                                                                                                       \
+		table_call_end(skb);                                                                            \
 		emit_table(skb, state, worker, ((struct table_type *)priv)->name, NULL, ret);                   \
 		return 0;                                                                                       \
 	}
@@ -45,13 +59,17 @@ XT_TABLE_WORKER(ip6t_do_table, BN_WORKER_IP6T, xt_table___bn)
 XT_TABLE_WORKER(arpt_do_table, BN_WORKER_ARPT, xt_table___bn)
 XT_TABLE_WORKER(ebt_do_table, BN_WORKER_EBT, ebt_table___bn)
 
+/* The verifier does not type a `struct sk_buff **` argument: read it raw. */
 SEC("fexit/br_handle_frame")
-int BPF_PROG(fexit_br_handle_frame, struct sk_buff **pskb, int ret)
+int fexit_br_handle_frame(__u64 *ctx)
 {
 	struct sk_buff *skb = NULL;
+	__u64 pskb = 0, ret = 0;
 
-	bpf_probe_read_kernel(&skb, sizeof(skb), pskb);
-	emit_rx_handler(skb, ret);
+	if (bpf_get_func_arg(ctx, 0, &pskb) || bpf_get_func_ret(ctx, &ret))
+		return 0;
+	bpf_probe_read_kernel(&skb, sizeof(skb), (void *)pskb);
+	emit_rx_handler(skb, (int)ret);
 	return 0;
 }
 

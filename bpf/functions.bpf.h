@@ -57,11 +57,13 @@ static __always_inline void emit_hook_exit(struct sk_buff *skb, const struct nf_
 	}
 }
 
-/* A table (or nftables base chain) ran on the packet and returned a verdict. */
+/* A table (or nftables base chain) ran on the packet and returned a verdict.
+ * Its hook's entry already started following the packet; a table that freed
+ * the skb itself (nftables' drop) finds it unfollowed and says nothing more. */
 static __always_inline void emit_table(struct sk_buff *skb, const struct nf_hook_state *state, __u8 worker,
 				       const char *table, const char *chain, unsigned int verdict)
 {
-	struct bn_event *e = nf_event(skb, state, BN_EV_NF_TABLE, true);
+	struct bn_event *e = nf_event(skb, state, BN_EV_NF_TABLE, false);
 
 	if (!e)
 		return;
@@ -107,9 +109,18 @@ static __always_inline void emit_route(struct sk_buff *skb, __u8 decision)
 	}
 }
 
+static __always_inline void begin_nft_chain(struct nft_pktinfo___bn *pkt, struct nft_chain___bn *chain)
+{
+	table_call_begin(BPF_CORE_READ(pkt, skb), BPF_CORE_READ(pkt, state), BN_WORKER_NFT,
+			 BPF_CORE_READ(chain, table, name), BPF_CORE_READ(chain, name));
+}
+
 static __always_inline void emit_nft_chain(struct nft_pktinfo___bn *pkt, struct nft_chain___bn *chain, unsigned int ret)
 {
-	emit_table(BPF_CORE_READ(pkt, skb), BPF_CORE_READ(pkt, state), BN_WORKER_NFT, BPF_CORE_READ(chain, table, name),
+	struct sk_buff *skb = BPF_CORE_READ(pkt, skb);
+
+	table_call_end(skb);
+	emit_table(skb, BPF_CORE_READ(pkt, state), BN_WORKER_NFT, BPF_CORE_READ(chain, table, name),
 		   BPF_CORE_READ(chain, name), ret);
 }
 

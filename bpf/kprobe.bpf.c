@@ -79,6 +79,7 @@ int BPF_KRETPROBE(kretprobe_nf_hook_slow, int ret)
 SEC("kprobe/nft_do_chain")
 int BPF_KPROBE(kprobe_nft_do_chain, struct nft_pktinfo___bn *pkt, void *priv)
 {
+	begin_nft_chain(pkt, priv);
 	push(STACK_TABLE, (__u64)pkt, (__u64)priv, 0);
 	return 0;
 }
@@ -97,6 +98,7 @@ int BPF_KRETPROBE(kretprobe_nft_do_chain, unsigned int ret)
 	SEC("kprobe/" #func)                                                                                \
 	int BPF_KPROBE(kprobe_##func, void *priv, struct sk_buff *skb, const struct nf_hook_state *state)   \
 	{                                                                                                   \
+		table_call_begin(skb, state, worker, ((struct table_type *)priv)->name, NULL);              \
 		push(STACK_TABLE, (__u64)priv, (__u64)skb, (__u64)state);                                   \
 		return 0;                                                                                   \
 	}                                                                                                   \
@@ -104,10 +106,12 @@ int BPF_KRETPROBE(kretprobe_nft_do_chain, unsigned int ret)
 	int BPF_KRETPROBE(kretprobe_##func, unsigned int ret)                                               \
 	{                                                                                                   \
 		struct call_frame *f = pop(STACK_TABLE);                                                    \
-		if (f)                                                                                      \
-			emit_table((struct sk_buff *)f->arg[1], (const struct nf_hook_state *)f->arg[2],    \
-				   worker, ((struct table_type *)f->arg[0])->name, NULL, ret);              \
-		return 0;                                                                           \
+		if (!f)                                                                                     \
+			return 0;                                                                           \
+		table_call_end((struct sk_buff *)f->arg[1]);                                                \
+		emit_table((struct sk_buff *)f->arg[1], (const struct nf_hook_state *)f->arg[2], worker,    \
+			   ((struct table_type *)f->arg[0])->name, NULL, ret);                              \
+		return 0;                                                                                   \
 	}
 
 XT_TABLE_WORKER(ipt_do_table, BN_WORKER_IPT, xt_table___bn)

@@ -4,13 +4,23 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 
 namespace {
 
 thread_local std::string last_warning;
 
+// BPFTRACE_NET_DEBUG=1 passes libbpf's own log (verifier output included) to stderr.
+const bool kDebug = getenv("BPFTRACE_NET_DEBUG") != nullptr;
+
 int KeepWarnings(enum libbpf_print_level level, const char* format, va_list args) {
+  if (kDebug) {
+    va_list copy;
+    va_copy(copy, args);
+    vfprintf(stderr, format, copy);
+    va_end(copy);
+  }
   if (level == LIBBPF_DEBUG) return 0;
   char line[512];
   vsnprintf(line, sizeof(line), format, args);

@@ -79,13 +79,15 @@ function tableHop(e: KernelEvent, ctx: ModelContext): Hop {
 
 const RX_HANDLER_RESULTS = ['CONSUMED', 'ANOTHER', 'EXACT', 'PASS'];
 
-function rxHandlerDecision(e: KernelEvent, ctx: ModelContext): Decision {
-  const result = RX_HANDLER_RESULTS[e.verdict] ?? `result ${e.verdict}`;
-  const dev = ctx.deviceName(e.ifindex, e.netns);
-  const text = result === 'CONSUMED'
-    ? `br_handle_frame kept the frame on ${dev}: it is bridged (L2)`
-    : result === 'PASS' ? `br_handle_frame passed the frame up the normal stack of ${dev} (L3)` : `br_handle_frame: RX_HANDLER_${result}`;
-  return { ts: e.ts, kind: 'rx_handler', decision: result.toLowerCase(), port: dev, text };
+/** br_handle_frame returns after everything it started (its fexit comes
+ * late): its result belongs to the RX hop of the port that took the frame. */
+function applyRxHandlerResult(e: KernelEvent, hops: Hop[]): void {
+  const hop = [...hops].reverse().find((h) => h.hook === 'RX' && h.rxHandler === 'br_handle_frame');
+  if (!hop) return;
+  const result = RX_HANDLER_RESULTS[e.verdict] ?? `${e.verdict}`;
+  hop.rxResult = result;
+  if (result === 'CONSUMED') hop.note = `bridge port ${hop.in}: br_handle_frame took the frame (RX_HANDLER_CONSUMED, L2 path)`;
+  else if (result === 'PASS') hop.note = `bridge port ${hop.in}: br_handle_frame let it pass to the port's own stack (RX_HANDLER_PASS, L3: brouted)`;
 }
 
 function bridgeDecision(e: KernelEvent, ctx: ModelContext): Decision {
@@ -104,6 +106,18 @@ function routeDecision(e: KernelEvent): Decision {
   return e.detail === 1
     ? { ts: e.ts, kind: 'route', decision: 'forward', text: 'routing: not for this host, forwarded' }
     : { ts: e.ts, kind: 'route', decision: 'local', text: 'routing: addressed to this host, delivered locally' };
+}
+
+/** Without br_handle_frame's own result (its return comes after the packet has
+ * left), bridge hooks or a bridge decision after the port's RX show the frame
+ * was consumed by the bridge. */
+function inferRxHandlerResult(hops: Hop[], decisions: Decision[]): void {
+  const rx = hops.find((h) => h.hook === 'RX' && h.rxHandler === 'br_handle_frame');
+  if (!rx || rx.rxResult) return;
+  const bridged = decisions.some((d) => d.kind === 'bridge') || hops.some((h) => h.family === 'bridge' && h.ts >= rx.ts);
+  if (!bridged) return;
+  rx.rxResult = 'CONSUMED';
+  rx.inferred = [...(rx.inferred ?? []), 'rxResult'];
 }
 
 export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: number): Traversal {
@@ -143,7 +157,7 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
         lastNf = null;
         break;
       case EventKind.RX_HANDLER:
-        decisions.push(rxHandlerDecision(e, ctx));
+        applyRxHandlerResult(e, hops);
         break;
       case EventKind.BR_DECISION:
         decisions.push(bridgeDecision(e, ctx));
@@ -153,7 +167,10 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
         break;
       case EventKind.DROP: {
         const reason = ctx.dropReason(e.reason);
-        if (reason === NETFILTER_DROP) {
+        if (e.table) {
+          // Freed while a table ran (nftables drops inside nft_do_chain): seen, not inferred.
+          hops.push({ ...tableHop(e, ctx), verdict: 'DROP' });
+        } else if (reason === NETFILTER_DROP) {
           if (lastNf?.kind === EventKind.NF) hops.push(dropHop(lastNf, e, ctx));
           // Dropped by a hook function that is no table (conntrack, br_netfilter ...).
           else if (!lastNf && lastHook) hops.push({ ...netfilterHop(lastHook, ctx, null, 'DROP'), ts: e.ts });
@@ -172,6 +189,7 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
     }
   }
 
+  inferRxHandlerResult(hops, decisions);
   const { src, dst } = addresses(first);
   return {
     id: first.packetId,

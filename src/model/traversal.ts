@@ -7,7 +7,7 @@ export type Verdict = 'ACCEPT' | 'DROP' | 'STOLEN' | 'QUEUE';
 /** What the kernel decided between hops: L2 vs L3, bridge port, routing. */
 export interface Decision {
   ts: number;
-  kind: 'rx_handler' | 'bridge' | 'route';
+  kind: 'bridge' | 'route';
   decision: string;
   port?: string | null;
   text: string;
@@ -33,6 +33,8 @@ export interface Hop {
   /** Set where a field was deduced rather than read from the kernel. */
   inferred?: string[];
   rxHandler?: string | null;
+  /** Function-tracing backends: what the rx_handler returned (CONSUMED, PASS ...). */
+  rxResult?: string;
   ttl?: number;
   cpu?: number;
   note?: string;
