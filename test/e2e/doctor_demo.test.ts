@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
 import type { Traversal } from '../../src/model/traversal';
 import { native } from '../../src/native';
-import { runCli } from '../support/cli';
+import { runCli, WatchProcess } from '../support/cli';
 
 const netnsList = () => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
 
@@ -56,6 +56,42 @@ describe('demo', () => {
       const r = runCli([cmd, '--help']);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/Examples:\n\s+sudo bpftrace-net /);
+    }
+  });
+});
+
+describe('backend choice on this kernel', () => {
+  let lab: DockerLikeLab;
+  beforeAll(() => {
+    lab = new DockerLikeLab({ containers: 1 }).create();
+  });
+  afterAll(() => lab?.destroy());
+
+  it('auto says in one line which backend it picked and why it fell back', async () => {
+    const probes = new Map(native().probeKernel().map((p) => [p.name, p]));
+    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--duration', '1']);
+    await w.ready();
+    expect(await w.wait()).toBe(0);
+    const line = w.stderr.split('\n').find((l) => l.startsWith('watching '))!;
+    if (probes.get('fentry')!.ok) {
+      expect(line).toMatch(/auto picked fentry/);
+    } else {
+      expect(line).toMatch(/auto picked (kprobe|hooks): .*; not fentry, as this kernel lacks fentry\/fexit on nf_hook_slow/);
+      expect(line).toContain(probes.get('fentry')!.detail);
+    }
+  });
+
+  it('refuses a backend this kernel cannot run, naming what is missing', () => {
+    const probes = new Map(native().probeKernel().map((p) => [p.name, p]));
+    for (const backend of ['fentry', 'kprobe'] as const) {
+      const r = runCli(['watch', lab.bridge, '--netns', lab.host, '--backend', backend, '--duration', '1']);
+      if (probes.get(backend)!.ok) {
+        expect(r.code, r.stderr).toBe(0);
+      } else {
+        expect(r.code).toBe(2);
+        expect(r.stderr.trim().split('\n')).toHaveLength(1);
+        expect(r.stderr).toMatch(new RegExp(`^bpftrace-net: --backend ${backend}: this kernel lacks`));
+      }
     }
   });
 });

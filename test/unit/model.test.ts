@@ -1,6 +1,6 @@
 /** The model and the text output on synthetic events (no kernel needed). */
 import { describe, expect, it } from 'vitest';
-import { forwardPathEvents, KIND, LAB } from '../../bench/synthetic';
+import { forwardPathEvents, KIND, LAB, RawEvent } from '../../bench/synthetic';
 import { buildTraversal, ModelContext } from '../../src/model/build';
 import { netfilterAttachments, slotsAt, tableAfter } from '../../src/model/hooks';
 import { describePacket, formatAddress } from '../../src/model/packet';
@@ -91,5 +91,52 @@ describe('privileges', () => {
     expect(missingCapabilities(root)).toEqual([]);
     const none = effectiveCapabilities('CapEff:\t0000000000000000\n');
     expect(missingCapabilities(none)).toEqual(['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN', 'CAP_SYS_ADMIN (to enter network namespaces)']);
+  });
+});
+
+describe('function-tracing events in the model', () => {
+  const c = (over: Partial<RawEvent>): RawEvent => ({ ts: 0n, packetId: 9n, seq: 0, kind: KIND.RX, netns: LAB.netns, ...over });
+  const tableEvent = (seq: number, family: number, hook: number, table: string, chain: string, verdict: number, extra: Partial<RawEvent> = {}) =>
+    c({ seq, ts: BigInt(seq), kind: KIND.NF_TABLE, nfFamily: family, nfHook: hook, table, chain, verdict, inIfindex: LAB.veth, ...extra });
+
+  it('names bridge and IPv4 tables and chains, with their own verdicts, and the decisions between them', () => {
+    const t = buildTraversal(throughPipe([
+      c({ seq: 0, kind: KIND.RX, ifindex: LAB.veth, aux: 0xffffffff82159760n }),
+      c({ seq: 1, ts: 1n, kind: KIND.NF_HOOK_ENTER, nfFamily: 7, nfHook: 0, inIfindex: LAB.veth }),
+      tableEvent(2, 7, 0, 'nat', 'PREROUTING', 1),
+      c({ seq: 3, ts: 3n, kind: KIND.BR_DECISION, detail: 3 }),
+      tableEvent(4, 7, 1, 'filter', 'INPUT', 1),
+      c({ seq: 5, ts: 5n, kind: KIND.ROUTE, detail: 1 }),
+      tableEvent(6, 2, 2, 'filter', 'FORWARD', 1, { inIfindex: LAB.bridge, outIfindex: LAB.uplink }),
+      tableEvent(7, 10, 4, 'inet_fw', 'postrouting', 1, { outIfindex: LAB.uplink }),
+      c({ seq: 8, ts: 8n, kind: KIND.TX, ifindex: LAB.uplink }),
+    ]), ctx, 0);
+    expect(t.hops.map((h) => `${h.family} ${h.hook} ${h.table} ${h.chain ?? '-'} ${h.verdict}`)).toEqual([
+      'netdev RX null - null',
+      'bridge PREROUTING nat PREROUTING ACCEPT',
+      'bridge INPUT filter INPUT ACCEPT',
+      'ipv4 FORWARD filter FORWARD ACCEPT',
+      'ipv6 POSTROUTING inet_fw postrouting ACCEPT',
+      'netdev TX null - null',
+    ]);
+    expect(t.hops[0]).toMatchObject({ rxResult: 'CONSUMED', inferred: ['rxResult'] });
+    expect(t.decisions.map((d) => d.decision)).toEqual(['local', 'forward']);
+    const text = formatTraversal(t);
+    expect(text).toMatch(/bridge PREROUTING nat +ACCEPT IN=vethdcc08d7\n {36}\* the destination MAC is the bridge's own: up to L3\n {2}bridge INPUT filter/);
+    expect(text).toMatch(/ipv6 POSTROUTING inet_fw\/postrouting ACCEPT/);
+  });
+
+  it('puts a drop freed inside a table at that table, seen, and reads the rx_handler result when it comes', () => {
+    const t = buildTraversal(throughPipe([
+      c({ seq: 0, kind: KIND.RX, ifindex: LAB.veth, aux: 0xffffffff82159760n }),
+      c({ seq: 1, ts: 1n, kind: KIND.RX_HANDLER, verdict: 3, ifindex: LAB.veth }),
+      c({ seq: 2, ts: 2n, kind: KIND.NF_HOOK_ENTER, nfFamily: 7, nfHook: 2, inIfindex: LAB.veth, outIfindex: 9 }),
+      c({ seq: 3, ts: 3n, kind: KIND.DROP, reason: 12, nfFamily: 7, nfHook: 2, table: 'filter', chain: 'FORWARD', inIfindex: LAB.veth, outIfindex: 9, ifindex: LAB.veth }),
+    ]), ctx, 0);
+    expect(t.hops[0]).toMatchObject({ rxResult: 'PASS' });
+    expect(t.hops[0].note).toMatch(/RX_HANDLER_PASS/);
+    expect(t.hops[1]).toMatchObject({ family: 'bridge', hook: 'FORWARD', table: 'filter', chain: 'FORWARD', verdict: 'DROP', in: 'vethdcc08d7', out: 'if9', observed: true });
+    expect(t.hops[1].inferred).toBeUndefined();
+    expect(t.end).toMatchObject({ kind: 'drop', reason: 'NETFILTER_DROP' });
   });
 });
