@@ -58,7 +58,10 @@ mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
 mount -o bind /dev /host/dev
 mount -t devpts devpts /host/dev/pts 2>/dev/null
+# Fresh tmpfs for /tmp, /run, /var/tmp; the checkout stays visible even if it lives under one.
+mkdir -p /checkout && mount -o bind "/host$BN_VM_CWD" /checkout
 for d in /host/tmp /host/run /host/var/tmp; do mount -t tmpfs tmpfs $d; done
+[ -d "/host$BN_VM_CWD" ] || { mkdir -p "/host$BN_VM_CWD" && mount -o bind /checkout "/host$BN_VM_CWD"; }
 mount -t bpf bpf /host/sys/fs/bpf
 mount -t tracefs tracefs /host/sys/kernel/tracing 2>/dev/null
 mount -t debugfs debugfs /host/sys/kernel/debug 2>/dev/null
