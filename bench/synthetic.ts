@@ -37,6 +37,7 @@ export interface RawEvent {
   detail?: number;
   table?: string;
   chain?: string;
+  priorities?: number[];
 }
 
 export const EVENT_SIZE = 192;
@@ -75,6 +76,7 @@ export function writeRawEvent(buf: Buffer, off: number, e: RawEvent): void {
   // Names as the kernel leaves them: truncated, not always terminated.
   Buffer.from(e.table ?? '').copy(buf, off + 140, 0, 16);
   Buffer.from(e.chain ?? '').copy(buf, off + 156, 0, 32);
+  (e.priorities ?? []).slice(0, 8).forEach((p, i) => buf.writeInt32LE(p, off + 156 + 4 * i));
 }
 
 export function rawEvents(events: RawEvent[]): Buffer {

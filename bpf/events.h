@@ -105,13 +105,19 @@ struct bn_event {
 	__u8 kind;             /* enum bn_event_kind */
 	__u8 nf_family;        /* NFPROTO_*: IPV4 = 2, BRIDGE = 7, IPV6 = 10 */
 	__u8 nf_hook;          /* NF_INET_PRE_ROUTING = 0 ... (NF_BR_* alike) */
-	__u8 nf_slot;          /* enum bn_nf_slot */
-	__u8 detail;           /* enum bn_bridge_decision / bn_route_decision / bn_table_worker */
+	__u8 nf_slot;          /* enum bn_nf_slot; NF_HOOK_ENTER: index of the first entry to run */
+	__u8 detail;           /* enum bn_bridge_decision / bn_route_decision / bn_table_worker;
+	                          NF_HOOK_ENTER: number of entries */
 	__u8 _pad[3];
 	struct bn_packet pkt;
 	char table[16];        /* NF_TABLE: table name (truncated) */
-	char chain[32];        /* NF_TABLE: nftables chain name (truncated) */
+	union {
+		char chain[32];        /* NF_TABLE: nftables chain name (truncated) */
+		__s32 priorities[8];   /* NF_HOOK_ENTER: priorities of the hook's entries */
+	};
 };
+
+#define BN_MAX_PRIORITIES 8
 
 #define BN_EVENT_SIZE 192
 

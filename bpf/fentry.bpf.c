@@ -8,9 +8,10 @@
 #include "functions.bpf.h"
 
 SEC("fentry/nf_hook_slow")
-int BPF_PROG(fentry_nf_hook_slow, struct sk_buff *skb, struct nf_hook_state *state)
+int BPF_PROG(fentry_nf_hook_slow, struct sk_buff *skb, struct nf_hook_state *state, const struct nf_hook_entries *entries,
+	     unsigned int start)
 {
-	emit_hook_enter(skb, state);
+	emit_hook_enter(skb, state, entries, start);
 	return 0;
 }
 

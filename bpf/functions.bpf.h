@@ -36,13 +36,33 @@ struct net_bridge_port___bn {
 	struct net_device *dev;
 } __attribute__((preserve_access_index));
 
-/* nf_hook_slow entry: the hook is about to run its entries. */
-static __always_inline void emit_hook_enter(struct sk_buff *skb, const struct nf_hook_state *state)
+/* nf_hook_slow entry: the hook is about to run its entries, from index
+ * `start`. Their priorities sit in the nf_hook_ops array right after the
+ * entries (nf_hook_entries_get_hook_ops). */
+static __always_inline void emit_hook_enter(struct sk_buff *skb, const struct nf_hook_state *state,
+					    const struct nf_hook_entries *entries, unsigned int start)
 {
 	struct bn_event *e = nf_event(skb, state, BN_EV_NF_HOOK_ENTER, true);
+	struct nf_hook_ops **ops;
+	__u32 n;
 
-	if (e)
-		bpf_ringbuf_submit(e, 0);
+	if (!e)
+		return;
+	/* Bounded for the verifier's pointer arithmetic; real hooks have a handful. */
+	n = BPF_CORE_READ(entries, num_hook_entries) & 0xff;
+	e->detail = n;
+	e->nf_slot = start > 255 ? 255 : start;
+	/* The mask restores the bound that 6.1's verifier loses across the multiply. */
+	ops = (struct nf_hook_ops **)((void *)entries + bpf_core_field_offset(struct nf_hook_entries, hooks) +
+				      (((__u64)n * bpf_core_type_size(struct nf_hook_entry)) & 0xffff));
+	for (int i = 0; i < BN_MAX_PRIORITIES; i++) {
+		struct nf_hook_ops *op = NULL;
+
+		if (i >= n || bpf_probe_read_kernel(&op, sizeof(op), &ops[i]) || !op)
+			break;
+		e->priorities[i] = BPF_CORE_READ(op, priority);
+	}
+	bpf_ringbuf_submit(e, 0);
 }
 
 /* nf_hook_slow return: 1 accepted, 0 stolen or queued, < 0 dropped (errno).

@@ -59,9 +59,10 @@ static __always_inline struct call_frame *pop(__u32 id)
 }
 
 SEC("kprobe/nf_hook_slow")
-int BPF_KPROBE(kprobe_nf_hook_slow, struct sk_buff *skb, struct nf_hook_state *state)
+int BPF_KPROBE(kprobe_nf_hook_slow, struct sk_buff *skb, struct nf_hook_state *state,
+	       const struct nf_hook_entries *entries, unsigned int start)
 {
-	emit_hook_enter(skb, state);
+	emit_hook_enter(skb, state, entries, start);
 	push(STACK_HOOK, (__u64)skb, (__u64)state, 0);
 	return 0;
 }

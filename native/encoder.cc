@@ -9,7 +9,7 @@ enum BatchField { kBatchEvents = 1, kBatchLost = 2, kBatchSequence = 3 };
 enum EventField {
   kTs = 1, kPacketId, kSeq, kKind, kCpu, kNetns, kIfindex, kInIfindex, kOutIfindex,
   kPhysinIfindex, kPhysoutIfindex, kNfFamily, kNfHook, kNfSlot, kAux, kReason, kMark, kSkb, kPacket,
-  kVerdict, kDetail, kTable, kChain
+  kVerdict, kDetail, kTable, kChain, kPriorities
 };
 enum PacketField {
   kEthertype = 1, kIpVersion, kSaddr, kDaddr, kL4proto, kSport, kDport, kTtl, kIpLen,
@@ -44,9 +44,17 @@ void PutBytes(std::vector<uint8_t>& out, int field, const uint8_t* data, size_t 
   out.insert(out.end(), data, data + len);
 }
 
-void PutSint(std::vector<uint8_t>& out, int field, int32_t v) {
-  // zigzag: small negative errnos stay small
-  PutUint(out, field, (static_cast<uint32_t>(v) << 1) ^ static_cast<uint32_t>(v >> 31));
+uint32_t ZigZag(int32_t v) { return (static_cast<uint32_t>(v) << 1) ^ static_cast<uint32_t>(v >> 31); }
+
+// zigzag: small negative errnos stay small
+void PutSint(std::vector<uint8_t>& out, int field, int32_t v) { PutUint(out, field, ZigZag(v)); }
+
+// repeated sint32, packed: one length-delimited run of zigzag varints.
+void PutPriorities(std::vector<uint8_t>& out, const int32_t* values, size_t n) {
+  if (n == 0) return;
+  std::vector<uint8_t> packed;
+  for (size_t i = 0; i < n; i++) PutVarint(packed, ZigZag(values[i]));
+  PutBytes(out, kPriorities, packed.data(), packed.size());
 }
 
 // A fixed-size, possibly unterminated C string from the kernel.
@@ -107,7 +115,11 @@ void BatchEncoder::Append(const bn_event& e) {
   PutSint(body, kVerdict, e.verdict);
   PutUint(body, kDetail, e.detail);
   PutString(body, kTable, e.table, sizeof(e.table));
-  PutString(body, kChain, e.chain, sizeof(e.chain));
+  if (e.kind == BN_EV_NF_HOOK_ENTER) {
+    PutPriorities(body, e.priorities, e.detail < BN_MAX_PRIORITIES ? e.detail : BN_MAX_PRIORITIES);
+  } else {
+    PutString(body, kChain, e.chain, sizeof(e.chain));
+  }
   // The packet is written even when empty so that every event carries one.
   packet_scratch_.clear();
   EncodePacket(packet_scratch_, e.pkt);

@@ -44,6 +44,8 @@ export interface KernelEvent {
   detail: number;
   table: string;
   chain: string;
+  /** NF_HOOK_ENTER: priorities of the hook's entries (detail = count, nfSlot = first to run). */
+  priorities: number[];
 }
 
 export interface DecodedBatch {
@@ -109,6 +111,7 @@ export function toKernelEvent(e: pb.IEvent): KernelEvent {
     detail: e.detail ?? 0,
     table: e.table ?? '',
     chain: e.chain ?? '',
+    priorities: e.priorities ?? [],
   };
 }
 

@@ -3,7 +3,7 @@
 import { EventKind, KernelEvent } from '../decode';
 import { familyName, hookName, slotById, tableAfter, verdictName } from './hooks';
 import { describePacket, formatAddress, protoName } from './packet';
-import type { Decision, Hop, Traversal, TraversalEnd } from './traversal';
+import type { Decision, Hop, HookRun, Traversal, TraversalEnd } from './traversal';
 
 export interface ModelContext {
   /** The traced netns (inode) and its bridge. */
@@ -108,6 +108,16 @@ function routeDecision(e: KernelEvent): Decision {
     : { ts: e.ts, kind: 'route', decision: 'local', text: 'routing: addressed to this host, delivered locally' };
 }
 
+/** nf_hook_slow's result: 1 the packet goes on, 0 stolen or queued, < 0 dropped (-errno). */
+function closeHookRun(run: HookRun, ret: number): void {
+  if (ret === 1) run.verdict = 'ACCEPT';
+  else if (ret === 0) run.verdict = 'STOLEN';
+  else {
+    run.verdict = 'DROP';
+    run.errno = -ret;
+  }
+}
+
 /** Without br_handle_frame's own result (its return comes after the packet has
  * left), bridge hooks or a bridge decision after the port's RX show the frame
  * was consumed by the bridge. */
@@ -128,6 +138,8 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
   let end: TraversalEnd = { kind: 'unknown', dev: null, reason: null };
   let lastNf: KernelEvent | null = null;
   let lastHook: KernelEvent | null = null;
+  const hookRuns: HookRun[] = [];
+  const openRuns: HookRun[] = [];
 
   for (const e of sorted) {
     switch (e.kind) {
@@ -152,10 +164,22 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
         hops.push(tableHop(e, ctx));
         lastNf = e;
         break;
-      case EventKind.NF_HOOK_ENTER:
+      case EventKind.NF_HOOK_ENTER: {
         lastHook = e;
         lastNf = null;
+        const run: HookRun = {
+          family: familyName(e.nfFamily), hook: hookName(e.nfHook, e.nfFamily), depth: openRuns.length,
+          entries: e.detail, firstEntry: e.nfSlot, priorities: e.priorities, verdict: null, ts: e.ts,
+        };
+        hookRuns.push(run);
+        openRuns.push(run);
         break;
+      }
+      case EventKind.NF_HOOK_EXIT: {
+        const run = openRuns.pop();
+        if (run) closeHookRun(run, e.verdict);
+        break;
+      }
       case EventKind.RX_HANDLER:
         applyRxHandlerResult(e, hops);
         break;
@@ -167,6 +191,9 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
         break;
       case EventKind.DROP: {
         const reason = ctx.dropReason(e.reason);
+        // Freed inside a hook: its return is never seen, the drop is its result.
+        const inside = openRuns[openRuns.length - 1];
+        if (inside && reason === NETFILTER_DROP) inside.verdict = 'DROP';
         if (e.table) {
           // Freed while a table ran (nftables drops inside nft_do_chain): seen, not inferred.
           hops.push({ ...tableHop(e, ctx), verdict: 'DROP' });
@@ -202,6 +229,7 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
     summary: describePacket(first.packet),
     hops,
     decisions,
+    hookRuns,
     end,
     lost,
     missing: missingEvents(sorted),

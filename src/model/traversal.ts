@@ -40,6 +40,20 @@ export interface Hop {
   note?: string;
 }
 
+/** One run of a netfilter hook (function-tracing backends): its entries and
+ * its overall result. br_netfilter runs IPv4 hooks inside bridge hooks: depth. */
+export interface HookRun {
+  family: Family;
+  hook: HookName;
+  depth: number;
+  entries: number;
+  firstEntry: number;
+  priorities: number[];
+  verdict: Verdict | null;
+  errno?: number;
+  ts: number;
+}
+
 export interface TraversalEnd {
   kind: EndKind;
   dev: string | null;
@@ -58,6 +72,8 @@ export interface Traversal {
   summary: string;
   hops: Hop[];
   decisions: Decision[];
+  /** Function-tracing backends: every hook run, in order, with nesting depth. */
+  hookRuns: HookRun[];
   end: TraversalEnd;
   /** Events lost in the kernel, all packets, since the capture started. */
   lost: number;

@@ -140,3 +140,24 @@ describe('function-tracing events in the model', () => {
     expect(t.end).toMatchObject({ kind: 'drop', reason: 'NETFILTER_DROP' });
   });
 });
+
+describe('hook runs', () => {
+  it('nests IPv4 hooks run by br_netfilter inside the bridge hook, with entries, priorities and results', () => {
+    const ev = (seq: number, over: Partial<RawEvent>): RawEvent => ({ ts: BigInt(seq), packetId: 3n, seq, kind: KIND.RX, netns: LAB.netns, inIfindex: LAB.veth, ...over });
+    const t = buildTraversal(throughPipe([
+      ev(0, { kind: KIND.NF_HOOK_ENTER, nfFamily: 7, nfHook: 0, detail: 2, priorities: [-300, 0] }),
+      ev(1, { kind: KIND.NF_HOOK_ENTER, nfFamily: 2, nfHook: 0, detail: 5, nfSlot: 1, priorities: [-2147483648, -300, -200, -150, -100] }),
+      ev(2, { kind: KIND.NF_HOOK_EXIT, nfFamily: 2, nfHook: 0, verdict: 1 }),
+      ev(3, { kind: KIND.NF_HOOK_ENTER, nfFamily: 2, nfHook: 2, detail: 1, priorities: [0] }),
+      ev(4, { kind: KIND.NF_HOOK_EXIT, nfFamily: 2, nfHook: 2, verdict: -1 }),
+      ev(5, { kind: KIND.NF_HOOK_ENTER, nfFamily: 7, nfHook: 2, detail: 1, priorities: [-200] }),
+      ev(6, { kind: KIND.DROP, reason: 12 }),
+    ]), ctx, 0);
+    expect(t.hookRuns.map((r) => [r.family, r.hook, r.depth, r.entries, r.firstEntry, r.priorities, r.verdict, r.errno])).toEqual([
+      ['bridge', 'PREROUTING', 0, 2, 0, [-300, 0], null, undefined],
+      ['ipv4', 'PREROUTING', 1, 5, 1, [-2147483648, -300, -200, -150, -100], 'ACCEPT', undefined],
+      ['ipv4', 'FORWARD', 1, 1, 0, [0], 'DROP', 1],
+      ['bridge', 'FORWARD', 1, 1, 0, [-200], 'DROP', undefined],
+    ]);
+  });
+});

@@ -71,6 +71,20 @@ for (const backend of ['fentry', 'kprobe']) {
       // br_handle_frame returns after the packet left by the uplink: its result is deduced.
       expect(t!.hops[0]).toMatchObject({ hook: 'RX', in: c1.hostVeth, rxHandler: 'br_handle_frame', rxResult: 'CONSUMED', inferred: ['rxResult'] });
       expect(t!.decisions.map((d) => `${d.kind} ${d.decision}`)).toEqual(expect.arrayContaining(['bridge local', 'route forward']));
+      // br_handle_frame runs the bridge PREROUTING entries itself (nf_hook_bridge_pre);
+      // br_netfilter (priority 0) resumes nf_hook_slow past its own entry afterwards.
+      const bridgePre = t!.hookRuns.find((r) => r.family === 'bridge' && r.hook === 'PREROUTING')!;
+      expect(bridgePre.priorities).toEqual([-300, 0]);
+      expect(bridgePre.firstEntry).toBe(2);
+      const ipv4Pre = t!.hookRuns.filter((r) => r.family === 'ipv4' && r.hook === 'PREROUTING');
+      expect(ipv4Pre[0].verdict).toBe('ACCEPT');
+      expect(ipv4Pre[0].priorities).toEqual(expect.arrayContaining([-300, -200, -150, -100]));
+      // ip_sabotage_in (the first entry) steals the second IPv4 PREROUTING and routes the packet
+      // from inside it: the forward path nests there, and that run's return comes after the packet left.
+      expect(ipv4Pre[1]).toMatchObject({ verdict: null, depth: 0 });
+      for (const hook of ['FORWARD', 'POSTROUTING']) {
+        expect(t!.hookRuns.find((r) => r.family === 'ipv4' && r.hook === hook)).toMatchObject({ depth: 1, verdict: 'ACCEPT' });
+      }
       expect(t!.end).toMatchObject({ kind: 'tx', dev: lab.uplink });
     });
 
@@ -114,6 +128,7 @@ for (const backend of ['fentry', 'kprobe']) {
       const last = t!.hops[t!.hops.length - 1];
       expect(last).toMatchObject({ family: 'bridge', hook: 'FORWARD', table: 'filter', chain: 'FORWARD', verdict: 'DROP', observed: true, in: c1.hostVeth, out: c2.hostVeth });
       expect(last.inferred).toBeUndefined();
+      expect(t!.hookRuns.find((r) => r.family === 'bridge' && r.hook === 'FORWARD')?.verdict).toBe('DROP');
       expect(ts2labels(dropped)).not.toContain('STOLEN');
       expect(t!.end).toMatchObject({ kind: 'drop', reason: 'NETFILTER_DROP' });
     });
