@@ -175,6 +175,13 @@ static __always_inline void read_packet(struct sk_buff *skb, struct bn_packet *p
 	unsigned char *l3;
 
 	p->ethertype = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	/* skb->_nfct: the conntrack entry with ip_conntrack_info in its low 3 bits. */
+	if (bpf_core_field_exists(skb->_nfct)) {
+		unsigned long nfct = BPF_CORE_READ(skb, _nfct);
+
+		if (nfct)
+			p->ct_state = (nfct & 7) + 1;
+	}
 	l3 = at_rx ? BPF_CORE_READ(skb, data) : head + BPF_CORE_READ(skb, network_header);
 	if (mac != MAC_HEADER_UNSET) {
 		__u8 eth[12];

@@ -83,7 +83,8 @@ struct bn_packet {
 	__u8 icmp_type;
 	__u8 icmp_code;
 	__u8 has_mac;
-	__u8 _pad[2];
+	__u8 ct_state;         /* 0: no conntrack entry yet; else enum ip_conntrack_info + 1 */
+	__u8 _pad;
 };
 
 struct bn_event {

@@ -13,7 +13,7 @@ enum EventField {
 };
 enum PacketField {
   kEthertype = 1, kIpVersion, kSaddr, kDaddr, kL4proto, kSport, kDport, kTtl, kIpLen,
-  kIcmpType, kIcmpCode, kSmac, kDmac
+  kIcmpType, kIcmpCode, kSmac, kDmac, kCtState
 };
 enum WireType { kVarint = 0, kLengthDelimited = 2 };
 
@@ -83,6 +83,7 @@ void EncodePacket(std::vector<uint8_t>& out, const bn_packet& p) {
   PutUint(out, kIpLen, p.ip_len);
   PutUint(out, kIcmpType, p.icmp_type);
   PutUint(out, kIcmpCode, p.icmp_code);
+  PutUint(out, kCtState, p.ct_state);
   if (p.has_mac) {
     PutBytes(out, kSmac, p.smac, kMacLen);
     PutBytes(out, kDmac, p.dmac, kMacLen);

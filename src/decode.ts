@@ -18,6 +18,8 @@ export interface PacketHeaders {
   icmpCode: number;
   smac: Uint8Array;
   dmac: Uint8Array;
+  /** 0: no conntrack entry yet; else ip_conntrack_info + 1. */
+  ctState: number;
 }
 
 export interface KernelEvent {
@@ -83,6 +85,7 @@ function toPacket(p: pb.IPacket | null | undefined): PacketHeaders {
     icmpCode: p?.icmpCode ?? 0,
     smac: p?.smac ?? EMPTY,
     dmac: p?.dmac ?? EMPTY,
+    ctState: p?.ctState ?? 0,
   };
 }
 

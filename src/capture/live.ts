@@ -39,6 +39,7 @@ export function modelContext(view: BridgeView): ModelContext {
     symbol: (addr) => kallsyms.lookup(addr),
     dropReason: (r) => reasons[r] || `reason ${r}`,
     toEpochNs: (ts) => ts + epochOffsetNs,
+    brNetfilter: view.brNetfilter,
   };
 }
 

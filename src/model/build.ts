@@ -2,7 +2,7 @@
  * and the decisions the events imply. */
 import { EventKind, KernelEvent } from '../decode';
 import { familyName, hookName, slotById, tableAfter, verdictName } from './hooks';
-import { describePacket, formatAddress, protoName } from './packet';
+import { ctStateName, describePacket, formatAddress, natTableConsulted, protoName } from './packet';
 import type { Decision, Hop, HookRun, Traversal, TraversalEnd } from './traversal';
 
 export interface ModelContext {
@@ -15,6 +15,8 @@ export interface ModelContext {
   dropReason(reason: number): string;
   /** Kernel monotonic ns -> Unix epoch ns. */
   toEpochNs(ts: number): number;
+  /** br_netfilter's bridge-nf-call-* switches in the traced netns, where known. */
+  brNetfilter?: { iptables: boolean | undefined; ip6tables: boolean | undefined };
 }
 
 const NETFILTER_DROP = 'NETFILTER_DROP';
@@ -50,7 +52,7 @@ function netfilterHop(e: KernelEvent, ctx: ModelContext, table: Hop['table'], ve
   return {
     family: familyName(e.nfFamily), hook: hookName(e.nfHook, e.nfFamily), table, verdict,
     in: name(e.inIfindex), out: name(e.outIfindex), physin: name(e.physinIfindex), physout: name(e.physoutIfindex),
-    ...addresses(e), observed: true, ts: e.ts, ttl: e.packet.ttl || undefined, cpu: e.cpu,
+    ...addresses(e), observed: true, ts: e.ts, ttl: e.packet.ttl || undefined, cpu: e.cpu, ct: ctStateName(e.packet.ctState),
   };
 }
 
@@ -118,6 +120,35 @@ function closeHookRun(run: HookRun, ret: number): void {
   }
 }
 
+/** A frame bridged from port to port never met iptables: say why, if the
+ * switch that would have sent it there is off. */
+function explainNoIptables(first: KernelEvent, hops: Hop[], decisions: Decision[], ctx: ModelContext): void {
+  const v6 = first.packet.ipVersion === 6;
+  const sw = v6 ? ctx.brNetfilter?.ip6tables : ctx.brNetfilter?.iptables;
+  if (sw !== false || !first.packet.ipVersion) return;
+  const family = v6 ? 'ipv6' : 'ipv4';
+  const bridged = hops[0]?.rxHandler === 'br_handle_frame' && hops.some((h) => h.hook === 'TX' && h.out !== hops[0].in);
+  if (!bridged || hops.some((h) => h.family === family)) return;
+  const name = v6 ? 'bridge-nf-call-ip6tables' : 'bridge-nf-call-iptables';
+  decisions.push({ ts: hops[0].ts, kind: 'bridge', decision: 'no-iptables', text: `${name}=0: bridged ${v6 ? 'IPv6' : 'IPv4'} is not passed to ${v6 ? 'ip6tables' : 'iptables'}` });
+}
+
+/** Addresses that change between two hops were rewritten there: say how. */
+function explainRewrites(first: KernelEvent, hops: Hop[], decisions: Decision[]): void {
+  let prev = addresses(first);
+  for (const h of hops) {
+    const where = h.family === 'netdev' ? `before ${h.hook} on ${h.in ?? h.out}` : `in ${h.table ?? '?'} ${h.hook}`;
+    const reply = h.ct?.includes('reply') ? ' (reply of a translated connection)' : '';
+    if (h.src && prev.src && h.src !== prev.src) {
+      decisions.push({ ts: h.ts, kind: 'nat', decision: 'snat', text: `SNAT ${prev.src} -> ${h.src} ${where}${reply}` });
+    }
+    if (h.dst && prev.dst && h.dst !== prev.dst) {
+      decisions.push({ ts: h.ts, kind: 'nat', decision: 'dnat', text: `DNAT ${prev.dst} -> ${h.dst} ${where}${reply}` });
+    }
+    prev = { src: h.src ?? prev.src, dst: h.dst ?? prev.dst };
+  }
+}
+
 /** Without br_handle_frame's own result (its return comes after the packet has
  * left), bridge hooks or a bridge decision after the port's RX show the frame
  * was consumed by the bridge. */
@@ -157,7 +188,15 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
       case EventKind.NF: {
         lastNf = e;
         const slot = slotById(e.nfSlot);
-        if (slot && slot.table) hops.push(netfilterHop(e, ctx, slot.table, 'ACCEPT'));
+        if (!slot?.table) break;
+        const hop = netfilterHop(e, ctx, slot.table, 'ACCEPT');
+        // The nat hook ran, but its table only sees a connection's first packet: later
+        // ones get the translation conntrack already holds.
+        if (slot.table === 'nat' && !natTableConsulted(e.packet)) {
+          hop.consulted = false;
+          hop.note = `nat table not consulted: the connection is ${ctStateName(e.packet.ctState)}, conntrack applies its translation`;
+        }
+        hops.push(hop);
         break;
       }
       case EventKind.NF_TABLE:
@@ -217,6 +256,9 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
   }
 
   inferRxHandlerResult(hops, decisions);
+  explainNoIptables(first, hops, decisions, ctx);
+  explainRewrites(first, hops, decisions);
+  decisions.sort((a, b) => a.ts - b.ts);
   const { src, dst } = addresses(first);
   return {
     id: first.packetId,

@@ -11,6 +11,27 @@ const ICMP6_TYPES: Record<number, string> = {
 };
 const ETH_P_ARP = 0x0806;
 
+const CT_STATES = ['established', 'related', 'new', 'established reply', 'related reply', 'ctinfo 5', 'ctinfo 6', 'untracked'];
+
+/** skb->_nfct's ip_conntrack_info, as the event carries it (0 = no entry yet). */
+export function ctStateName(ctState: number): string | null {
+  return ctState ? CT_STATES[ctState - 1] ?? `ctinfo ${ctState - 1}` : null;
+}
+
+const IPPROTO_ICMP = 1;
+const IPPROTO_ICMPV6 = 58;
+
+/** The nat table runs only for a connection's first packet, or a related
+ * connection's, and never without a conntrack entry (none, or untracked). A
+ * related ICMP error is translated from its connection without the table
+ * (nf_nat_ipv4_fn / nf_nat_ipv6_fn). */
+export function natTableConsulted(p: PacketHeaders): boolean {
+  const name = ctStateName(p.ctState);
+  if (name === 'new') return true;
+  if (name === null || !name.startsWith('related')) return false;
+  return p.l4proto !== IPPROTO_ICMP && p.l4proto !== IPPROTO_ICMPV6;
+}
+
 export function formatAddress(bytes: Uint8Array): string | null {
   if (bytes.length === 4) return Array.from(bytes).join('.');
   if (bytes.length !== 16) return null;

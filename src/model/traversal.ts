@@ -7,7 +7,7 @@ export type Verdict = 'ACCEPT' | 'DROP' | 'STOLEN' | 'QUEUE';
 /** What the kernel decided between hops: L2 vs L3, bridge port, routing. */
 export interface Decision {
   ts: number;
-  kind: 'bridge' | 'route';
+  kind: 'bridge' | 'route' | 'nat' | 'conntrack';
   decision: string;
   port?: string | null;
   text: string;
@@ -38,6 +38,10 @@ export interface Hop {
   ttl?: number;
   cpu?: number;
   note?: string;
+  /** Conntrack state of the packet at this hop, where the kernel had one. */
+  ct?: string | null;
+  /** false: the hook ran but its table's rules were not (nat after a connection's first packet). */
+  consulted?: boolean;
 }
 
 /** One run of a netfilter hook (function-tracing backends): its entries and

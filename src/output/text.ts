@@ -32,6 +32,7 @@ export function formatHop(h: Hop, prev: { src: string | null; dst: string | null
   if (h.ttl) line += ` TTL=${h.ttl}`;
   line += rewrites(h, prev);
   if (!h.observed) line += '  (inferred)';
+  if (h.ct) line += ` CT=${h.ct.replace(' ', '-')}`;
   if (h.note) line += `  -- ${h.note}`;
   return line.trimEnd();
 }

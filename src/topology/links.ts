@@ -1,5 +1,5 @@
 import { BnError } from '../errors';
-import { Netns, runIn } from './netns';
+import { Netns, readSysctl, runIn } from './netns';
 
 export interface Link {
   ifindex: number;
@@ -44,8 +44,15 @@ export function defaultRouteDevices(ns: Netns): string[] {
   return [...devs];
 }
 
+/** br_netfilter's switches in the traced netns: undefined where br_netfilter is not loaded. */
+export interface BridgeNetfilter {
+  iptables: boolean | undefined;
+  ip6tables: boolean | undefined;
+}
+
 export interface BridgeView {
   netns: Netns;
+  brNetfilter: BridgeNetfilter;
   bridge: Link;
   ports: Link[];
   uplinks: Link[];
@@ -66,8 +73,13 @@ export function describeBridge(ns: Netns, name: string, extraUplinks: string[] =
   for (const u of extraUplinks) {
     if (!all.some((l) => l.name === u)) throw new BnError('UNKNOWN_INTERFACE', `no uplink interface '${u}' in netns ${ns.label}`);
   }
+  const flag = (name: string) => {
+    const v = readSysctl(ns, `net.bridge.${name}`);
+    return v === undefined ? undefined : v === '1';
+  };
   return {
     netns: ns,
+    brNetfilter: { iptables: flag('bridge-nf-call-iptables'), ip6tables: flag('bridge-nf-call-ip6tables') },
     bridge,
     ports: all.filter((l) => l.master === name),
     uplinks: all.filter((l) => uplinkNames.has(l.name) && l.name !== name),

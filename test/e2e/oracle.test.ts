@@ -1,0 +1,144 @@
+/** The tool against the kernel's own LOG output: same traffic, same hops, same order. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerLikeLab } from '../../src/lab/dockerLike';
+import type { Traversal } from '../../src/model/traversal';
+import { WatchProcess } from '../support/cli';
+import { findIcmp } from '../support/hops';
+import { fromOracle, fromTool, LogOracle, OracleHop } from '../support/logOracle';
+
+const settle = () => new Promise((r) => setTimeout(r, 700));
+
+describe('hop for hop against the kernel LOG output', () => {
+  let lab: DockerLikeLab;
+  beforeAll(() => {
+    lab = new DockerLikeLab().create();
+    for (const c of lab.containers) lab.ping(c.netns, lab.wanIp);
+    lab.ping(lab.containers[0].netns, lab.containers[1].ip);
+    lab.ping(lab.host, lab.containers[0].ip);
+  });
+  afterAll(() => lab?.destroy());
+
+  /** Runs the scenario under LOG rules, then again under watch with the rules gone. */
+  async function both(scenario: () => void): Promise<{ logged: OracleHop[]; traced: Traversal[] }> {
+    const oracle = new LogOracle(lab);
+    try {
+      oracle.install();
+      scenario();
+      await settle();
+    } finally {
+      oracle.remove();
+    }
+    const logged = oracle.hops();
+    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--json']);
+    try {
+      await w.ready();
+      scenario();
+      await settle();
+    } finally {
+      expect(await w.stop()).toBe(0);
+    }
+    return { logged, traced: w.traversals() };
+  }
+
+  const icmpType = (type: number) => (h: OracleHop) => h.fields.PROTO === 'ICMP' && h.fields.TYPE === String(type);
+
+  it('container -> wan and its reply', async () => {
+    const c1 = lab.containers[0];
+    const { logged, traced } = await both(() => expect(lab.ping(c1.netns, lab.wanIp)).toBe(true));
+    const request = logged.filter(icmpType(8));
+    const reply = logged.filter(icmpType(0));
+    expect(request.length).toBeGreaterThan(5);
+    expect(fromTool(findIcmp(traced, 'request', c1.ip)!)).toEqual(request.map(fromOracle));
+    expect(fromTool(findIcmp(traced, 'reply', lab.wanIp)!)).toEqual(reply.map(fromOracle));
+    // LOG prints a packet entering nat POSTROUTING; the tool shows it leaving, MASQUERADEd.
+    expect(request.find((h) => h.table === 'nat' && h.hook === 'POSTROUTING')!.src).toBe(c1.ip);
+    const t = findIcmp(traced, 'request', c1.ip)!;
+    expect(t.hops.find((h) => h.table === 'nat' && h.hook === 'POSTROUTING')!.src).toBe(lab.uplinkIp);
+    expect(t.decisions.map((d) => d.text)).toContain(`SNAT ${c1.ip} -> ${lab.uplinkIp} in nat POSTROUTING`);
+    const back = findIcmp(traced, 'reply', lab.wanIp)!;
+    expect(back.decisions.map((d) => d.text)).toContain(`DNAT ${lab.uplinkIp} -> ${c1.ip} in nat PREROUTING (reply of a translated connection)`);
+  });
+
+  for (const bnf of ['1', '0']) {
+    it(`container <-> container with bridge-nf-call-iptables=${bnf}`, async () => {
+      const [c1, c2] = lab.containers;
+      lab.exec(lab.host, 'sysctl', ['-qw', `net.bridge.bridge-nf-call-iptables=${bnf}`]);
+      let run: { logged: OracleHop[]; traced: Traversal[] };
+      try {
+        run = await both(() => expect(lab.ping(c1.netns, c2.ip)).toBe(true));
+      } finally {
+        lab.exec(lab.host, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1']);
+      }
+      const t = findIcmp(run.traced, 'request', c1.ip)!;
+      expect(fromTool(t)).toEqual(run.logged.filter(icmpType(8)).map(fromOracle));
+      expect(t.end).toMatchObject({ kind: 'tx', dev: c2.hostVeth });
+      if (bnf === '0') {
+        expect(run.logged).toHaveLength(0);
+        expect(t.decisions.map((d) => d.text)).toContain('bridge-nf-call-iptables=0: bridged IPv4 is not passed to iptables');
+      } else {
+        expect(run.logged.filter(icmpType(8)).length).toBeGreaterThan(5);
+      }
+    });
+  }
+
+  it('a published port: DNAT wan -> host:8080 -> container:80, and the answer', async () => {
+    const c1 = lab.containers[0];
+    const dnat = ['PREROUTING', '-i', lab.uplink, '-p', 'tcp', '--dport', '8080', '-j', 'DNAT', '--to-destination', `${c1.ip}:80`];
+    lab.exec(lab.host, 'iptables', ['-t', 'nat', '-A', ...dnat]);
+    const listener = `import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('0.0.0.0',80));s.listen(8)\nwhile True:\n  c,_=s.accept();time.sleep(0.2);c.close()`;
+    const server = require('child_process').spawn('ip', ['netns', 'exec', c1.netns, 'python3', '-c', listener], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 500));
+    const connect = () => lab.exec(lab.wan, 'bash', ['-c', `exec 3<>/dev/tcp/${lab.uplinkIp}/8080 && exec 3>&-`]);
+    let run: { logged: OracleHop[]; traced: Traversal[] };
+    try {
+      run = await both(connect);
+    } finally {
+      server.kill();
+      lab.exec(lab.host, 'iptables', ['-t', 'nat', '-D', ...dnat]);
+    }
+    const isSyn = (h: OracleHop) => / SYN /.test(` ${h.text} `) && !/ ACK /.test(` ${h.text} `);
+    const isSynAck = (h: OracleHop) => / SYN /.test(` ${h.text} `) && / ACK /.test(` ${h.text} `);
+    const syn = run.traced.find((t) => t.proto === 'tcp' && t.dst === lab.uplinkIp && t.summary.includes(':8080 '))!;
+    const synAck = run.traced.find((t) => t.proto === 'tcp' && t.src === c1.ip && t.summary.includes(`${c1.ip}:80 `))!;
+    expect(syn, JSON.stringify(run.traced.map((t) => t.summary))).toBeDefined();
+    expect(fromTool(syn)).toEqual(run.logged.filter(isSyn).map(fromOracle));
+    expect(fromTool(synAck)).toEqual(run.logged.filter(isSynAck).map(fromOracle));
+    expect(syn.decisions.map((d) => d.text)).toContain(`DNAT ${lab.uplinkIp} -> ${c1.ip} in nat PREROUTING`);
+    expect(syn.end).toMatchObject({ kind: 'tx', dev: c1.hostVeth });
+  });
+
+  for (const target of ['DROP', 'REJECT']) {
+    it(`${target} in filter FORWARD`, async () => {
+      const c1 = lab.containers[0];
+      const rule = ['FORWARD', '-s', c1.ip, '-d', lab.wanIp, '-p', 'icmp', '-j', target];
+      lab.exec(lab.host, 'iptables', ['-A', ...rule]);
+      let run: { logged: OracleHop[]; traced: Traversal[] };
+      try {
+        run = await both(() => expect(lab.ping(c1.netns, lab.wanIp)).toBe(false));
+      } finally {
+        lab.exec(lab.host, 'iptables', ['-D', ...rule]);
+      }
+      const t = findIcmp(run.traced, 'request', c1.ip)!;
+      expect(fromTool(t)).toEqual(run.logged.filter(icmpType(8)).map(fromOracle));
+      expect(t.hops[t.hops.length - 1]).toMatchObject({ hook: 'FORWARD', table: 'filter', verdict: 'DROP' });
+      expect(t.end).toMatchObject({ kind: 'drop', reason: 'NETFILTER_DROP' });
+      if (target === 'REJECT') {
+        // The rejection is a packet of its own, made by the host: out through OUTPUT to the container.
+        const unreachable = run.traced.find((x) => x.summary.startsWith('icmp unreachable'))!;
+        expect(unreachable, JSON.stringify(run.traced.map((x) => x.summary))).toBeDefined();
+        expect(fromTool(unreachable)).toEqual(run.logged.filter(icmpType(3)).map(fromOracle));
+        expect(unreachable.end).toMatchObject({ kind: 'tx', dev: c1.hostVeth });
+      }
+    });
+  }
+
+  it('host -> container: the OUTPUT path', async () => {
+    const c1 = lab.containers[0];
+    const { logged, traced } = await both(() => expect(lab.ping(lab.host, c1.ip)).toBe(true));
+    const t = findIcmp(traced, 'request', lab.gateway)!;
+    expect(t, JSON.stringify(traced.map((x) => x.summary))).toBeDefined();
+    expect(fromTool(t)).toEqual(logged.filter(icmpType(8)).map(fromOracle));
+    expect(t.hops[0]).toMatchObject({ family: 'ipv4', hook: 'OUTPUT' });
+    expect(t.end).toMatchObject({ kind: 'tx', dev: c1.hostVeth });
+  });
+});
