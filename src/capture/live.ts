@@ -9,6 +9,7 @@ import { netfilterAttachments } from '../model/hooks';
 import type { Traversal } from '../model/traversal';
 import { BackendName, native, NativeSession, SessionStats } from '../native';
 import { Kallsyms } from '../topology/kallsyms';
+import { RouteTable } from '../topology/routes';
 import type { BridgeView } from '../topology/links';
 
 export interface CaptureOptions {
@@ -31,6 +32,7 @@ export function modelContext(view: BridgeView): ModelContext {
   const kallsyms = new Kallsyms();
   const reasons = native().dropReasons().map((r) => r.replace(/^SKB_DROP_REASON_/, ''));
   const epochOffsetNs = Date.now() * 1e6 - monotonicNs();
+  const routes = RouteTable.load(view.netns);
   return {
     netns: view.netns.inode,
     bridgeIfindex: view.bridge.ifindex,
@@ -40,6 +42,7 @@ export function modelContext(view: BridgeView): ModelContext {
     dropReason: (r) => reasons[r] || `reason ${r}`,
     toEpochNs: (ts) => ts + epochOffsetNs,
     brNetfilter: view.brNetfilter,
+    route: (dst) => routes.lookup(dst),
   };
 }
 

@@ -43,6 +43,8 @@ export class DockerLikeLab {
   readonly gateway = `${SUBNET}.1`;
   readonly uplinkIp = `${WAN_SUBNET}.1`;
   readonly wanIp = `${WAN_SUBNET}.2`;
+  /** Also on the wan netns, outside the uplink's subnet: reached by the default route. */
+  readonly wanFarIp = '10.200.1.1';
   readonly containers: Container[] = [];
   private readonly namespaces: string[] = [];
   private readonly cleanupOnExit = () => this.destroy();
@@ -96,6 +98,7 @@ export class DockerLikeLab {
     run('ip', ['-n', h, 'addr', 'add', `${this.uplinkIp}/24`, 'dev', UPLINK]);
     run('ip', ['-n', h, 'link', 'set', UPLINK, 'up']);
     run('ip', ['-n', this.wan, 'addr', 'add', `${this.wanIp}/24`, 'dev', 'eth0']);
+    run('ip', ['-n', this.wan, 'addr', 'add', `${this.wanFarIp}/24`, 'dev', 'eth0']);
     run('ip', ['-n', this.wan, 'link', 'set', 'eth0', 'up']);
     run('ip', ['-n', h, 'route', 'add', 'default', 'via', this.wanIp]);
 

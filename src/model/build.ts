@@ -15,6 +15,8 @@ export interface ModelContext {
   dropReason(reason: number): string;
   /** Kernel monotonic ns -> Unix epoch ns. */
   toEpochNs(ts: number): number;
+  /** The route the netns' table has for a destination, where known. */
+  route?(dst: string): { prefix: string; dev?: string; via?: string } | undefined;
   /** br_netfilter's bridge-nf-call-* switches in the traced netns, where known. */
   brNetfilter?: { iptables: boolean | undefined; ip6tables: boolean | undefined };
 }
@@ -104,10 +106,43 @@ function bridgeDecision(e: KernelEvent, ctx: ModelContext): Decision {
   }
 }
 
-function routeDecision(e: KernelEvent): Decision {
+function forwardText(dst: string | null, out: string | null, ctx: ModelContext): string {
+  const r = dst ? ctx.route?.(dst) : undefined;
+  const how = r ? `, route ${r.prefix}${r.via ? ` via ${r.via}` : ''}` : '';
+  return `routing: not for this host, forwarded${out ? ` out ${out}` : ''}${how}`;
+}
+
+function routeDecision(e: KernelEvent, ctx: ModelContext): Decision {
   return e.detail === 1
-    ? { ts: e.ts, kind: 'route', decision: 'forward', text: 'routing: not for this host, forwarded' }
+    ? { ts: e.ts, kind: 'route', decision: 'forward', text: forwardText(formatAddress(e.packet.daddr), null, ctx) }
     : { ts: e.ts, kind: 'route', decision: 'local', text: 'routing: addressed to this host, delivered locally' };
+}
+
+/** The hooks backend sees no routing function, but the hook after PREROUTING
+ * tells: FORWARD means routed on, INPUT means delivered here. */
+function inferRouting(hops: Hop[], decisions: Decision[], ctx: ModelContext): void {
+  if (decisions.some((d) => d.kind === 'route')) {
+    // Seen by a function-tracing backend: add the way out once it is known.
+    const fwd = hops.find((h) => h.hook === 'FORWARD' && h.family !== 'bridge' && h.out);
+    const d = decisions.find((x) => x.kind === 'route' && x.decision === 'forward');
+    if (d && fwd) d.text = forwardText(fwd.dst, fwd.out, ctx);
+    return;
+  }
+  let prev: Hop | undefined;
+  for (const h of hops) {
+    if (h.family !== 'ipv4' && h.family !== 'ipv6') continue;
+    const after = prev;
+    prev = h;
+    if (after?.hook !== 'PREROUTING' || after.family !== h.family) continue;
+    if (h.hook === 'FORWARD') {
+      decisions.push({ ts: h.ts, kind: 'route', decision: 'forward', text: forwardText(h.dst, h.out, ctx), inferred: true });
+      return;
+    }
+    if (h.hook === 'INPUT') {
+      decisions.push({ ts: h.ts, kind: 'route', decision: 'local', text: 'routing: addressed to this host, delivered locally', inferred: true });
+      return;
+    }
+  }
 }
 
 /** nf_hook_slow's result: 1 the packet goes on, 0 stolen or queued, < 0 dropped (-errno). */
@@ -226,7 +261,7 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
         decisions.push(bridgeDecision(e, ctx));
         break;
       case EventKind.ROUTE:
-        decisions.push(routeDecision(e));
+        decisions.push(routeDecision(e, ctx));
         break;
       case EventKind.DROP: {
         const reason = ctx.dropReason(e.reason);
@@ -257,6 +292,7 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
 
   inferRxHandlerResult(hops, decisions);
   explainNoIptables(first, hops, decisions, ctx);
+  inferRouting(hops, decisions, ctx);
   explainRewrites(first, hops, decisions);
   decisions.sort((a, b) => a.ts - b.ts);
   const { src, dst } = addresses(first);

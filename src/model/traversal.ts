@@ -11,6 +11,8 @@ export interface Decision {
   decision: string;
   port?: string | null;
   text: string;
+  /** Deduced from the hops around it rather than seen. */
+  inferred?: boolean;
 }
 export type EndKind = 'tx' | 'local' | 'drop' | 'unknown';
 

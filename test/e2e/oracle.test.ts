@@ -55,7 +55,9 @@ describe('hop for hop against the kernel LOG output', () => {
     const t = findIcmp(traced, 'request', c1.ip)!;
     expect(t.hops.find((h) => h.table === 'nat' && h.hook === 'POSTROUTING')!.src).toBe(lab.uplinkIp);
     expect(t.decisions.map((d) => d.text)).toContain(`SNAT ${c1.ip} -> ${lab.uplinkIp} in nat POSTROUTING`);
+    expect(t.decisions.map((d) => d.text)).toContain(`routing: not for this host, forwarded out ${lab.uplink}, route 10.200.0.0/24`);
     const back = findIcmp(traced, 'reply', lab.wanIp)!;
+    expect(back.decisions.map((d) => d.text)).toContain(`routing: not for this host, forwarded out ${lab.bridge}, route 192.168.222.0/24`);
     expect(back.decisions.map((d) => d.text)).toContain(`DNAT ${lab.uplinkIp} -> ${c1.ip} in nat PREROUTING (reply of a translated connection)`);
   });
 
@@ -131,6 +133,14 @@ describe('hop for hop against the kernel LOG output', () => {
       }
     });
   }
+
+  it('beyond the uplink subnet: routed by the default route', async () => {
+    const c1 = lab.containers[0];
+    const { logged, traced } = await both(() => expect(lab.ping(c1.netns, lab.wanFarIp)).toBe(true));
+    const t = findIcmp(traced, 'request', c1.ip)!;
+    expect(fromTool(t)).toEqual(logged.filter(icmpType(8)).map(fromOracle));
+    expect(t.decisions.map((d) => d.text)).toContain(`routing: not for this host, forwarded out ${lab.uplink}, route default via ${lab.wanIp}`);
+  });
 
   it('host -> container: the OUTPUT path', async () => {
     const c1 = lab.containers[0];

@@ -4,6 +4,7 @@ import { forwardPathEvents, KIND, LAB, RawEvent } from '../../bench/synthetic';
 import { buildTraversal, ModelContext } from '../../src/model/build';
 import { netfilterAttachments, slotsAt, tableAfter } from '../../src/model/hooks';
 import { describePacket, formatAddress } from '../../src/model/packet';
+import { RouteTable } from '../../src/topology/routes';
 import { formatTraversal } from '../../src/output/text';
 import { effectiveCapabilities, missingCapabilities } from '../../src/system/privileges';
 import { throughPipe } from '../support/events';
@@ -59,6 +60,29 @@ describe('traversal model', () => {
     expect(text).toMatch(/ipv4 POSTROUTING nat +ACCEPT [^\n]*\[SRC 192\.168\.222\.2 -> 10\.200\.0\.1\]/);
     expect(text.split('\n')[0]).toMatch(/^#8 \d\d:\d\d:\d\d\.\d{3} icmp echo request/);
     expect(text).toMatch(/=> left via enp4s0$/);
+  });
+});
+
+describe('routes', () => {
+  it('finds the longest matching prefix, IPv4 and IPv6', () => {
+    const table = RouteTable.fromRoutes([
+      { prefix: 'default', via: '10.200.0.2', dev: 'enp4s0' },
+      { prefix: '10.200.0.0/24', dev: 'enp4s0' },
+      { prefix: '10.200.0.128/25', dev: 'other' },
+      { prefix: 'fd00::/64', dev: 'br0' },
+    ]);
+    expect(table.lookup('10.200.0.2')).toEqual({ prefix: '10.200.0.0/24', dev: 'enp4s0', via: undefined });
+    expect(table.lookup('10.200.0.200')?.dev).toBe('other');
+    expect(table.lookup('8.8.8.8')).toMatchObject({ prefix: 'default', via: '10.200.0.2' });
+    expect(table.lookup('fd00::1234')?.dev).toBe('br0');
+    expect(table.lookup('2001:db8::1')).toBeUndefined();
+  });
+
+  it('explains a forward seen only as PREROUTING then FORWARD hooks, naming the route', () => {
+    const routes = RouteTable.fromRoutes([{ prefix: 'default', via: '10.200.0.2', dev: 'enp4s0' }, { prefix: '10.200.0.0/24', dev: 'enp4s0' }]);
+    const t = buildTraversal(throughPipe(forwardPathEvents(4, 0n)), { ...ctx, route: (d) => routes.lookup(d) }, 0);
+    const d = t.decisions.find((x) => x.kind === 'route')!;
+    expect(d).toMatchObject({ decision: 'forward', inferred: true, text: 'routing: not for this host, forwarded out enp4s0, route 10.200.0.0/24' });
   });
 });
 

@@ -1,0 +1,76 @@
+/** The traced netns' routing table (main), loaded once, for explaining where a
+ * routed packet went: a longest-prefix match in memory, never a lookup per packet. */
+import { Netns, runIn } from './netns';
+
+export interface Route {
+  prefix: string;      // "10.200.0.0/24", "default"
+  dev?: string;
+  via?: string;
+}
+
+interface Entry extends Route {
+  bits: bigint;
+  len: number;
+  width: number;
+}
+
+function parseAddress(a: string): { value: bigint; width: number } | undefined {
+  if (a.includes('.')) {
+    const parts = a.split('.').map(Number);
+    if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255))) return undefined;
+    return { value: parts.reduce((acc, p) => (acc << 8n) | BigInt(p), 0n), width: 32 };
+  }
+  if (!a.includes(':')) return undefined;
+  const [head, tail] = a.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail !== undefined && tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  if (groups.length !== 8) return undefined;
+  return { value: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g || '0', 16)), 0n), width: 128 };
+}
+
+export class RouteTable {
+  private constructor(private readonly entries: Entry[]) {}
+
+  static load(ns: Netns): RouteTable {
+    const entries: Entry[] = [];
+    for (const family of ['-4', '-6']) {
+      let rows: { dst: string; dev?: string; gateway?: string }[] = [];
+      try {
+        rows = JSON.parse(runIn(ns, 'ip', ['-j', family, 'route', 'show']));
+      } catch {
+        continue;
+      }
+      const width = family === '-4' ? 32 : 128;
+      for (const r of rows) {
+        const [addr, lenText] = r.dst === 'default' ? [width === 32 ? '0.0.0.0' : '::', '0'] : r.dst.split('/');
+        const parsed = parseAddress(addr);
+        if (!parsed) continue;
+        const len = lenText === undefined ? width : Number(lenText);
+        entries.push({ prefix: r.dst, dev: r.dev, via: r.gateway, bits: parsed.value, len, width });
+      }
+    }
+    return new RouteTable(entries.sort((a, b) => b.len - a.len));
+  }
+
+  static fromRoutes(routes: Route[]): RouteTable {
+    const entries: Entry[] = [];
+    for (const r of routes) {
+      const [addr, lenText] = r.prefix === 'default' ? ['0.0.0.0', '0'] : r.prefix.split('/');
+      const parsed = parseAddress(addr);
+      if (parsed) entries.push({ ...r, bits: parsed.value, len: lenText === undefined ? parsed.width : Number(lenText), width: parsed.width });
+    }
+    return new RouteTable(entries.sort((a, b) => b.len - a.len));
+  }
+
+  lookup(dst: string): Route | undefined {
+    const d = parseAddress(dst);
+    if (!d) return undefined;
+    for (const e of this.entries) {
+      if (e.width !== d.width) continue;
+      const shift = BigInt(e.width - e.len);
+      if (d.value >> shift === e.bits >> shift) return { prefix: e.prefix, dev: e.dev, via: e.via };
+    }
+    return undefined;
+  }
+}
