@@ -68,9 +68,9 @@ export class LiveCapture extends EventEmitter {
         bridgeIfindex: view.bridge.ifindex,
         idleTimeoutNs: (opts.idleTimeoutMs ?? 2000) * 1e6,
       },
-      (events) => {
+      (packet) => {
         this.traversals++;
-        this.emit('traversal', buildTraversal(events, this.ctx, this.lost));
+        this.emit('traversal', buildTraversal(packet.events, this.ctx, this.lost, packet.branches));
       },
     );
   }

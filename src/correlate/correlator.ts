@@ -1,7 +1,12 @@
 /** Groups kernel events into packets. The kernel numbers each packet and each
  * of its events, so interleaving across CPUs only reorders whole events; a
- * packet is complete at its end event, or closed as unknown after a timeout. */
-import type { KernelEvent } from '../decode';
+ * packet is complete at its end event, or closed as unknown after a timeout.
+ *
+ * A clone (the bridge floods a copy to each port) is a new skb, so the kernel
+ * gives it a new number; it is attached as a branch of the packet it was
+ * copied from: the one in flight with the same headers that just came in by a
+ * bridge port. */
+import { EventKind, KernelEvent } from '../decode';
 import { isEndEvent } from '../model/build';
 
 export interface CorrelatorOptions {
@@ -16,19 +21,42 @@ export interface CorrelatorOptions {
 
 export type CloseReason = 'end' | 'timeout' | 'evicted' | 'flush';
 
+export interface ClosedPacket {
+  events: KernelEvent[];
+  why: CloseReason;
+  /** Clones made of this packet, each with its own events. */
+  branches: KernelEvent[][];
+}
+
 interface OpenPacket {
+  id: number;
   events: KernelEvent[];
   lastTs: number;
+  branches: OpenPacket[];
+  parent?: OpenPacket;
+  done: boolean;
+}
+
+/** A clone shows up within this long of its original's arrival. */
+const CLONE_WINDOW_NS = 5e6;
+const RECENT_ARRIVALS = 64;
+
+function headerKey(e: KernelEvent): string {
+  const p = e.packet;
+  const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+  return `${p.ethertype}|${hex(p.saddr)}|${hex(p.daddr)}|${hex(p.smac)}|${hex(p.dmac)}|${p.l4proto}|${p.sport}|${p.dport}|${p.ipLen}`;
 }
 
 export class Correlator {
   private readonly open = new Map<number, OpenPacket>();
   private readonly idleTimeoutNs: number;
   private readonly maxOpen: number;
+  /** Packets that just came in by a bridge port: candidates to have been cloned. */
+  private readonly arrivals: { packet: OpenPacket; key: string; ts: number }[] = [];
 
   constructor(
     private readonly opts: CorrelatorOptions,
-    private readonly onPacket: (events: KernelEvent[], why: CloseReason) => void,
+    private readonly onPacket: (packet: ClosedPacket) => void,
   ) {
     this.idleTimeoutNs = opts.idleTimeoutNs ?? 2e9;
     this.maxOpen = opts.maxOpen ?? 65536;
@@ -42,33 +70,64 @@ export class Correlator {
     let p = this.open.get(e.packetId);
     if (!p) {
       if (this.open.size >= this.maxOpen) this.evictOldest();
-      p = { events: [], lastTs: e.ts };
+      p = { id: e.packetId, events: [], lastTs: e.ts, branches: [], done: false };
       this.open.set(e.packetId, p);
+      if (e.kind !== EventKind.RX) this.adoptClone(p, e);
     }
     p.events.push(e);
     if (e.ts > p.lastTs) p.lastTs = e.ts;
-    if (isEndEvent(e, this.opts)) this.close(e.packetId, p, 'end');
+    if (p.parent && e.ts > p.parent.lastTs) p.parent.lastTs = e.ts;
+    if (e.kind === EventKind.RX && e.aux !== 0n && e.netns === this.opts.netns) this.noteArrival(p, e);
+    if (isEndEvent(e, this.opts)) this.finish(p, 'end');
   }
 
   /** Closes packets idle since before `nowNs` - timeout. */
   expire(nowNs: number): void {
-    for (const [id, p] of this.open) {
-      if (nowNs - p.lastTs >= this.idleTimeoutNs) this.close(id, p, 'timeout');
+    for (const p of [...this.open.values()]) {
+      if (!p.parent && nowNs - p.lastTs >= this.idleTimeoutNs) this.close(p, 'timeout');
     }
   }
 
   flush(): void {
-    for (const [id, p] of this.open) this.close(id, p, 'flush');
+    for (const p of [...this.open.values()]) if (!p.parent) this.close(p, 'flush');
+  }
+
+  private noteArrival(p: OpenPacket, e: KernelEvent): void {
+    this.arrivals.push({ packet: p, key: headerKey(e), ts: e.ts });
+    if (this.arrivals.length > RECENT_ARRIVALS) this.arrivals.shift();
+  }
+
+  private adoptClone(p: OpenPacket, first: KernelEvent): void {
+    const key = headerKey(first);
+    for (let i = this.arrivals.length - 1; i >= 0; i--) {
+      const a = this.arrivals[i];
+      if (first.ts - a.ts > CLONE_WINDOW_NS) break;
+      if (a.key !== key || a.packet.done || a.packet === p) continue;
+      p.parent = a.packet;
+      a.packet.branches.push(p);
+      return;
+    }
+  }
+
+  /** A packet and its branches are closed together, once all of them ended. */
+  private finish(p: OpenPacket, why: CloseReason): void {
+    p.done = true;
+    const root = p.parent ?? p;
+    if (root.done && root.branches.every((b) => b.done)) this.close(root, why);
   }
 
   private evictOldest(): void {
     // Map iteration is insertion order: the first entry is the oldest packet.
-    const first = this.open.entries().next();
-    if (!first.done) this.close(first.value[0], first.value[1], 'evicted');
+    const first = this.open.values().next();
+    if (!first.done) this.close(first.value.parent ?? first.value, 'evicted');
   }
 
-  private close(id: number, p: OpenPacket, why: CloseReason): void {
-    this.open.delete(id);
-    this.onPacket(p.events, why);
+  private close(p: OpenPacket, why: CloseReason): void {
+    this.open.delete(p.id);
+    p.done = true;
+    for (const b of p.branches) this.open.delete(b.id);
+    const i = this.arrivals.findIndex((a) => a.packet === p);
+    if (i >= 0) this.arrivals.splice(i, 1);
+    this.onPacket({ events: p.events, why, branches: p.branches.map((b) => b.events) });
   }
 }

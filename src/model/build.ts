@@ -3,7 +3,7 @@
 import { EventKind, KernelEvent } from '../decode';
 import { familyName, hookName, slotById, tableAfter, verdictName } from './hooks';
 import { ctStateName, describePacket, formatAddress, natTableConsulted, protoName } from './packet';
-import type { Decision, Hop, HookRun, Traversal, TraversalEnd } from './traversal';
+import type { Branch, Decision, Hop, HookRun, Traversal, TraversalEnd } from './traversal';
 
 export interface ModelContext {
   /** The traced netns (inode) and its bridge. */
@@ -155,6 +155,17 @@ function closeHookRun(run: HookRun, ret: number): void {
   }
 }
 
+/** Copies the bridge made: say where they went (a function-tracing backend
+ * also saw br_flood itself). */
+function explainFlood(branches: Branch[], decisions: Decision[]): void {
+  if (!branches.length) return;
+  const ports = branches.map((b) => b.end.dev ?? '?');
+  const seen = decisions.find((d) => d.kind === 'bridge' && d.decision === 'flood');
+  const text = `flooded: ${branches.length} ${branches.length === 1 ? 'copy' : 'copies'} out ${ports.join(', ')}`;
+  if (seen) seen.text = text;
+  else decisions.push({ ts: branches[0].hops[0]?.ts ?? 0, kind: 'bridge', decision: 'flood', port: null, text, inferred: true });
+}
+
 /** A frame bridged from port to port never met iptables: say why, if the
  * switch that would have sent it there is off. */
 function explainNoIptables(first: KernelEvent, hops: Hop[], decisions: Decision[], ctx: ModelContext): void {
@@ -196,7 +207,7 @@ function inferRxHandlerResult(hops: Hop[], decisions: Decision[]): void {
   rx.inferred = [...(rx.inferred ?? []), 'rxResult'];
 }
 
-export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: number): Traversal {
+export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: number, branchEvents: KernelEvent[][] = []): Traversal {
   const sorted = [...events].sort((a, b) => a.seq - b.seq);
   const first = sorted[0];
   const hops: Hop[] = [];
@@ -290,6 +301,11 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
     }
   }
 
+  const branches: Branch[] = branchEvents.map((evs) => {
+    const b = buildTraversal(evs, ctx, lost);
+    return { id: b.id, hops: b.hops, end: b.end };
+  });
+  explainFlood(branches, decisions);
   inferRxHandlerResult(hops, decisions);
   explainNoIptables(first, hops, decisions, ctx);
   inferRouting(hops, decisions, ctx);
@@ -309,6 +325,7 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
     decisions,
     hookRuns,
     end,
+    branches,
     lost,
     missing: missingEvents(sorted),
   };

@@ -67,6 +67,13 @@ export interface TraversalEnd {
   location?: string | null;
 }
 
+/** A copy of the packet the bridge made (flooding): where that copy went. */
+export interface Branch {
+  id: number;
+  hops: Hop[];
+  end: TraversalEnd;
+}
+
 export interface Traversal {
   id: number;
   ts: number;
@@ -81,6 +88,8 @@ export interface Traversal {
   /** Function-tracing backends: every hook run, in order, with nesting depth. */
   hookRuns: HookRun[];
   end: TraversalEnd;
+  /** Copies made of this packet (a flood to several ports), each with its own way out. */
+  branches: Branch[];
   /** Events lost in the kernel, all packets, since the capture started. */
   lost: number;
   /** Events of this packet that were lost: its hops are incomplete. */

@@ -66,6 +66,15 @@ export function formatTraversal(t: Traversal): string {
     prev = { src: h.src ?? prev.src, dst: h.dst ?? prev.dst };
   }
   for (const d of decisions) lines.push(formatDecision(d));
+  for (const b of t.branches ?? []) {
+    lines.push(`  + copy #${b.id}:`);
+    let prevB = { src: t.src, dst: t.dst };
+    for (const h of b.hops) {
+      lines.push(`  ${formatHop(h, prevB)}`);
+      prevB = { src: h.src ?? prevB.src, dst: h.dst ?? prevB.dst };
+    }
+    lines.push(`  ${formatEnd({ ...t, end: b.end })}`);
+  }
   lines.push(formatEnd(t));
   if (t.missing) lines.push(`  ! ${t.missing} event(s) of this packet were lost: hops are incomplete`);
   return lines.join('\n');

@@ -96,6 +96,22 @@ describe('watch on a Docker-like bridge', () => {
     expect(t!.end).toMatchObject({ kind: 'tx', dev: c2.hostVeth });
   });
 
+  it('shows a flooded ARP broadcast as one traversal with a branch per port', async () => {
+    const [c1, c2] = lab.containers;
+    const w = await traceWhile(() => {
+      lab.exec(c1.netns, 'ip', ['neigh', 'flush', 'all']);
+      expect(lab.ping(c1.netns, c2.ip)).toBe(true);
+    });
+    const whoHas = w.traversals().filter((t) => t.summary === `arp who-has ${c2.ip} tell ${c1.ip}`);
+    expect(whoHas, w.stdout).toHaveLength(1);
+    const t = whoHas[0];
+    expect(t.hops[0]).toMatchObject({ hook: 'RX', in: c1.hostVeth, rxHandler: 'br_handle_frame' });
+    // The original goes up to the bridge itself; a copy leaves by every other port.
+    expect(t.end).toMatchObject({ kind: 'local' });
+    expect(t.branches.map((b) => b.end)).toEqual([expect.objectContaining({ kind: 'tx', dev: c2.hostVeth })]);
+    expect(t.decisions.map((d) => d.text)).toContain(`flooded: 1 copy out ${c2.hostVeth}`);
+  });
+
   it('stops by itself after --count packets', async () => {
     const c1 = lab.containers[0];
     const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--json', '--count', '2']);

@@ -5,8 +5,8 @@ import type { KernelEvent } from '../../src/decode';
 import { throughPipe } from '../support/events';
 
 function collect(opts: Partial<ConstructorParameters<typeof Correlator>[0]> = {}) {
-  const closed: { events: KernelEvent[]; why: CloseReason }[] = [];
-  const c = new Correlator({ netns: LAB.netns, bridgeIfindex: LAB.bridge, ...opts }, (events, why) => closed.push({ events, why }));
+  const closed: { events: KernelEvent[]; why: CloseReason; branches: KernelEvent[][] }[] = [];
+  const c = new Correlator({ netns: LAB.netns, bridgeIfindex: LAB.bridge, ...opts }, (p) => closed.push(p));
   return { c, closed };
 }
 
@@ -56,5 +56,36 @@ describe('correlator', () => {
     expect(bounded.closed.map((p) => [p.events[0].packetId, p.why])).toEqual([[1, 'evicted']]);
     bounded.c.flush();
     expect(bounded.closed.map((p) => p.why)).toEqual(['evicted', 'flush', 'flush', 'flush']);
+  });
+});
+
+describe('clones', () => {
+  const arp = { ethertype: 0x0806, saddr: [192, 168, 222, 2], daddr: [192, 168, 222, 3], smac: [2, 0x42, 0xc0, 0xa8, 0xde, 2], dmac: [255, 255, 255, 255, 255, 255], l4proto: 1, netns: LAB.netns };
+
+  it('attaches the copies a flood makes to the packet they were copied from, and closes them together', () => {
+    const events = throughPipe([
+      { ...arp, ts: 1000n, packetId: 1n, seq: 0, kind: KIND.RX, ifindex: LAB.veth, aux: 0xffffffff82159760n },
+      { ...arp, ts: 1200n, packetId: 2n, seq: 0, kind: KIND.TX_QUEUE, ifindex: 11 },
+      { ...arp, ts: 1300n, packetId: 2n, seq: 1, kind: KIND.TX, ifindex: 11 },
+      { ...arp, ts: 1400n, packetId: 3n, seq: 0, kind: KIND.TX, ifindex: 12 },
+      // a packet with other headers is no copy
+      { ...arp, daddr: [192, 168, 222, 9], ts: 1450n, packetId: 4n, seq: 0, kind: KIND.TX, ifindex: 13 },
+      { ...arp, ts: 1500n, packetId: 1n, seq: 1, kind: KIND.RX, ifindex: LAB.bridge },
+      { ...arp, ts: 1600n, packetId: 1n, seq: 2, kind: KIND.CONSUME, ifindex: LAB.bridge },
+    ]);
+    const { c, closed } = collect();
+    for (const e of events) c.push(e);
+    expect(closed.map((p) => [p.events[0].packetId, p.branches.map((b) => b[0].packetId)])).toEqual([[4, []], [1, [2, 3]]]);
+    expect(c.openCount).toBe(0);
+  });
+
+  it('keeps a copy that arrives too long after the original apart', () => {
+    const events = throughPipe([
+      { ...arp, ts: 1000n, packetId: 1n, seq: 0, kind: KIND.RX, ifindex: LAB.veth, aux: 1n },
+      { ...arp, ts: 1000n + 10_000_000n, packetId: 2n, seq: 0, kind: KIND.TX, ifindex: 11 },
+    ]);
+    const { c, closed } = collect();
+    for (const e of events) c.push(e);
+    expect(closed.map((p) => p.events[0].packetId)).toEqual([2]);
   });
 });
