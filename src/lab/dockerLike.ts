@@ -9,6 +9,8 @@ export interface Container {
   name: string;
   netns: string;
   ip: string;
+  /** With LabOptions.ipv6 only. */
+  ip6?: string;
   mac: string;
   hostVeth: string;
 }
@@ -21,6 +23,9 @@ export interface LabOptions {
 }
 
 const SUBNET = '192.168.222';
+// Unique local addresses (RFC 4193): never routed beyond the lab.
+const SUBNET6 = 'fd00:de';
+const WAN6 = 'fd00:c8';
 const WAN_SUBNET = '10.200.0';
 const UPLINK = 'enp4s0';
 
@@ -45,6 +50,9 @@ export class DockerLikeLab {
   readonly wanIp = `${WAN_SUBNET}.2`;
   /** Also on the wan netns, outside the uplink's subnet: reached by the default route. */
   readonly wanFarIp = '10.200.1.1';
+  readonly gateway6 = `${SUBNET6}::1`;
+  readonly uplinkIp6 = `${WAN6}::1`;
+  readonly wanIp6 = `${WAN6}::2`;
   readonly containers: Container[] = [];
   private readonly namespaces: string[] = [];
   private readonly cleanupOnExit = () => this.destroy();
@@ -91,6 +99,7 @@ export class DockerLikeLab {
     run('ip', ['-n', h, 'link', 'set', this.bridge, 'address', '02:42:ed:1a:30:67']);
     run('ip', ['-n', h, 'addr', 'add', `${this.gateway}/24`, 'dev', this.bridge]);
     run('ip', ['-n', h, 'link', 'set', this.bridge, 'up']);
+    if (this.opts.ipv6) run('ip', ['-n', h, 'addr', 'add', `${this.gateway6}/64`, 'dev', this.bridge, 'nodad']);
 
     for (let i = 0; i < (this.opts.containers ?? 2); i++) this.addContainer(i);
 
@@ -105,6 +114,14 @@ export class DockerLikeLab {
     this.exec(h, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
     this.exec(h, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1']);
     this.exec(h, 'iptables', ['-t', 'nat', '-A', 'POSTROUTING', '-s', `${SUBNET}.0/24`, '-o', UPLINK, '-j', 'MASQUERADE']);
+    if (this.opts.ipv6) {
+      run('ip', ['-n', h, 'addr', 'add', `${this.uplinkIp6}/64`, 'dev', UPLINK, 'nodad']);
+      run('ip', ['-n', this.wan, 'addr', 'add', `${this.wanIp6}/64`, 'dev', 'eth0', 'nodad']);
+      run('ip', ['-n', h, '-6', 'route', 'add', 'default', 'via', this.wanIp6]);
+      this.exec(h, 'sysctl', ['-qw', 'net.ipv6.conf.all.forwarding=1']);
+      this.exec(h, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-ip6tables=1']);
+      this.exec(h, 'ip6tables', ['-t', 'nat', '-A', 'POSTROUTING', '-s', `${SUBNET6}::/64`, '-o', UPLINK, '-j', 'MASQUERADE']);
+    }
   }
 
   private addContainer(i: number): void {
@@ -121,13 +138,19 @@ export class DockerLikeLab {
     run('ip', ['-n', netns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
     run('ip', ['-n', netns, 'link', 'set', 'eth0', 'up']);
     run('ip', ['-n', netns, 'route', 'add', 'default', 'via', this.gateway]);
-    this.containers.push({ name, netns, ip, mac, hostVeth });
+    let ip6: string | undefined;
+    if (this.opts.ipv6) {
+      ip6 = `${SUBNET6}::${n}`;
+      run('ip', ['-n', netns, 'addr', 'add', `${ip6}/64`, 'dev', 'eth0', 'nodad']);
+      run('ip', ['-n', netns, '-6', 'route', 'add', 'default', 'via', this.gateway6]);
+    }
+    this.containers.push({ name, netns, ip, ip6, mac, hostVeth });
   }
 
-  /** ping from a lab netns; returns whether a reply came back. */
+  /** ping (IPv4 or IPv6) from a lab netns; returns whether a reply came back. */
   ping(netns: string, target: string, count = 1): boolean {
     try {
-      this.exec(netns, 'ping', ['-n', '-q', '-c', String(count), '-i', '0.2', '-W', '2', target]);
+      this.exec(netns, 'ping', [target.includes(':') ? '-6' : '-4', '-n', '-q', '-c', String(count), '-i', '0.2', '-W', '2', target]);
       return true;
     } catch {
       return false;

@@ -142,6 +142,39 @@ describe('hop for hop against the kernel LOG output', () => {
     expect(t.decisions.map((d) => d.text)).toContain(`routing: not for this host, forwarded out ${lab.uplink}, route default via ${lab.wanIp}`);
   });
 
+  it('IPv6 container -> wan, MASQUERADEd by ip6tables', async () => {
+    const lab6 = new DockerLikeLab({ containers: 1, ipv6: true }).create();
+    try {
+      const c1 = lab6.containers[0];
+      lab6.ping(c1.netns, lab6.wanIp6);
+      const oracle = new LogOracle(lab6, { ipv6: true });
+      try {
+        oracle.install();
+        expect(lab6.ping(c1.netns, lab6.wanIp6)).toBe(true);
+        await settle();
+      } finally {
+        oracle.remove();
+      }
+      const logged = oracle.hops().filter((h) => h.family === 'ipv6' && h.fields.PROTO === 'ICMPv6' && h.fields.TYPE === '128');
+      const w = new WatchProcess([lab6.bridge, '--netns', lab6.host, '--json']);
+      try {
+        await w.ready();
+        expect(lab6.ping(c1.netns, lab6.wanIp6)).toBe(true);
+        await settle();
+      } finally {
+        expect(await w.stop()).toBe(0);
+      }
+      const t = w.traversals().find((x) => x.summary.startsWith(`icmpv6 echo request ${c1.ip6} > ${lab6.wanIp6}`))!;
+      expect(t, JSON.stringify(w.traversals().map((x) => x.summary))).toBeDefined();
+      expect(logged.length).toBeGreaterThan(5);
+      expect(fromTool(t)).toEqual(logged.map(fromOracle));
+      expect(t.decisions.map((d) => d.text)).toContain(`SNAT ${c1.ip6} -> ${lab6.uplinkIp6} in nat POSTROUTING`);
+      expect(t.end).toMatchObject({ kind: 'tx', dev: lab6.uplink });
+    } finally {
+      lab6.destroy();
+    }
+  });
+
   it('host -> container: the OUTPUT path', async () => {
     const c1 = lab.containers[0];
     const { logged, traced } = await both(() => expect(lab.ping(lab.host, c1.ip)).toBe(true));
