@@ -23,8 +23,13 @@ char LICENSE[] SEC("license") = "GPL";
 
 struct tracked_skb {
 	__u64 packet_id;
+	__u64 last_ts;
 	__u16 seq;
 };
+
+/* An skb can be freed where no tracepoint sees it (GRO merges, partial frees)
+ * and its memory reused: silence this long means a new packet. */
+#define STALE_NS 1000000000ULL
 
 /* ---- maps ---------------------------------------------------------------- */
 
@@ -121,10 +126,16 @@ static __always_inline struct tracked_skb *track(struct sk_buff *skb, bool start
 	__u64 key = (__u64)skb;
 	struct tracked_skb *t = bpf_map_lookup_elem(&tracked, &key);
 	struct tracked_skb fresh = {};
+	__u64 now = bpf_ktime_get_ns();
 
-	if (t || !start)
+	if (t && now - t->last_ts < STALE_NS)
 		return t;
+	if (t)
+		bpf_map_delete_elem(&tracked, &key);
+	if (!start)
+		return NULL;
 	fresh.packet_id = __sync_fetch_and_add(&next_packet_id, 1) + 1;
+	fresh.last_ts = now;
 	bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);
 	return bpf_map_lookup_elem(&tracked, &key);
 }
@@ -239,6 +250,7 @@ static __always_inline struct bn_event *reserve(struct sk_buff *skb, struct trac
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts = bpf_ktime_get_ns();
+	t->last_ts = e->ts;
 	e->packet_id = t->packet_id;
 	e->seq = t->seq++;
 	e->skb = (__u64)skb;

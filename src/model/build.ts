@@ -155,6 +155,14 @@ function closeHookRun(run: HookRun, ret: number): void {
   }
 }
 
+function explainDrop(hops: Hop[], end: TraversalEnd, decisions: Decision[]): void {
+  if (end.kind !== 'drop') return;
+  const at = hops.find((h) => h.verdict === 'DROP');
+  const where = at ? ` at ${at.family} ${at.table ?? '?'} ${at.hook}${at.chain && at.chain !== at.hook ? ` (chain ${at.chain})` : ''}` : end.dev ? ` on ${end.dev}` : '';
+  const ts = at?.ts ?? hops[hops.length - 1]?.ts ?? 0;
+  decisions.push({ ts, kind: 'drop', decision: 'drop', text: `dropped${where}, kernel reason ${end.reason}${end.location ? ` (${end.location})` : ''}` });
+}
+
 /** Copies the bridge made: say where they went (a function-tracing backend
  * also saw br_flood itself). */
 function explainFlood(branches: Branch[], decisions: Decision[]): void {
@@ -301,6 +309,7 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
     }
   }
 
+  explainDrop(hops, end, decisions);
   const branches: Branch[] = branchEvents.map((evs) => {
     const b = buildTraversal(evs, ctx, lost);
     return { id: b.id, hops: b.hops, end: b.end };

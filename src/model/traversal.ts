@@ -7,7 +7,7 @@ export type Verdict = 'ACCEPT' | 'DROP' | 'STOLEN' | 'QUEUE';
 /** What the kernel decided between hops: L2 vs L3, bridge port, routing. */
 export interface Decision {
   ts: number;
-  kind: 'bridge' | 'route' | 'nat' | 'conntrack';
+  kind: 'bridge' | 'route' | 'nat' | 'conntrack' | 'drop';
   decision: string;
   port?: string | null;
   text: string;

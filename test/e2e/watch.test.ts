@@ -85,6 +85,7 @@ describe('watch on a Docker-like bridge', () => {
     expect(hasInOrder(t!, ['ipv4 PREROUTING raw', 'ipv4 FORWARD mangle', 'ipv4 FORWARD filter'])).toBe(true);
     expect(t!.hops.some((h) => h.hook === 'POSTROUTING' || h.hook === 'TX')).toBe(false);
     expect(t!.end).toMatchObject({ kind: 'drop', reason: 'NETFILTER_DROP' });
+    expect(t!.decisions.map((d) => d.text)).toContainEqual(expect.stringMatching(/^dropped at ipv4 filter FORWARD, kernel reason NETFILTER_DROP/));
   });
 
   it('bridges container -> container with br_netfilter hooks carrying physin and physout', async () => {
