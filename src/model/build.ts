@@ -77,6 +77,11 @@ function missingEvents(sorted: KernelEvent[]): number {
 /** A table (iptables/ebtables/nftables) that ran and said what it said: seen, not inferred. */
 function tableHop(e: KernelEvent, ctx: ModelContext): Hop {
   const hop = netfilterHop(e, ctx, e.table || null, verdictName(e.verdict));
+  if (hop.family === 'bridge' && hop.table === 'broute') {
+    // The BROUTING step (ebtables-nft would register it as a prerouting chain).
+    hop.hook = 'BROUTING';
+    if (hop.verdict === 'DROP') hop.note = "broute: DROP means 'route': the frame leaves the bridge for the port's own L3 stack";
+  }
   if (e.chain) hop.chain = e.chain;
   return hop;
 }
@@ -157,7 +162,7 @@ function closeHookRun(run: HookRun, ret: number): void {
 
 function explainDrop(hops: Hop[], end: TraversalEnd, decisions: Decision[]): void {
   if (end.kind !== 'drop') return;
-  const at = hops.find((h) => h.verdict === 'DROP');
+  const at = hops.find((h) => h.verdict === 'DROP' && h.table !== 'broute');
   const where = at ? ` at ${at.family} ${at.table ?? '?'} ${at.hook}${at.chain && at.chain !== at.hook ? ` (chain ${at.chain})` : ''}` : end.dev ? ` on ${end.dev}` : '';
   const ts = at?.ts ?? hops[hops.length - 1]?.ts ?? 0;
   decisions.push({ ts, kind: 'drop', decision: 'drop', text: `dropped${where}, kernel reason ${end.reason}${end.location ? ` (${end.location})` : ''}` });
@@ -209,7 +214,8 @@ function explainRewrites(first: KernelEvent, hops: Hop[], decisions: Decision[])
 function inferRxHandlerResult(hops: Hop[], decisions: Decision[]): void {
   const rx = hops.find((h) => h.hook === 'RX' && h.rxHandler === 'br_handle_frame');
   if (!rx || rx.rxResult) return;
-  const bridged = decisions.some((d) => d.kind === 'bridge') || hops.some((h) => h.family === 'bridge' && h.ts >= rx.ts);
+  // The broute step runs before the decision, so it proves nothing either way.
+  const bridged = decisions.some((d) => d.kind === 'bridge') || hops.some((h) => h.family === 'bridge' && h.table !== 'broute' && h.ts >= rx.ts);
   if (!bridged) return;
   rx.rxResult = 'CONSUMED';
   rx.inferred = [...(rx.inferred ?? []), 'rxResult'];

@@ -30,8 +30,8 @@ const IP_CHAINS: [string, string[]][] = [
   ['filter', ['INPUT', 'FORWARD', 'OUTPUT']],
   ['security', ['INPUT', 'FORWARD', 'OUTPUT']],
 ];
+// ebtables-nft (Debian 12's ebtables) has no broute table; broute is tested apart.
 const BRIDGE_CHAINS: [string, string[]][] = [
-  ['broute', ['BROUTING']],
   ['nat', ['PREROUTING', 'OUTPUT', 'POSTROUTING']],
   ['filter', ['INPUT', 'FORWARD', 'OUTPUT']],
 ];
@@ -141,6 +141,19 @@ export interface ComparableHop {
   physin: string | null;
   physout: string | null;
   ttl: number | null;
+}
+
+/** Bridge-family LOG lines print no br_netfilter ports and their own header fields:
+ * compare where and in which order, by device. */
+export function placeOf(h: { family: string; hook: string; table: string | null; in: string | null; out: string | null }): string {
+  return `${h.family} ${h.hook} ${h.table} in=${h.in ?? '-'} out=${h.out ?? '-'}`;
+}
+
+/** The tool's hops as LOG rules would show them (netfilter hooks only), all families. */
+export function placesFromTool(hops: Hop[]): string[] {
+  return hops
+    .filter((h) => h.family !== 'netdev' && h.table !== 'conntrack' && h.consulted !== false)
+    .map((h) => placeOf({ ...h, table: h.table === null ? null : String(h.table) }));
 }
 
 export function fromOracle(h: OracleHop): ComparableHop {

@@ -1,0 +1,81 @@
+/** In the stock-kernel VM, where the bridge family is observed too: the tool
+ * against ebtables' and iptables' own LOG output, every family, hop for hop. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerLikeLab } from '../../src/lab/dockerLike';
+import type { Traversal } from '../../src/model/traversal';
+import { WatchProcess } from '../support/cli';
+import { findIcmp } from '../support/hops';
+import { LogOracle, OracleHop, placeOf, placesFromTool } from '../support/logOracle';
+
+const settle = () => new Promise((r) => setTimeout(r, 1500));
+
+describe('every family against the kernel LOG output (fentry)', () => {
+  let lab: DockerLikeLab;
+  beforeAll(() => {
+    lab = new DockerLikeLab().create();
+    for (const c of lab.containers) lab.ping(c.netns, lab.wanIp);
+  });
+  afterAll(() => lab?.destroy());
+
+  async function both(scenario: () => void): Promise<{ logged: OracleHop[]; traced: Traversal[] }> {
+    const oracle = new LogOracle(lab, { bridge: true });
+    try {
+      oracle.install();
+      scenario();
+      await settle();
+    } finally {
+      oracle.remove();
+    }
+    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--json', '--backend', 'fentry']);
+    try {
+      await w.ready(120_000);
+      scenario();
+      await settle();
+    } finally {
+      expect(await w.stop()).toBe(0);
+    }
+    return { logged: oracle.hops(), traced: w.traversals() };
+  }
+
+  it('container -> wan and the reply: the notes, bridge chains included', async () => {
+    const c1 = lab.containers[0];
+    const { logged, traced } = await both(() => expect(lab.ping(c1.netns, lab.wanIp)).toBe(true));
+    // Bridge LOG lines carry devices and MACs only (as in the notes): the request's come in
+    // by the container's port, the reply's go out by it.
+    const ipv4Frame = (h: OracleHop) => h.text.includes('proto = 0x0800');
+    const request = logged.filter((h) => (h.fields.PROTO === 'ICMP' && h.fields.TYPE === '8') || (h.family === 'bridge' && ipv4Frame(h) && h.in === c1.hostVeth));
+    const reply = logged.filter((h) => (h.fields.PROTO === 'ICMP' && h.fields.TYPE === '0') || (h.family === 'bridge' && ipv4Frame(h) && h.out === c1.hostVeth));
+    expect(placesFromTool(findIcmp(traced, 'request', c1.ip)!.hops)).toEqual(request.map(placeOf));
+    expect(placesFromTool(findIcmp(traced, 'reply', lab.wanIp)!.hops)).toEqual(reply.map(placeOf));
+    expect(request.filter((h) => h.family === 'bridge').map((h) => `${h.table} ${h.hook}`)).toEqual(['nat PREROUTING', 'filter INPUT']);
+    expect(reply.filter((h) => h.family === 'bridge').map((h) => `${h.table} ${h.hook}`)).toEqual(['filter OUTPUT', 'nat OUTPUT', 'nat POSTROUTING']);
+  });
+
+  it('a broute rule (legacy ebtables) hands the frame to L3 on the port itself', async () => {
+    const c1 = lab.containers[0];
+    // In the broute table DROP means: do not bridge, route. The redirect gives the frame
+    // the port's own MAC, so that the port's L3 stack takes it as addressed to the host.
+    const rule = ['BROUTING', '-p', 'IPv4', '--ip-dst', lab.gateway, '-j', 'redirect', '--redirect-target', 'DROP'];
+    lab.exec(lab.host, 'ebtables-legacy', ['-t', 'broute', '-A', ...rule]);
+    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--json', '--backend', 'fentry']);
+    try {
+      await w.ready(120_000);
+      expect(lab.ping(c1.netns, lab.gateway)).toBe(true);
+      await settle();
+    } finally {
+      expect(await w.stop()).toBe(0);
+      lab.exec(lab.host, 'ebtables-legacy', ['-t', 'broute', '-D', ...rule]);
+    }
+    const traced = w.traversals();
+    const t = findIcmp(traced, 'request', c1.ip)!;
+    expect(t, JSON.stringify(traced.map((x) => x.summary))).toBeDefined();
+    expect(t.hops[0]).toMatchObject({ hook: 'RX', in: c1.hostVeth, rxResult: 'PASS' });
+    expect(t.hops[0].inferred).toBeUndefined();
+    expect(t.hops.find((h) => h.family === 'bridge')).toMatchObject({ hook: 'BROUTING', table: 'broute', verdict: 'DROP' });
+    // At L3 the packet's device is the port, not the bridge; no bridge hook after BROUTING.
+    expect(t.hops.find((h) => h.family === 'ipv4')).toMatchObject({ hook: 'PREROUTING', in: c1.hostVeth });
+    expect(t.hops.filter((h) => h.family === 'bridge')).toHaveLength(1);
+    expect(t.end).toMatchObject({ kind: 'local' });
+    expect(t.decisions.map((d) => d.text)).toContain('routing: addressed to this host, delivered locally');
+  });
+});
