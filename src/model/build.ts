@@ -168,6 +168,24 @@ function explainDrop(hops: Hop[], end: TraversalEnd, decisions: Decision[]): voi
   decisions.push({ ts, kind: 'drop', decision: 'drop', text: `dropped${where}, kernel reason ${end.reason}${end.location ? ` (${end.location})` : ''}` });
 }
 
+/** Without bridge functions in sight (hooks backend): a frame that came in by
+ * one port and left by another, never passing up to the bridge device, was
+ * switched at L2; one that the bridge device received went up to L3. */
+function inferBridging(hops: Hop[], decisions: Decision[], branches: Branch[]): void {
+  if (decisions.some((d) => d.kind === 'bridge' && d.decision !== 'no-iptables')) return;
+  const rx = hops.find((h) => h.hook === 'RX' && h.rxHandler === 'br_handle_frame');
+  if (!rx) return;
+  const up = hops.find((h) => h.hook === 'RX' && h !== rx && h.rxHandler !== 'br_handle_frame');
+  if (up) {
+    decisions.push({ ts: up.ts, kind: 'bridge', decision: 'local', text: `the destination MAC is the bridge's own: up to L3 on ${up.in}`, inferred: true });
+    return;
+  }
+  const out = hops.find((h) => h.hook === 'TX' && h.out !== rx.in);
+  if (out && !branches.length) {
+    decisions.push({ ts: out.ts, kind: 'bridge', decision: 'forward', port: out.out, text: `switched at L2 to port ${out.out} (FDB)`, inferred: true });
+  }
+}
+
 /** Copies the bridge made: say where they went (a function-tracing backend
  * also saw br_flood itself). */
 function explainFlood(branches: Branch[], decisions: Decision[]): void {
@@ -321,6 +339,7 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
     return { id: b.id, hops: b.hops, end: b.end };
   });
   explainFlood(branches, decisions);
+  inferBridging(hops, decisions, branches);
   inferRxHandlerResult(hops, decisions);
   explainNoIptables(first, hops, decisions, ctx);
   inferRouting(hops, decisions, ctx);

@@ -52,6 +52,7 @@ describe('watch on a Docker-like bridge', () => {
     expect(hop(t!, 'ipv4 FORWARD mangle').ttl).toBe(hop(t!, 'ipv4 PREROUTING raw').ttl! - 1);
     expect(t!.end).toMatchObject({ kind: 'tx', dev: lab.uplink });
     expect(t!).toMatchObject({ src: c1.ip, dst: lab.wanIp, proto: 'icmp', lost: 0, missing: 0 });
+    expect(t!.decisions.map((d) => d.text)).toContain(`the destination MAC is the bridge's own: up to L3 on ${lab.bridge}`);
   });
 
   it('shows the reply un-NATed to the container and out on its veth', async () => {
@@ -95,6 +96,9 @@ describe('watch on a Docker-like bridge', () => {
     expect(t, w.stdout).toBeDefined();
     expect(hop(t!, 'ipv4 FORWARD filter')).toMatchObject({ in: lab.bridge, out: lab.bridge, physin: c1.hostVeth, physout: c2.hostVeth });
     expect(t!.end).toMatchObject({ kind: 'tx', dev: c2.hostVeth });
+    expect(t!.decisions).toContainEqual(expect.objectContaining({ kind: 'bridge', decision: 'forward', port: c2.hostVeth, inferred: true }));
+    // No decision appears twice.
+    expect(new Set(t!.decisions.map((d) => d.text)).size).toBe(t!.decisions.length);
   });
 
   it('shows a flooded ARP broadcast as one traversal with a branch per port', async () => {

@@ -51,6 +51,24 @@ describe('every family against the kernel LOG output (fentry)', () => {
     expect(reply.filter((h) => h.family === 'bridge').map((h) => `${h.table} ${h.hook}`)).toEqual(['filter OUTPUT', 'nat OUTPUT', 'nat POSTROUTING']);
   });
 
+  it('ARP: the bridge family only, a broadcast flooded to the other port', async () => {
+    const [c1, c2] = lab.containers;
+    const { logged, traced } = await both(() => {
+      lab.exec(c1.netns, 'ip', ['neigh', 'flush', 'all']);
+      expect(lab.ping(c1.netns, c2.ip)).toBe(true);
+    });
+    const whoHas = traced.find((t) => t.summary === `arp who-has ${c2.ip} tell ${c1.ip}`)!;
+    expect(whoHas, JSON.stringify(traced.map((t) => t.summary))).toBeDefined();
+    // The original and its copy, in the kernel's order, against the who-has frame's LOG lines
+    // (broadcast: in by c1's port; the copy out by c2's).
+    const tool = [...whoHas.hops, ...whoHas.branches.flatMap((b) => b.hops)].sort((a, b) => a.ts - b.ts);
+    const arpRequest = logged.filter((h) => h.family === 'bridge' && h.text.includes('proto = 0x0806') && h.text.includes('MAC dest = ff:ff:ff:ff:ff:ff'));
+    expect(arpRequest.length).toBeGreaterThan(2);
+    expect(placesFromTool(tool)).toEqual(arpRequest.map(placeOf));
+    expect(whoHas.hops.some((h) => h.family === 'ipv4')).toBe(false);
+    expect(whoHas.decisions.map((d) => d.text)).toContain(`flooded: 1 copy out ${c2.hostVeth}`);
+  });
+
   it('a broute rule (legacy ebtables) hands the frame to L3 on the port itself', async () => {
     const c1 = lab.containers[0];
     // In the broute table DROP means: do not bridge, route. The redirect gives the frame
