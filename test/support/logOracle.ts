@@ -3,7 +3,6 @@
  * packet's ordered hops. The rules are removed before the tool runs. */
 import { execFileSync } from 'child_process';
 import { randomBytes } from 'crypto';
-import type { DockerLikeLab } from '../../src/lab/dockerLike';
 import { formatAddress } from '../../src/model/packet';
 import type { Hop, Traversal } from '../../src/model/traversal';
 
@@ -58,7 +57,10 @@ export class LogOracle {
   private rules: { cmd: string; table: string; chain: string; family: keyof typeof FAMILY_CODE }[] = [];
   private savedSysctl: string | undefined;
 
-  constructor(private readonly lab: DockerLikeLab, private readonly opts: { ipv6?: boolean; bridge?: boolean } = {}) {}
+  constructor(
+    private readonly lab: { host: string; exec(netns: string, cmd: string, args: string[]): string },
+    private readonly opts: { ipv6?: boolean; bridge?: boolean } = {},
+  ) {}
 
   install(): void {
     this.savedSysctl = sysctl(SYSCTL);

@@ -51,6 +51,14 @@ describe('every family against the kernel LOG output (fentry)', () => {
     expect(reply.filter((h) => h.family === 'bridge').map((h) => `${h.table} ${h.hook}`)).toEqual(['filter OUTPUT', 'nat OUTPUT', 'nat POSTROUTING']);
   });
 
+  it('container <-> container: bridge FORWARD with the IPv4 hooks br_netfilter runs', async () => {
+    const [c1, c2] = lab.containers;
+    const { logged, traced } = await both(() => expect(lab.ping(c1.netns, c2.ip)).toBe(true));
+    const request = logged.filter((h) => (h.fields.PROTO === 'ICMP' && h.fields.TYPE === '8') || (h.family === 'bridge' && h.text.includes('proto = 0x0800') && (h.in === c1.hostVeth || h.out === c2.hostVeth)));
+    expect(request.filter((h) => h.family === 'bridge').map((h) => `${h.table} ${h.hook}`)).toEqual(['nat PREROUTING', 'filter FORWARD', 'nat POSTROUTING']);
+    expect(placesFromTool(findIcmp(traced, 'request', c1.ip)!.hops)).toEqual(request.map(placeOf));
+  });
+
   it('ARP: the bridge family only, a broadcast flooded to the other port', async () => {
     const [c1, c2] = lab.containers;
     const { logged, traced } = await both(() => {
