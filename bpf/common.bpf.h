@@ -25,6 +25,7 @@ struct tracked_skb {
 	__u64 packet_id;
 	__u64 last_ts;
 	__u16 seq;
+	__u8 rejected;  /* the filter said no: remembered so it runs once per packet */
 };
 
 /* An skb can be freed where no tracepoint sees it (GRO merges, partial frees)
@@ -86,6 +87,9 @@ struct {
 const volatile struct bn_config bn_config = {};
 #define target_netns (bn_config.target_netns)
 #define bridge_ifindex (bn_config.bridge_ifindex)
+#define filter_len (bn_config.filter_len)
+#define mark_value (bn_config.mark_value)
+#define mark_mask (bn_config.mark_mask)
 
 __u64 next_packet_id = 0;
 
@@ -121,7 +125,49 @@ static __always_inline bool ifindex_watched(__u32 ifindex)
 	return ifindex && bpf_map_lookup_elem(&watched_ifindex, &ifindex) != NULL;
 }
 
-static __always_inline struct tracked_skb *track(struct sk_buff *skb, bool start)
+static __always_inline void untrack(struct sk_buff *skb)
+{
+	__u64 key = (__u64)skb;
+
+	bpf_map_delete_elem(&tracked, &key);
+}
+
+#include "filter.bpf.h"
+
+/* The filters that decide whether a packet is followed at all: mark, then the
+ * pcap expression. */
+static __always_inline bool packet_matches(struct sk_buff *skb, bool at_rx)
+{
+	unsigned char *head, *data;
+	struct cbpf_state s = {};
+	__u16 mac, proto;
+	__u32 skb_len, before;
+
+	if (mark_mask && (BPF_CORE_READ(skb, mark) & mark_mask) != mark_value)
+		return false;
+	if (!filter_len)
+		return true;
+	head = BPF_CORE_READ(skb, head);
+	data = BPF_CORE_READ(skb, data);
+	s.l3 = at_rx ? data : head + BPF_CORE_READ(skb, network_header);
+	skb_len = BPF_CORE_READ(skb, len);
+	before = s.l3 > data ? s.l3 - data : 0;
+	s.len = ETH_HLEN + (skb_len > before ? skb_len - before : 0);
+	mac = BPF_CORE_READ(skb, mac_header);
+	if (mac == MAC_HEADER_UNSET || head + mac + ETH_HLEN != s.l3 ||
+	    bpf_probe_read_kernel(s.eth, ETH_HLEN, head + mac)) {
+		/* No Ethernet header (locally generated): zero MACs and the protocol. */
+		__builtin_memset(s.eth, 0, ETH_HLEN);
+		proto = BPF_CORE_READ(skb, protocol);
+		__builtin_memcpy(&s.eth[12], &proto, 2);
+	}
+	bpf_loop(filter_len, cbpf_step, &s, 0);
+	return s.result != 0;
+}
+
+/* The packet's identity if it is followed. `start`: this event may begin
+ * following it (a watched device); the filters run then, once. */
+static __always_inline struct tracked_skb *track_at(struct sk_buff *skb, bool start, bool at_rx)
 {
 	__u64 key = (__u64)skb;
 	struct tracked_skb *t = bpf_map_lookup_elem(&tracked, &key);
@@ -129,22 +175,25 @@ static __always_inline struct tracked_skb *track(struct sk_buff *skb, bool start
 	__u64 now = bpf_ktime_get_ns();
 
 	if (t && now - t->last_ts < STALE_NS)
-		return t;
+		return t->rejected ? NULL : t;
 	if (t)
 		bpf_map_delete_elem(&tracked, &key);
 	if (!start)
 		return NULL;
-	fresh.packet_id = __sync_fetch_and_add(&next_packet_id, 1) + 1;
 	fresh.last_ts = now;
+	if (!packet_matches(skb, at_rx)) {
+		fresh.rejected = 1;
+		bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);
+		return NULL;
+	}
+	fresh.packet_id = __sync_fetch_and_add(&next_packet_id, 1) + 1;
 	bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);
 	return bpf_map_lookup_elem(&tracked, &key);
 }
 
-static __always_inline void untrack(struct sk_buff *skb)
+static __always_inline struct tracked_skb *track(struct sk_buff *skb, bool start)
 {
-	__u64 key = (__u64)skb;
-
-	bpf_map_delete_elem(&tracked, &key);
+	return track_at(skb, start, false);
 }
 
 static __always_inline void count_lost(void)

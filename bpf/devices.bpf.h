@@ -7,7 +7,7 @@
 
 static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device *dev, __u8 kind)
 {
-	struct tracked_skb *t = track(skb, is_watched(dev));
+	struct tracked_skb *t = track_at(skb, is_watched(dev), kind == BN_EV_RX);
 	struct bn_event *e;
 
 	if (!t)
@@ -51,11 +51,18 @@ int BPF_PROG(on_tx, struct sk_buff *skb, struct net_device *dev)
 
 static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 reason, __u8 kind)
 {
-	struct tracked_skb *t = track(skb, false);
+	__u64 key = (__u64)skb;
+	struct tracked_skb *t = bpf_map_lookup_elem(&tracked, &key);
 	struct bn_event *e;
 
 	if (!t)
 		return;
+	/* A filtered-out (or long silent) packet is forgotten, so that the next skb in
+	 * its memory is judged anew. */
+	if (t->rejected || bpf_ktime_get_ns() - t->last_ts >= STALE_NS) {
+		untrack(skb);
+		return;
+	}
 	e = reserve(skb, t, kind);
 	if (e) {
 		struct net_device *dev = BPF_CORE_READ(skb, dev);

@@ -50,6 +50,10 @@ enum bn_table_worker {
 struct bn_config {
 	__u32 target_netns;
 	__u32 bridge_ifindex;
+	__u32 filter_len;      /* classic BPF instructions in filter_insns; 0: no filter */
+	__u32 mark_value;      /* with mark_mask != 0: only packets whose mark & mask == value */
+	__u32 mark_mask;
+	__u32 _pad;
 };
 
 /* Where a netfilter probe sits inside a hook: just after the standard priority

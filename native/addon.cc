@@ -7,6 +7,7 @@
 #include "encoder.h"
 
 #include "kernel_probe.h"
+#include "packet_filter.h"
 #include "trace_session.h"
 
 namespace {
@@ -53,7 +54,23 @@ Napi::Value EncodeBatchJs(const Napi::CallbackInfo& info) {
   return Napi::Buffer<uint8_t>::Copy(env, bytes.data(), bytes.size());
 }
 
+// compileFilter(expr): the classic BPF instruction count, or a BAD_FILTER error
+// with libpcap's message. Lets the CLI reject a filter before loading anything.
+Napi::Value CompileFilterJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "compileFilter(expression: string)");
+  std::vector<sock_filter> insns;
+  std::string message;
+  if (!CompilePacketFilter(info[0].As<Napi::String>().Utf8Value(), &insns, &message)) {
+    Napi::Error error = Napi::Error::New(env, message);
+    error.Set("code", Napi::String::New(env, "BAD_FILTER"));
+    throw error;
+  }
+  return Napi::Number::New(env, static_cast<double>(insns.size()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("compileFilter", Napi::Function::New(env, CompileFilterJs));
   exports.Set("TraceSession", TraceSession::Define(env));
   exports.Set("probeKernel", Napi::Function::New(env, ProbeKernelJs));
   exports.Set("dropReasons", Napi::Function::New(env, DropReasonsJs));

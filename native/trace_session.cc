@@ -48,6 +48,17 @@ TracerConfig ParseConfig(Napi::Env env, const Napi::Value& value) {
   if (config.ring_bytes < 4096 || (config.ring_bytes & (config.ring_bytes - 1)))
     throw CodedError(env, "INVALID_ARGUMENT", "config.ringBytes must be a power of two of at least 4096");
 
+  Napi::Value filter = obj.Get("filter");
+  if (!filter.IsUndefined() && !filter.IsString())
+    throw CodedError(env, "INVALID_ARGUMENT", "config.filter must be a string");
+  if (filter.IsString() && !filter.As<Napi::String>().Utf8Value().empty()) {
+    std::string message;
+    if (!CompilePacketFilter(filter.As<Napi::String>().Utf8Value(), &config.filter, &message))
+      throw CodedError(env, "BAD_FILTER", message);
+  }
+  config.mark_value = RequireUint(env, obj, "markValue", false, 0);
+  config.mark_mask = RequireUint(env, obj, "markMask", false, 0);
+
   Napi::Value watched = obj.Get("watchedIfindexes");
   if (!watched.IsArray()) throw CodedError(env, "INVALID_ARGUMENT", "config.watchedIfindexes must be an array");
   Napi::Array watched_list = watched.As<Napi::Array>();

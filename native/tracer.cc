@@ -66,6 +66,11 @@ bool Tracer::Start(TraceError* error) {
       return Fail(error, "BPF_MAP", "cannot fill the interface filter: " + ErrnoText(errno));
   }
   lost_map_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lost_events"));
+  int filter_fd = bpf_map__fd(bpf_object__find_map_by_name(obj_, "filter_insns"));
+  for (uint32_t i = 0; i < config_.filter.size(); i++) {
+    if (bpf_map_update_elem(filter_fd, &i, &config_.filter[i], BPF_ANY))
+      return Fail(error, "BPF_MAP", "cannot load the packet filter: " + ErrnoText(errno));
+  }
 
   if (!AttachPrograms(error) || !AttachNetfilter(error)) return false;
 
@@ -143,7 +148,12 @@ bool Tracer::SetRodataConfig(TraceError* error) {
   if (offset < 0 || !initial || static_cast<size_t>(offset) + sizeof(bn_config) > size)
     return Fail(error, "BPF_CONFIG", "the BPF object has no bn_config in .rodata");
   std::vector<char> data(initial, initial + size);
-  bn_config config = {config_.netns_inode, config_.bridge_ifindex};
+  bn_config config = {};
+  config.target_netns = config_.netns_inode;
+  config.bridge_ifindex = config_.bridge_ifindex;
+  config.filter_len = static_cast<uint32_t>(config_.filter.size());
+  config.mark_value = config_.mark_value;
+  config.mark_mask = config_.mark_mask;
   memcpy(data.data() + offset, &config, sizeof(config));
   if (bpf_map__set_initial_value(rodata, data.data(), data.size()))
     return Fail(error, "BPF_CONFIG", "cannot set .rodata: " + ErrnoText(errno));

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "packet_filter.h"
 
 extern "C" {
 #include "events.h"
@@ -37,6 +38,8 @@ struct TracerConfig {
   std::vector<NetfilterAttachment> netfilter;  // hooks backend only
   uint32_t ring_bytes = 8u << 20;
   uint32_t max_tracked = 65536;
+  std::vector<sock_filter> filter;  // empty: every packet
+  uint32_t mark_value = 0, mark_mask = 0;
 };
 
 class Tracer {

@@ -25,6 +25,10 @@ export interface SessionConfig {
   watchedIfindexes: number[];
   netfilter: NetfilterAttachment[];
   ringBytes?: number;
+  /** tcpdump / pcap-filter expression, compiled by libpcap, run in the kernel. */
+  filter?: string;
+  markValue?: number;
+  markMask?: number;
 }
 
 export interface SessionStats {
@@ -47,6 +51,8 @@ export interface NativeAddon {
   probeKernel(): ProbeResult[];
   dropReasons(): string[];
   encodeBatch(rawEvents: Buffer, lost: number, sequence: number): Buffer;
+  /** Classic BPF instruction count; throws with code BAD_FILTER and libpcap's message. */
+  compileFilter(expression: string): number;
   eventSize: number;
 }
 

@@ -15,6 +15,8 @@ import type { BridgeView } from '../topology/links';
 export interface CaptureOptions {
   backend: BackendName;
   ringBytes?: number;
+  filter?: string;
+  mark?: { value: number; mask: number };
   idleTimeoutMs?: number;
 }
 
@@ -92,6 +94,9 @@ export class LiveCapture extends EventEmitter {
         watchedIfindexes: watched,
         netfilter: this.opts.backend === 'hooks' ? netfilterAttachments() : [],
         ringBytes: this.opts.ringBytes,
+        filter: this.opts.filter,
+        markValue: this.opts.mark?.value,
+        markMask: this.opts.mark?.mask,
       });
       for (const n of notices) this.emit('notice', n);
     } catch (err) {

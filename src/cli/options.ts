@@ -24,3 +24,14 @@ export function powerOfTwoBytes(value: string): number {
   }
   return n;
 }
+
+/** "0x10" or "16/0xff": a packet mark and the bits of it that must match. */
+export function markFilter(value: string): { value: number; mask: number } {
+  const m = /^(0x[0-9a-f]+|\d+)(?:\/(0x[0-9a-f]+|\d+))?$/i.exec(value);
+  const mark = m ? Number(m[1]) : NaN;
+  const mask = m?.[2] !== undefined ? Number(m[2]) : 0xffffffff;
+  if (!m || mark > 0xffffffff || mask > 0xffffffff || mask === 0 || (mark & ~mask) >>> 0 !== 0) {
+    throw new InvalidArgumentError('--mark takes VALUE or VALUE/MASK (e.g. 0x10/0xff), with VALUE inside MASK');
+  }
+  return { value: mark >>> 0, mask: mask >>> 0 };
+}

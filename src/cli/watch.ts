@@ -8,7 +8,8 @@ import { formatTraversal } from '../output/text';
 import { requirePrivileges } from '../system/privileges';
 import { BridgeView, describeBridge } from '../topology/links';
 import { resolveNetns } from '../topology/netns';
-import { positiveInt, positiveNumber, powerOfTwoBytes } from './options';
+import { markFilter, positiveInt, positiveNumber, powerOfTwoBytes } from './options';
+import { BnError } from '../errors';
 
 export interface WatchOptions {
   netns?: string;
@@ -18,6 +19,7 @@ export interface WatchOptions {
   backend: BackendChoice;
   uplink: string[];
   ringSize?: number;
+  mark?: { value: number; mask: number };
 }
 
 export interface WatchStatus {
@@ -29,14 +31,16 @@ export interface WatchStatus {
 /** Traces until --count traversals, --duration seconds, or SIGINT/SIGTERM. */
 export async function collectWatch(
   bridge: string,
+  filter: string,
   opts: WatchOptions,
   onTraversal: (t: Traversal) => void,
   status: WatchStatus,
 ): Promise<CaptureStats> {
+  if (filter) checkFilter(filter);
   requirePrivileges();
   const view = describeBridge(resolveNetns(opts.netns), bridge, opts.uplink);
   const backend = selectBackend(opts.backend, native().probeKernel());
-  const capture = new LiveCapture(view, { backend: backend.backend, ringBytes: opts.ringSize });
+  const capture = new LiveCapture(view, { backend: backend.backend, ringBytes: opts.ringSize, filter, mark: opts.mark });
 
   let finish: () => void = () => undefined;
   let failure: Error | undefined;
@@ -74,9 +78,18 @@ export async function collectWatch(
   return stats;
 }
 
-export function printWatch(bridge: string, opts: WatchOptions): Promise<void> {
+/** A malformed expression is refused before anything is loaded, in libpcap's words. */
+export function checkFilter(filter: string): void {
+  try {
+    native().compileFilter(filter);
+  } catch (err) {
+    throw new BnError('BAD_FILTER', `bad filter '${filter}': ${(err as Error).message}`);
+  }
+}
+
+export function printWatch(bridge: string, filterWords: string[], opts: WatchOptions): Promise<void> {
   const write = (t: Traversal) => process.stdout.write(`${opts.json ? formatJsonLine(t) : formatTraversal(t)}\n`);
-  return collectWatch(bridge, opts, write, {
+  return collectWatch(bridge, filterWords.join(' '), opts, write, {
     onStarted(view, backend) {
       const ports = view.ports.map((p) => p.name).join(', ') || 'none';
       const uplinks = view.uplinks.map((u) => u.name).join(', ') || 'none';
@@ -100,6 +113,7 @@ export function watchCommand(): Command {
   return new Command('watch')
     .description('show, live, every packet crossing a bridge: ports, netfilter hooks, verdicts, where it left or was dropped')
     .argument('<bridge>', 'the bridge to trace, e.g. br-d13c50d4c15b or docker0')
+    .argument('[filter...]', 'a tcpdump filter expression (pcap-filter), run in the kernel at each packet\'s first hook')
     .option('--netns <name|path>', 'the network namespace holding the bridge (default: this process\'s)')
     .option('-c, --count <n>', 'stop after n packets', positiveInt('--count'))
     .option('-d, --duration <seconds>', 'stop after this many seconds', positiveNumber('--duration'))
@@ -108,11 +122,13 @@ export function watchCommand(): Command {
     .option('--uplink <dev>', 'also follow packets on this device (repeatable; default routes are followed anyway)',
       (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--ring-size <bytes>', 'kernel ring buffer size, a power of two (e.g. 16M)', powerOfTwoBytes)
+    .option('--mark <value[/mask]>', 'only packets whose mark matches', markFilter)
     .addHelpText('after', `
 Examples:
   sudo bpftrace-net watch br-d13c50d4c15b
   sudo bpftrace-net watch docker0 --count 10 --json
+  sudo bpftrace-net watch br-d13c50d4c15b 'icmp and host 192.168.222.2'
   sudo bpftrace-net watch br0 --netns dk --duration 30
   sudo ip netns exec dk bpftrace-net watch br0`)
-    .action((bridge: string, opts: WatchOptions) => printWatch(bridge, opts));
+    .action((bridge: string, filter: string[], opts: WatchOptions) => printWatch(bridge, filter, opts));
 }

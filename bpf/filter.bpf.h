@@ -1,0 +1,186 @@
+/* A classic BPF (tcpdump / pcap-filter) interpreter, run once per packet at
+ * its first hook. The program comes from pcap_compile in user space and is
+ * copied into filter_insns before attach; bpf_loop keeps the verifier's work to
+ * one iteration. The packet is seen as an Ethernet frame: the real MAC header
+ * where the kernel has one, else one made of zeros and the ethertype (locally
+ * generated packets), followed by the network header. */
+#ifndef BPFTRACE_NET_FILTER_BPF_H
+#define BPFTRACE_NET_FILTER_BPF_H
+
+#define FILTER_MAX_INSNS 512
+#define ETH_HLEN 14
+
+/* struct sock_filter */
+struct cbpf_insn {
+	__u16 code;
+	__u8 jt;
+	__u8 jf;
+	__u32 k;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FILTER_MAX_INSNS);
+	__type(key, __u32);
+	__type(value, struct cbpf_insn);
+} filter_insns SEC(".maps");
+
+struct cbpf_state {
+	__u32 A, X;
+	__u32 M[16];
+	__u32 pc;
+	__u32 result;
+	bool done;
+	unsigned char *l3;
+	__u32 len;            /* virtual frame length: ETH_HLEN + network bytes */
+	__u8 eth[16];         /* ETH_HLEN used; 16 so that a masked index stays inside */
+};
+
+/* classic BPF opcodes (linux/filter.h, linux/bpf_common.h) */
+#define C_CLASS(c) ((c) & 0x07)
+#define C_SIZE(c) ((c) & 0x18)
+#define C_MODE(c) ((c) & 0xe0)
+#define C_OP(c) ((c) & 0xf0)
+#define C_SRC(c) ((c) & 0x08)
+#define C_RVAL(c) ((c) & 0x18)
+#define C_MISCOP(c) ((c) & 0xf8)
+enum { C_LD = 0, C_LDX = 1, C_ST = 2, C_STX = 3, C_ALU = 4, C_JMP = 5, C_RET = 6, C_MISC = 7 };
+enum { C_W = 0x00, C_H = 0x08, C_B = 0x10 };
+enum { C_IMM = 0x00, C_ABS = 0x20, C_IND = 0x40, C_MEM = 0x60, C_LEN = 0x80, C_MSH = 0xa0 };
+enum { C_K = 0x00, C_X = 0x08, C_A = 0x10 };
+
+/* Loads size bytes (1, 2, 4) at offset off of the virtual frame, big-endian; false if out of it. */
+static __always_inline bool cbpf_load(struct cbpf_state *s, __u32 off, __u32 size, __u32 *out)
+{
+	__u8 b[4] = {};
+
+	if (off > 0xffff || size > 4 || off + size > s->len)
+		return false;
+	for (__u32 i = 0; i < 4; i++) {
+		__u32 o = off + i;
+
+		if (i >= size)
+			break;
+		if (o < ETH_HLEN) {
+			__u32 idx = o;
+
+			/* Opaque to the compiler, so the mask the verifier needs survives. */
+			asm volatile("" : "+r"(idx));
+			b[i] = s->eth[idx & 15];
+		} else if (bpf_probe_read_kernel(&b[i], 1, s->l3 + (o - ETH_HLEN)))
+			return false;
+	}
+	*out = size == 1 ? b[0] : size == 2 ? ((__u32)b[0] << 8) | b[1]
+					  : ((__u32)b[0] << 24) | ((__u32)b[1] << 16) | ((__u32)b[2] << 8) | b[3];
+	return true;
+}
+
+static long cbpf_step(__u32 index, void *ctx)
+{
+	struct cbpf_state *s = ctx;
+	struct cbpf_insn *insn;
+	__u32 pc = s->pc, code, k, v = 0, size, src;
+
+	if (s->done || pc >= FILTER_MAX_INSNS)
+		return 1;
+	insn = bpf_map_lookup_elem(&filter_insns, &pc);
+	if (!insn) {
+		s->done = true;
+		return 1;
+	}
+	code = insn->code;
+	k = insn->k;
+	s->pc = pc + 1;
+	switch (C_CLASS(code)) {
+	case C_LD:
+	case C_LDX:
+		size = C_SIZE(code) == C_W ? 4 : C_SIZE(code) == C_H ? 2 : 1;
+		switch (C_MODE(code)) {
+		case C_IMM:
+			v = k;
+			break;
+		case C_LEN:
+			v = s->len;
+			break;
+		case C_MEM:
+			v = s->M[k & 15];
+			break;
+		case C_ABS:
+			if (!cbpf_load(s, k, size, &v))
+				goto reject;
+			break;
+		case C_IND:
+			if (!cbpf_load(s, s->X + k, size, &v))
+				goto reject;
+			break;
+		case C_MSH: /* X = 4 * (P[k] & 0xf) */
+			if (!cbpf_load(s, k, 1, &v))
+				goto reject;
+			v = (v & 0xf) << 2;
+			break;
+		default:
+			goto reject;
+		}
+		if (C_CLASS(code) == C_LD)
+			s->A = v;
+		else
+			s->X = v;
+		return 0;
+	case C_ST:
+		s->M[k & 15] = s->A;
+		return 0;
+	case C_STX:
+		s->M[k & 15] = s->X;
+		return 0;
+	case C_ALU:
+		src = C_SRC(code) == C_X ? s->X : k;
+		switch (C_OP(code)) {
+		case 0x00: s->A += src; break;
+		case 0x10: s->A -= src; break;
+		case 0x20: s->A *= src; break;
+		case 0x30: if (!src) goto reject; s->A /= src; break;
+		case 0x40: s->A |= src; break;
+		case 0x50: s->A &= src; break;
+		case 0x60: s->A = src < 32 ? s->A << src : 0; break;
+		case 0x70: s->A = src < 32 ? s->A >> src : 0; break;
+		case 0x80: s->A = -s->A; break;
+		case 0x90: if (!src) goto reject; s->A %= src; break;
+		case 0xa0: s->A ^= src; break;
+		default: goto reject;
+		}
+		return 0;
+	case C_JMP: {
+		bool cond;
+
+		src = C_SRC(code) == C_X ? s->X : k;
+		switch (C_OP(code)) {
+		case 0x00: /* JA */
+			s->pc += k;
+			return 0;
+		case 0x10: cond = s->A == src; break;
+		case 0x20: cond = s->A > src; break;
+		case 0x30: cond = s->A >= src; break;
+		case 0x40: cond = (s->A & src) != 0; break;
+		default: goto reject;
+		}
+		s->pc += cond ? insn->jt : insn->jf;
+		return 0;
+	}
+	case C_RET:
+		s->result = C_RVAL(code) == C_A ? s->A : k;
+		s->done = true;
+		return 1;
+	case C_MISC:
+		if (C_MISCOP(code) == 0x00) /* TAX */
+			s->X = s->A;
+		else /* TXA */
+			s->A = s->X;
+		return 0;
+	}
+reject:
+	s->result = 0;
+	s->done = true;
+	return 1;
+}
+
+#endif

@@ -1,0 +1,94 @@
+/** tcpdump filters, compiled by libpcap and run in the kernel at each packet's first hook. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerLikeLab } from '../../src/lab/dockerLike';
+import { runCli, WatchProcess } from '../support/cli';
+import { findIcmp } from '../support/hops';
+
+const settle = () => new Promise((r) => setTimeout(r, 600));
+
+describe('in-kernel packet filters', () => {
+  let lab: DockerLikeLab;
+  beforeAll(() => {
+    lab = new DockerLikeLab().create();
+    for (const c of lab.containers) lab.ping(c.netns, lab.wanIp);
+    lab.ping(lab.containers[0].netns, lab.containers[1].ip);
+  });
+  afterAll(() => lab?.destroy());
+
+  async function watchWith(filter: string[], action: () => void, extra: string[] = []) {
+    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--json', ...extra, ...filter]);
+    try {
+      await w.ready();
+      action();
+      await settle();
+    } finally {
+      expect(await w.stop()).toBe(0);
+    }
+    return w;
+  }
+
+  it('follows only what the expression matches, through NAT', async () => {
+    const [c1, c2] = lab.containers;
+    const w = await watchWith(['icmp', 'and', 'host', c2.ip], () => {
+      lab.ping(c1.netns, lab.wanIp);
+      lab.ping(c1.netns, c2.ip);
+      lab.ping(c2.netns, lab.wanIp);
+    });
+    const ts = w.traversals();
+    expect(ts.length).toBeGreaterThan(0);
+    for (const t of ts) {
+      expect(t.proto).toBe('icmp');
+      expect([t.src, t.dst]).toContain(c2.ip);
+    }
+    expect(findIcmp(ts, 'request', c1.ip)?.dst).toBe(c2.ip);
+    // Matched at its first hook, followed after MASQUERADE rewrote its source.
+    const out = findIcmp(ts, 'request', c2.ip)!;
+    expect(out.hops.find((h) => h.table === 'nat' && h.hook === 'POSTROUTING')?.src).toBe(lab.uplinkIp);
+    expect(out.end).toMatchObject({ kind: 'tx', dev: lab.uplink });
+  });
+
+  it('decides like tcpdump on header fields, MACs and byte offsets', async () => {
+    const c1 = lab.containers[0];
+    const cases: [string, boolean][] = [
+      ['ip[8] = 64', true],            // TTL at the first hook, before the router decrements it
+      ['ip[8] = 63', false],
+      [`ether src ${c1.mac}`, true],
+      ['ether src 02:42:c0:a8:de:09', false],
+      ['icmp[icmptype] = icmp-echo', true],
+      ['net 192.168.222.0/24 and not udp', true],
+      ['tcp[tcpflags] & tcp-syn != 0', false],
+      ['len > 1000', false],
+    ];
+    for (const [expr, matches] of cases) {
+      const w = await watchWith([expr], () => lab.ping(c1.netns, lab.wanIp));
+      const request = findIcmp(w.traversals(), 'request', c1.ip);
+      expect(Boolean(request), `${expr}: ${w.traversals().map((t) => t.summary).join('; ')}`).toBe(matches);
+    }
+  });
+
+  it('a filter that matches nothing shows nothing', async () => {
+    const w = await watchWith(['udp', 'port', '9'], () => lab.ping(lab.containers[0].netns, lab.wanIp, 3));
+    expect(w.traversals()).toHaveLength(0);
+    expect(w.stderr).toMatch(/^0 packets, 0 events, 0 lost$/m);
+  });
+
+  it('refuses a malformed expression in libpcap\'s words, before loading anything', () => {
+    const r = runCli(['watch', lab.bridge, '--netns', lab.host, 'icmp and']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^bpftrace-net: bad filter 'icmp and': .*syntax error/);
+  });
+
+  it('--mark follows only packets carrying the mark', async () => {
+    const c1 = lab.containers[0];
+    // Marks do not cross netns: the host's own pings (ping -m sets SO_MARK) carry them.
+    const w = await watchWith([], () => {
+      lab.exec(lab.host, 'ping', ['-n', '-q', '-c', '1', '-m', '16', c1.ip]);
+      lab.exec(lab.host, 'ping', ['-n', '-q', '-c', '1', '-m', '17', c1.ip]);
+    }, ['--mark', '0x10/0xff']);
+    const requests = w.traversals().filter((t) => t.summary.startsWith('icmp echo request'));
+    expect(requests).toHaveLength(1);
+    expect(requests[0].hops[0]).toMatchObject({ hook: 'OUTPUT' });
+    expect(runCli(['watch', lab.bridge, '--mark', '0x11/0x10']).stderr).toMatch(/--mark takes VALUE or VALUE\/MASK/);
+  });
+});
