@@ -161,6 +161,18 @@ static __always_inline bool packet_matches(struct sk_buff *skb, bool at_rx)
 		proto = BPF_CORE_READ(skb, protocol);
 		__builtin_memcpy(&s.eth[12], &proto, 2);
 	}
+	/* One copy of the first bytes serves nearly every load the program makes. */
+	{
+		__u32 n = s.len > ETH_HLEN ? s.len - ETH_HLEN : 0;
+
+		if (n > sizeof(s.l3buf))
+			n = sizeof(s.l3buf);
+		/* A no-op after the clamp; the verifier keeps this bound, not the compare's. */
+		n &= 0xff;
+		if (n > sizeof(s.l3buf))
+			n = sizeof(s.l3buf);
+		s.cached = bpf_probe_read_kernel(s.l3buf, n, s.l3) ? 0 : n;
+	}
 	bpf_loop(filter_len, cbpf_step, &s, 0);
 	return s.result != 0;
 }
@@ -338,19 +350,25 @@ static __always_inline void read_bridge_ports(struct sk_buff *skb, __u32 *physin
 static __always_inline struct bn_event *nf_event(struct sk_buff *skb, const struct nf_hook_state *state, __u8 kind,
 						  bool may_start)
 {
-	__u32 netns = BPF_CORE_READ(state, net, ns.inum);
-	__u32 in_if, out_if, physin = 0, physout = 0;
+	__u64 key = (__u64)skb;
+	struct tracked_skb *known = bpf_map_lookup_elem(&tracked, &key);
+	__u32 netns, in_if, out_if, physin = 0, physout = 0;
 	struct tracked_skb *t;
 	struct bn_event *e;
-	bool watched;
+	bool watched = false;
 
+	/* The hot path for packets the filters turned away: one lookup, nothing read. */
+	if (known && known->rejected && bpf_ktime_get_ns() - known->last_ts < STALE_NS)
+		return NULL;
+	netns = BPF_CORE_READ(state, net, ns.inum);
 	if (netns != target_netns)
 		return NULL;
 	in_if = dev_ifindex(BPF_CORE_READ(state, in));
 	out_if = dev_ifindex(BPF_CORE_READ(state, out));
 	read_bridge_ports(skb, &physin, &physout);
-	watched = ifindex_watched(in_if) || ifindex_watched(out_if) ||
-		  ifindex_watched(physin) || ifindex_watched(physout);
+	if (!known && may_start)
+		watched = ifindex_watched(in_if) || ifindex_watched(out_if) ||
+			  ifindex_watched(physin) || ifindex_watched(physout);
 	t = track(skb, watched && may_start);
 	if (!t)
 		return NULL;

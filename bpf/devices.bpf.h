@@ -7,9 +7,14 @@
 
 static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device *dev, __u8 kind)
 {
-	struct tracked_skb *t = track_at(skb, is_watched(dev), kind == BN_EV_RX);
+	struct tracked_skb *t;
 	struct bn_event *e;
 
+	/* Elsewhere (a container's side of its veth, the far end of the uplink): a packet
+	 * that left the traced netns was unfollowed at its TX, so nothing to look up. */
+	if (dev_netns(dev) != target_netns)
+		return;
+	t = track_at(skb, is_watched(dev), kind == BN_EV_RX);
 	if (!t)
 		return;
 	e = reserve(skb, t, kind);

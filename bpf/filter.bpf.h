@@ -34,6 +34,8 @@ struct cbpf_state {
 	unsigned char *l3;
 	__u32 len;            /* virtual frame length: ETH_HLEN + network bytes */
 	__u8 eth[16];         /* ETH_HLEN used; 16 so that a masked index stays inside */
+	__u32 cached;         /* network bytes copied into l3buf */
+	__u8 l3buf[128];
 };
 
 /* classic BPF opcodes (linux/filter.h, linux/bpf_common.h) */
@@ -67,8 +69,15 @@ static __always_inline bool cbpf_load(struct cbpf_state *s, __u32 off, __u32 siz
 			/* Opaque to the compiler, so the mask the verifier needs survives. */
 			asm volatile("" : "+r"(idx));
 			b[i] = s->eth[idx & 15];
-		} else if (bpf_probe_read_kernel(&b[i], 1, s->l3 + (o - ETH_HLEN)))
-			return false;
+		} else {
+			__u32 n = o - ETH_HLEN;
+
+			asm volatile("" : "+r"(n));
+			if (n < s->cached && n < sizeof(s->l3buf))
+				b[i] = s->l3buf[n & (sizeof(s->l3buf) - 1)];
+			else if (bpf_probe_read_kernel(&b[i], 1, s->l3 + n))
+				return false;
+		}
 	}
 	*out = size == 1 ? b[0] : size == 2 ? ((__u32)b[0] << 8) | b[1]
 					  : ((__u32)b[0] << 24) | ((__u32)b[1] << 16) | ((__u32)b[2] << 8) | b[3];
