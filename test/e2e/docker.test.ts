@@ -1,12 +1,10 @@
 /** Against a real Docker engine (its own netns): Docker's bridge, chains and MASQUERADE. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Traversal } from '../../src/model/traversal';
-import { WatchProcess } from '../support/cli';
 import { DockerEngine } from '../support/dockerEngine';
 import { findIcmp } from '../support/hops';
-import { fromOracle, fromTool, LogOracle, OracleHop } from '../support/logOracle';
+import { OracleHop, fromOracle, fromTool, underOracleThenWatch } from '../support/logOracle';
 
-const settle = () => new Promise((r) => setTimeout(r, 700));
 
 describe('a real Docker engine', () => {
   let engine: DockerEngine;
@@ -18,25 +16,8 @@ describe('a real Docker engine', () => {
     await engine?.stop();
   });
 
-  async function both(scenario: () => void): Promise<{ logged: OracleHop[]; traced: Traversal[] }> {
-    const oracle = new LogOracle(engine);
-    try {
-      oracle.install();
-      scenario();
-      await settle();
-    } finally {
-      oracle.remove();
-    }
-    const w = new WatchProcess([engine.bridge, '--netns', engine.host, '--json']);
-    try {
-      await w.ready();
-      scenario();
-      await settle();
-    } finally {
-      expect(await w.stop()).toBe(0);
-    }
-    return { logged: oracle.hops(), traced: w.traversals() };
-  }
+  const both = (scenario: () => void) => underOracleThenWatch(engine, [engine.bridge, '--netns', engine.host], scenario, {});
+
 
   const echoRequests = (h: OracleHop) => h.fields.PROTO === 'ICMP' && h.fields.TYPE === '8';
 

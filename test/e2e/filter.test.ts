@@ -1,10 +1,9 @@
 /** tcpdump filters, compiled by libpcap and run in the kernel at each packet's first hook. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
-import { runCli, WatchProcess } from '../support/cli';
+import { runCli, traceWhile } from '../support/cli';
 import { findIcmp } from '../support/hops';
 
-const settle = () => new Promise((r) => setTimeout(r, 600));
 
 describe('in-kernel packet filters', () => {
   let lab: DockerLikeLab;
@@ -15,17 +14,9 @@ describe('in-kernel packet filters', () => {
   });
   afterAll(() => lab?.destroy());
 
-  async function watchWith(filter: string[], action: () => void, extra: string[] = []) {
-    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--json', ...extra, ...filter]);
-    try {
-      await w.ready();
-      action();
-      await settle();
-    } finally {
-      expect(await w.stop()).toBe(0);
-    }
-    return w;
-  }
+  const watchWith = (filter: string[], action: () => void, extra: string[] = []) =>
+    traceWhile([lab.bridge, '--netns', lab.host, ...extra, ...filter], action);
+
 
   it('follows only what the expression matches, through NAT', async () => {
     const [c1, c2] = lab.containers;

@@ -2,11 +2,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
 import type { Traversal } from '../../src/model/traversal';
-import { WatchProcess } from '../support/cli';
 import { findIcmp } from '../support/hops';
-import { fromOracle, fromTool, LogOracle, OracleHop } from '../support/logOracle';
+import { OracleHop, fromOracle, fromTool, underOracleThenWatch } from '../support/logOracle';
 
-const settle = () => new Promise((r) => setTimeout(r, 700));
 
 describe('hop for hop against the kernel LOG output', () => {
   let lab: DockerLikeLab;
@@ -19,26 +17,8 @@ describe('hop for hop against the kernel LOG output', () => {
   afterAll(() => lab?.destroy());
 
   /** Runs the scenario under LOG rules, then again under watch with the rules gone. */
-  async function both(scenario: () => void): Promise<{ logged: OracleHop[]; traced: Traversal[] }> {
-    const oracle = new LogOracle(lab);
-    try {
-      oracle.install();
-      scenario();
-      await settle();
-    } finally {
-      oracle.remove();
-    }
-    const logged = oracle.hops();
-    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--json']);
-    try {
-      await w.ready();
-      scenario();
-      await settle();
-    } finally {
-      expect(await w.stop()).toBe(0);
-    }
-    return { logged, traced: w.traversals() };
-  }
+  const both = (scenario: () => void) => underOracleThenWatch(lab, [lab.bridge, '--netns', lab.host], scenario, {});
+
 
   const icmpType = (type: number) => (h: OracleHop) => h.fields.PROTO === 'ICMP' && h.fields.TYPE === String(type);
 
@@ -147,25 +127,10 @@ describe('hop for hop against the kernel LOG output', () => {
     try {
       const c1 = lab6.containers[0];
       lab6.ping(c1.netns, lab6.wanIp6);
-      const oracle = new LogOracle(lab6, { ipv6: true });
-      try {
-        oracle.install();
-        expect(lab6.ping(c1.netns, lab6.wanIp6)).toBe(true);
-        await settle();
-      } finally {
-        oracle.remove();
-      }
-      const logged = oracle.hops().filter((h) => h.family === 'ipv6' && h.fields.PROTO === 'ICMPv6' && h.fields.TYPE === '128');
-      const w = new WatchProcess([lab6.bridge, '--netns', lab6.host, '--json']);
-      try {
-        await w.ready();
-        expect(lab6.ping(c1.netns, lab6.wanIp6)).toBe(true);
-        await settle();
-      } finally {
-        expect(await w.stop()).toBe(0);
-      }
-      const t = w.traversals().find((x) => x.summary.startsWith(`icmpv6 echo request ${c1.ip6} > ${lab6.wanIp6}`))!;
-      expect(t, JSON.stringify(w.traversals().map((x) => x.summary))).toBeDefined();
+      const run = await underOracleThenWatch(lab6, [lab6.bridge, '--netns', lab6.host], () => expect(lab6.ping(c1.netns, lab6.wanIp6)).toBe(true), { ipv6: true });
+      const logged = run.logged.filter((h) => h.family === 'ipv6' && h.fields.PROTO === 'ICMPv6' && h.fields.TYPE === '128');
+      const t = run.traced.find((x) => x.summary.startsWith(`icmpv6 echo request ${c1.ip6} > ${lab6.wanIp6}`))!;
+      expect(t, JSON.stringify(run.traced.map((x) => x.summary))).toBeDefined();
       expect(logged.length).toBeGreaterThan(5);
       expect(fromTool(t)).toEqual(logged.map(fromOracle));
       expect(t.decisions.map((d) => d.text)).toContain(`SNAT ${c1.ip6} -> ${lab6.uplinkIp6} in nat POSTROUTING`);

@@ -1,7 +1,7 @@
 /** `watch --json` against the real kernel on the Docker-like lab. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
-import { WatchProcess } from '../support/cli';
+import { traceWhile as traceAround, WatchProcess } from '../support/cli';
 import { findIcmp, hasInOrder, hop, label } from '../support/hops';
 
 const settle = () => new Promise((r) => setTimeout(r, 600));
@@ -16,17 +16,8 @@ describe('watch on a Docker-like bridge', () => {
   });
   afterAll(() => lab?.destroy());
 
-  async function traceWhile(action: () => void, args: string[] = []) {
-    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--json', ...args]);
-    try {
-      await w.ready();
-      action();
-      await settle();
-    } finally {
-      expect(await w.stop()).toBe(0);
-    }
-    return w;
-  }
+  const traceWhile = (action: () => void, args: string[] = []) => traceAround([lab.bridge, '--netns', lab.host, ...args], action);
+
 
   it('shows container -> wan through raw/mangle/nat PREROUTING, mangle/filter FORWARD, mangle/nat POSTROUTING, out on the uplink', async () => {
     const c1 = lab.containers[0];

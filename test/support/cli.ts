@@ -77,3 +77,17 @@ export async function waitUntil(cond: () => boolean, timeoutMs = 5000): Promise<
   }
   return true;
 }
+
+/** Runs `watch --json ARGS` around an action: attached before, stopped (Ctrl-C) after a settle. */
+export async function traceWhile(args: string[], action: () => void, opts: { settleMs?: number; readyMs?: number } = {}): Promise<WatchProcess> {
+  const w = new WatchProcess([...args, '--json']);
+  try {
+    await w.ready(opts.readyMs);
+    action();
+    await new Promise((r) => setTimeout(r, opts.settleMs ?? 600));
+  } finally {
+    const code = await w.stop();
+    if (code !== 0) throw new Error(`watch exited with ${code}: ${w.stderr}`);
+  }
+  return w;
+}

@@ -5,6 +5,7 @@ import { execFileSync } from 'child_process';
 import { randomBytes } from 'crypto';
 import { formatAddress } from '../../src/model/packet';
 import type { Hop, Traversal } from '../../src/model/traversal';
+import { traceWhile } from './cli';
 
 export interface OracleHop {
   family: 'ipv4' | 'ipv6' | 'bridge';
@@ -168,4 +169,24 @@ export function fromTool(t: Traversal, families: string[] = ['ipv4', 'ipv6']): C
   return t.hops
     .filter((h: Hop) => families.includes(h.family) && h.table !== 'conntrack' && h.consulted !== false)
     .map((h) => ({ family: h.family, hook: h.hook, table: String(h.table), in: h.in, out: h.out, physin: h.physin, physout: h.physout, ttl: h.ttl ?? null }));
+}
+
+/** The same scenario twice: under LOG rules (the oracle), then under `watch --json`
+ * with the rules gone. */
+export async function underOracleThenWatch(
+  host: { host: string; exec(netns: string, cmd: string, args: string[]): string },
+  watchArgs: string[],
+  scenario: () => void,
+  opts: { ipv6?: boolean; bridge?: boolean; settleMs?: number; readyMs?: number } = {},
+): Promise<{ logged: OracleHop[]; traced: Traversal[] }> {
+  const oracle = new LogOracle(host, opts);
+  try {
+    oracle.install();
+    scenario();
+    await new Promise((r) => setTimeout(r, opts.settleMs ?? 700));
+  } finally {
+    oracle.remove();
+  }
+  const w = await traceWhile(watchArgs, scenario, { settleMs: opts.settleMs ?? 700, readyMs: opts.readyMs });
+  return { logged: oracle.hops(), traced: w.traversals() };
 }

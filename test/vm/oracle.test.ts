@@ -5,7 +5,7 @@ import { DockerLikeLab } from '../../src/lab/dockerLike';
 import type { Traversal } from '../../src/model/traversal';
 import { WatchProcess } from '../support/cli';
 import { findIcmp } from '../support/hops';
-import { LogOracle, OracleHop, placeOf, placesFromTool } from '../support/logOracle';
+import { OracleHop, placeOf, placesFromTool, underOracleThenWatch } from '../support/logOracle';
 
 const settle = () => new Promise((r) => setTimeout(r, 1500));
 
@@ -17,25 +17,8 @@ describe('every family against the kernel LOG output (fentry)', () => {
   });
   afterAll(() => lab?.destroy());
 
-  async function both(scenario: () => void): Promise<{ logged: OracleHop[]; traced: Traversal[] }> {
-    const oracle = new LogOracle(lab, { bridge: true });
-    try {
-      oracle.install();
-      scenario();
-      await settle();
-    } finally {
-      oracle.remove();
-    }
-    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--json', '--backend', 'fentry']);
-    try {
-      await w.ready(120_000);
-      scenario();
-      await settle();
-    } finally {
-      expect(await w.stop()).toBe(0);
-    }
-    return { logged: oracle.hops(), traced: w.traversals() };
-  }
+  const both = (scenario: () => void) => underOracleThenWatch(lab, [lab.bridge, '--netns', lab.host, '--backend', 'fentry'], scenario, { bridge: true, settleMs: 1500, readyMs: 120_000 });
+
 
   it('container -> wan and the reply: the notes, bridge chains included', async () => {
     const c1 = lab.containers[0];
