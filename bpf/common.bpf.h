@@ -177,12 +177,13 @@ static __always_inline bool packet_matches(struct sk_buff *skb, bool at_rx)
 	return s.result != 0;
 }
 
-/* The packet's identity if it is followed. `start`: this event may begin
- * following it (a watched device); the filters run then, once. */
-static __always_inline struct tracked_skb *track_at(struct sk_buff *skb, bool start, bool at_rx)
+/* The packet's identity if it is followed, given what `tracked` holds for the
+ * skb (t, possibly NULL). `start`: this event may begin following it (a
+ * watched device); the filters run then, once. */
+static __always_inline struct tracked_skb *track_found(struct sk_buff *skb, struct tracked_skb *t, bool start,
+						       bool at_rx)
 {
 	__u64 key = (__u64)skb;
-	struct tracked_skb *t = bpf_map_lookup_elem(&tracked, &key);
 	struct tracked_skb fresh = {};
 	__u64 now = bpf_ktime_get_ns();
 
@@ -201,6 +202,13 @@ static __always_inline struct tracked_skb *track_at(struct sk_buff *skb, bool st
 	fresh.packet_id = __sync_fetch_and_add(&next_packet_id, 1) + 1;
 	bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);
 	return bpf_map_lookup_elem(&tracked, &key);
+}
+
+static __always_inline struct tracked_skb *track_at(struct sk_buff *skb, bool start, bool at_rx)
+{
+	__u64 key = (__u64)skb;
+
+	return track_found(skb, bpf_map_lookup_elem(&tracked, &key), start, at_rx);
 }
 
 static __always_inline struct tracked_skb *track(struct sk_buff *skb, bool start)
@@ -369,7 +377,7 @@ static __always_inline struct bn_event *nf_event(struct sk_buff *skb, const stru
 	if (!known && may_start)
 		watched = ifindex_watched(in_if) || ifindex_watched(out_if) ||
 			  ifindex_watched(physin) || ifindex_watched(physout);
-	t = track(skb, watched && may_start);
+	t = track_found(skb, known, watched && may_start, false);
 	if (!t)
 		return NULL;
 	e = reserve(skb, t, kind);

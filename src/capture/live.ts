@@ -6,7 +6,6 @@ import { decodeBatch } from '../decode';
 import { asBnError } from '../errors';
 import { buildTraversal, ModelContext } from '../model/build';
 import { netfilterAttachments } from '../model/hooks';
-import type { Traversal } from '../model/traversal';
 import { BackendName, native, NativeSession, SessionStats } from '../native';
 import { Kallsyms } from '../topology/kallsyms';
 import { RouteTable } from '../topology/routes';

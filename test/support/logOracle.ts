@@ -7,17 +7,22 @@ import { formatAddress } from '../../src/model/packet';
 import type { Hop, Traversal } from '../../src/model/traversal';
 import { traceWhile } from './cli';
 
-export interface OracleHop {
-  family: 'ipv4' | 'ipv6' | 'bridge';
+/** What a LOG line and a tool hop can both say about one hop. */
+export interface ComparableHop {
+  family: string;
   hook: string;
   table: string;
   in: string | null;
   out: string | null;
   physin: string | null;
   physout: string | null;
+  ttl: number | null;
+}
+
+export interface OracleHop extends ComparableHop {
+  family: 'ipv4' | 'ipv6' | 'bridge';
   src: string | null;
   dst: string | null;
-  ttl: number | null;
   fields: Record<string, string>;
   /** The rest of the LOG line, for flags such as SYN and ACK. */
   text: string;
@@ -128,22 +133,6 @@ export class LogOracle {
   private kernelLog(): string[] {
     return execFileSync('dmesg', [], { encoding: 'utf8', maxBuffer: 64 << 20 }).split('\n');
   }
-}
-
-/** The hops of one logged packet: the run of lines that match `pick`, in order. */
-export function oraclePacket(hops: OracleHop[], pick: (h: OracleHop) => boolean): OracleHop[] {
-  return hops.filter(pick);
-}
-
-export interface ComparableHop {
-  family: string;
-  hook: string;
-  table: string;
-  in: string | null;
-  out: string | null;
-  physin: string | null;
-  physout: string | null;
-  ttl: number | null;
 }
 
 /** Bridge-family LOG lines print no br_netfilter ports and their own header fields:
