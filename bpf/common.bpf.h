@@ -90,6 +90,10 @@ const volatile struct bn_config bn_config = {};
 #define filter_len (bn_config.filter_len)
 #define mark_value (bn_config.mark_value)
 #define mark_mask (bn_config.mark_mask)
+#define capture_mode (bn_config.mode)
+#define sample_every (bn_config.sample_every)
+#define snaplen (bn_config.snaplen)
+#define wakeup_bytes (bn_config.wakeup_bytes)
 
 __u64 next_packet_id = 0;
 
@@ -133,6 +137,17 @@ static __always_inline void untrack(struct sk_buff *skb)
 }
 
 #include "filter.bpf.h"
+
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&lost_events, &zero);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+#include "assembly.bpf.h"
 
 /* The filters that decide whether a packet is followed at all: mark, then the
  * pcap expression. */
@@ -189,12 +204,14 @@ static __always_inline struct tracked_skb *track_found(struct sk_buff *skb, stru
 
 	if (t && now - t->last_ts < STALE_NS)
 		return t->rejected ? NULL : t;
-	if (t)
+	if (t) {
+		abandon_record(key);
 		bpf_map_delete_elem(&tracked, &key);
+	}
 	if (!start)
 		return NULL;
 	fresh.last_ts = now;
-	if (!packet_matches(skb, at_rx)) {
+	if (!packet_matches(skb, at_rx) || (sample_every > 1 && bpf_get_prandom_u32() % sample_every)) {
 		fresh.rejected = 1;
 		bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);
 		return NULL;
@@ -214,15 +231,6 @@ static __always_inline struct tracked_skb *track_at(struct sk_buff *skb, bool st
 static __always_inline struct tracked_skb *track(struct sk_buff *skb, bool start)
 {
 	return track_at(skb, start, false);
-}
-
-static __always_inline void count_lost(void)
-{
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&lost_events, &zero);
-
-	if (n)
-		__sync_fetch_and_add(n, 1);
 }
 
 static __always_inline void read_l4(struct bn_packet *p, unsigned char *l4)
@@ -309,15 +317,58 @@ static __always_inline void read_packet(struct sk_buff *skb, struct bn_packet *p
 	}
 }
 
+/* The packet's bytes from its Ethernet header (or its network header when it
+ * has none), as far as the linear data goes. */
+static __always_inline void read_snap(struct sk_buff *skb, struct bn_snap *snap, bool at_rx)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head), *data = BPF_CORE_READ(skb, data);
+	unsigned char *l3 = at_rx ? data : head + BPF_CORE_READ(skb, network_header);
+	unsigned char *start = l3, *end = head + BPF_CORE_READ(skb, tail);
+	__u16 mac = BPF_CORE_READ(skb, mac_header);
+	__u32 len = BPF_CORE_READ(skb, len), n;
+
+	snap->from_mac = 0;
+	if (mac != MAC_HEADER_UNSET && head + mac + ETH_HLEN == l3) {
+		start = head + mac;
+		snap->from_mac = 1;
+	}
+	snap->wire_len = start <= data ? len + (data - start) : len - (start - data);
+	n = end > start ? end - start : 0;
+	if (n > snaplen)
+		n = snaplen;
+	if (n > BN_SNAP_MAX)
+		n = BN_SNAP_MAX;
+	if (bpf_probe_read_kernel(snap->bytes, n & (2 * BN_SNAP_MAX - 1), start))
+		n = 0;
+	snap->len = n;
+}
+
+/* Headers always; bytes too when a snaplen was asked for. */
+static __always_inline void read_headers(struct sk_buff *skb, struct bn_event *e, bool at_rx)
+{
+	read_packet(skb, &e->pkt, at_rx);
+	if (snaplen && e->has_snap)
+		read_snap(skb, (struct bn_snap *)(e + 1), at_rx);
+}
+
+/* An event under construction: a ring-buffer slot in events mode, a scratch
+ * slot folded into the packet's record otherwise. Always ends in submit(). */
 static __always_inline struct bn_event *reserve(struct sk_buff *skb, struct tracked_skb *t, __u8 kind)
 {
-	struct bn_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct bn_event *e;
 
+	if (capture_mode != BN_MODE_EVENTS)
+		e = scratch_take();
+	else if (snaplen)
+		e = bpf_ringbuf_reserve(&events, sizeof(*e) + sizeof(struct bn_snap), 0);
+	else
+		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_lost();
 		return NULL;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
+	e->has_snap = snaplen != 0;
 	e->ts = bpf_ktime_get_ns();
 	t->last_ts = e->ts;
 	e->packet_id = t->packet_id;
@@ -327,6 +378,28 @@ static __always_inline struct bn_event *reserve(struct sk_buff *skb, struct trac
 	e->cpu = bpf_get_smp_processor_id();
 	e->mark = BPF_CORE_READ(skb, mark);
 	return e;
+}
+
+/* Wakes the reader only once a batch is worth it: the reader's timer picks up
+ * the rest within its poll interval. */
+static __always_inline void submit(struct bn_event *e)
+{
+	if (capture_mode == BN_MODE_EVENTS) {
+		__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+											   : BPF_RB_NO_WAKEUP;
+
+		bpf_ringbuf_submit(e, flags);
+		return;
+	}
+	record_hop(e);
+	scratch_give_back();
+}
+
+/* The packet leaves the traced bridge (or dies): its record is complete. */
+static __always_inline void finish(struct sk_buff *skb)
+{
+	finish_record(skb);
+	untrack(skb);
 }
 
 static __always_inline void read_bridge_ports(struct sk_buff *skb, __u32 *physin, __u32 *physout)
@@ -390,7 +463,7 @@ static __always_inline struct bn_event *nf_event(struct sk_buff *skb, const stru
 	e->out_ifindex = out_if;
 	e->physin_ifindex = physin;
 	e->physout_ifindex = physout;
-	read_packet(skb, &e->pkt, false);
+	read_headers(skb, e, false);
 	return e;
 }
 
@@ -458,7 +531,7 @@ static __always_inline struct bn_event *followed_event(struct sk_buff *skb, __u8
 	dev = BPF_CORE_READ(skb, dev);
 	e->ifindex = dev_ifindex(dev);
 	e->netns = dev_netns(dev);
-	read_packet(skb, &e->pkt, false);
+	read_headers(skb, e, false);
 	return e;
 }
 

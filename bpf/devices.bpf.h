@@ -23,12 +23,12 @@ static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device 
 		e->netns = dev_netns(dev);
 		if (kind == BN_EV_RX)
 			e->aux = (__u64)BPF_CORE_READ(dev, rx_handler);
-		read_packet(skb, &e->pkt, kind == BN_EV_RX);
-		bpf_ringbuf_submit(e, 0);
+		read_headers(skb, e, kind == BN_EV_RX);
+		submit(e);
 	}
 	/* Handed to a port or uplink: the packet leaves the traced bridge here. */
 	if (kind == BN_EV_TX && dev_ifindex(dev) != bridge_ifindex)
-		untrack(skb);
+		finish(skb);
 }
 
 SEC("tp_btf/netif_receive_skb")
@@ -65,6 +65,7 @@ static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 r
 	/* A filtered-out (or long silent) packet is forgotten, so that the next skb in
 	 * its memory is judged anew. */
 	if (t->rejected || bpf_ktime_get_ns() - t->last_ts >= STALE_NS) {
+		abandon_record(key);
 		untrack(skb);
 		return;
 	}
@@ -78,10 +79,10 @@ static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 r
 			attribute_to_table(skb, e);
 		e->ifindex = dev_ifindex(dev);
 		e->netns = dev_netns(dev);
-		read_packet(skb, &e->pkt, false);
-		bpf_ringbuf_submit(e, 0);
+		read_headers(skb, e, false);
+		submit(e);
 	}
-	untrack(skb);
+	finish(skb);
 }
 
 SEC("tp_btf/kfree_skb")

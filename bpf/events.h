@@ -46,6 +46,13 @@ enum bn_table_worker {
 	BN_WORKER_ARPT = 5,
 };
 
+/* What the kernel hands to user space. */
+enum bn_capture_mode {
+	BN_MODE_EVENTS = 0,  /* one ring record per hook hit (struct bn_event) */
+	BN_MODE_PACKETS = 1, /* hops assembled per skb, one struct bn_record per packet */
+	BN_MODE_TOP = 2,     /* packets counted per path signature; one bn_record per new path */
+};
+
 /* Settings, as const volatile rodata set before load. */
 struct bn_config {
 	__u32 target_netns;
@@ -53,6 +60,10 @@ struct bn_config {
 	__u32 filter_len;      /* classic BPF instructions in filter_insns; 0: no filter */
 	__u32 mark_value;      /* with mark_mask != 0: only packets whose mark & mask == value */
 	__u32 mark_mask;
+	__u32 mode;            /* enum bn_capture_mode */
+	__u32 sample_every;    /* > 1: follow one matching packet in this many, at random */
+	__u32 snaplen;         /* packet bytes copied per hop, <= BN_SNAP_MAX; 0: none */
+	__u32 wakeup_bytes;    /* wake the reader only once this much is queued (timer flushes the rest) */
 	__u32 _pad;
 };
 
@@ -113,7 +124,8 @@ struct bn_event {
 	__u8 nf_slot;          /* enum bn_nf_slot; NF_HOOK_ENTER: index of the first entry to run */
 	__u8 detail;           /* enum bn_bridge_decision / bn_route_decision / bn_table_worker;
 	                          NF_HOOK_ENTER: number of entries */
-	__u8 _pad[3];
+	__u8 _pad;
+	__u16 has_snap;        /* a struct bn_snap follows the event */
 	struct bn_packet pkt;
 	char table[16];        /* NF_TABLE: table name (truncated) */
 	union {
@@ -125,5 +137,80 @@ struct bn_event {
 #define BN_MAX_PRIORITIES 8
 
 #define BN_EVENT_SIZE 192
+
+/* Packet bytes as seen at a hop, from the Ethernet header when there is one. */
+#define BN_SNAP_MAX 256
+struct bn_snap {
+	__u16 len;             /* bytes captured */
+	__u16 from_mac;        /* 1: bytes start at the Ethernet header; 0: at the network header */
+	__u32 wire_len;        /* the packet's length from the same start */
+	__u8 bytes[BN_SNAP_MAX];
+};
+
+/* ---- packets and top modes: one record per packet ------------------------ */
+
+#define BN_MAX_HOPS 32
+#define BN_MAX_HEADERS 4
+#define BN_MAX_NAMES 4
+#define BN_NAME_SIZE 48        /* bn_event.table + chain/priorities */
+
+/* A distinct packet header (and mark) seen along the path: the first one, and
+ * every one a hop changed (NAT, TTL). */
+struct bn_header {
+	struct bn_packet pkt;  /* ct_state is per hop */
+	__u32 mark;
+	__u32 _pad;
+	struct bn_snap snap;
+};
+
+/* One hook hit inside a record; the fields of bn_event that vary per hop. */
+struct bn_hop {
+	__u32 ts_delta;        /* ns since the record's start_ts */
+	__u32 ifindex;
+	__u32 in_ifindex;
+	__u32 out_ifindex;
+	__u32 physin_ifindex;
+	__u32 physout_ifindex;
+	__s32 verdict;
+	__u32 reason;
+	__u64 aux;             /* NF_TABLE, NF_HOOK_ENTER: index into names */
+	__u8 kind;
+	__u8 nf_family;
+	__u8 nf_hook;
+	__u8 nf_slot;
+	__u8 detail;
+	__u8 header;           /* index into headers */
+	__u8 ct_state;
+	__u8 cpu;
+};
+
+enum bn_record_flags {
+	BN_REC_PARTIAL = 1,    /* the packet had more hops than one record holds: more follow */
+	BN_REC_EXEMPLAR = 2,   /* top mode: the first packet of a new path signature */
+	BN_REC_UNFINISHED = 4, /* the packet never ended while traced (flushed at stop or reuse) */
+};
+
+struct bn_record {
+	__u64 packet_id;
+	__u64 skb;
+	__u64 start_ts;
+	__u64 signature;       /* top mode: hash of the hops so far */
+	__u32 netns;
+	__u16 first_seq;       /* seq of hops[0] */
+	__u8 n_hops;
+	__u8 n_headers;
+	__u8 n_names;
+	__u8 flags;            /* enum bn_record_flags */
+	__u8 _pad[6];
+	struct bn_header headers[BN_MAX_HEADERS];
+	char names[BN_MAX_NAMES][BN_NAME_SIZE];
+	struct bn_hop hops[BN_MAX_HOPS]; /* last: only n_hops of them are sent */
+};
+
+/* top mode: per path signature, summed over CPUs by user space. */
+struct bn_path_count {
+	__u64 packets;
+	__u64 bytes;
+};
 
 #endif

@@ -62,7 +62,7 @@ static __always_inline void emit_hook_enter(struct sk_buff *skb, const struct nf
 			break;
 		e->priorities[i] = BPF_CORE_READ(op, priority);
 	}
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 }
 
 /* nf_hook_slow return: 1 accepted, 0 stolen or queued, < 0 dropped (errno).
@@ -73,7 +73,7 @@ static __always_inline void emit_hook_exit(struct sk_buff *skb, const struct nf_
 
 	if (e) {
 		e->verdict = ret;
-		bpf_ringbuf_submit(e, 0);
+		submit(e);
 	}
 }
 
@@ -93,7 +93,7 @@ static __always_inline void emit_table(struct sk_buff *skb, const struct nf_hook
 		bpf_probe_read_kernel_str(e->table, sizeof(e->table), table);
 	if (chain)
 		bpf_probe_read_kernel_str(e->chain, sizeof(e->chain), chain);
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 }
 
 /* br_handle_frame return: enum rx_handler_result (CONSUMED 0, ANOTHER 1, EXACT 2, PASS 3). */
@@ -103,7 +103,7 @@ static __always_inline void emit_rx_handler(struct sk_buff *skb, int ret)
 
 	if (e) {
 		e->verdict = ret;
-		bpf_ringbuf_submit(e, 0);
+		submit(e);
 	}
 }
 
@@ -115,7 +115,7 @@ static __always_inline void emit_bridge_decision(struct sk_buff *skb, __u8 decis
 		e->detail = decision;
 		if (port_ifindex)
 			e->out_ifindex = port_ifindex;
-		bpf_ringbuf_submit(e, 0);
+		submit(e);
 	}
 }
 
@@ -125,7 +125,7 @@ static __always_inline void emit_route(struct sk_buff *skb, __u8 decision)
 
 	if (e) {
 		e->detail = decision;
-		bpf_ringbuf_submit(e, 0);
+		submit(e);
 	}
 }
 

@@ -14,7 +14,7 @@ static __always_inline int on_nf(struct bpf_nf_ctx *ctx, __u8 slot)
 
 	if (e) {
 		e->nf_slot = slot;
-		bpf_ringbuf_submit(e, 0);
+		submit(e);
 	}
 	return NF_ACCEPT;
 }

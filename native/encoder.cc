@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "protobuf_wire.h"
+
 namespace {
 
 // Field numbers of proto/bpftrace_net.proto.
@@ -9,40 +11,17 @@ enum BatchField { kBatchEvents = 1, kBatchLost = 2, kBatchSequence = 3 };
 enum EventField {
   kTs = 1, kPacketId, kSeq, kKind, kCpu, kNetns, kIfindex, kInIfindex, kOutIfindex,
   kPhysinIfindex, kPhysoutIfindex, kNfFamily, kNfHook, kNfSlot, kAux, kReason, kMark, kSkb, kPacket,
-  kVerdict, kDetail, kTable, kChain, kPriorities
+  kVerdict, kDetail, kTable, kChain, kPriorities, kData, kWireLen, kDataFromMac, kPathSignature
 };
 enum PacketField {
   kEthertype = 1, kIpVersion, kSaddr, kDaddr, kL4proto, kSport, kDport, kTtl, kIpLen,
   kIcmpType, kIcmpCode, kSmac, kDmac, kCtState
 };
-enum WireType { kVarint = 0, kLengthDelimited = 2 };
+using wire::PutBytes;
+using wire::PutUint;
+using wire::PutVarint;
 
 constexpr size_t kIPv4Len = 4, kIPv6Len = 16, kMacLen = 6;
-
-void PutVarint(std::vector<uint8_t>& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<uint8_t>(v) | 0x80);
-    v >>= 7;
-  }
-  out.push_back(static_cast<uint8_t>(v));
-}
-
-void PutTag(std::vector<uint8_t>& out, int field, WireType type) {
-  PutVarint(out, (static_cast<uint64_t>(field) << 3) | type);
-}
-
-// proto3: a zero scalar is the default and is not written.
-void PutUint(std::vector<uint8_t>& out, int field, uint64_t v) {
-  if (v == 0) return;
-  PutTag(out, field, kVarint);
-  PutVarint(out, v);
-}
-
-void PutBytes(std::vector<uint8_t>& out, int field, const uint8_t* data, size_t len) {
-  PutTag(out, field, kLengthDelimited);
-  PutVarint(out, len);
-  out.insert(out.end(), data, data + len);
-}
 
 uint32_t ZigZag(int32_t v) { return (static_cast<uint32_t>(v) << 1) ^ static_cast<uint32_t>(v >> 31); }
 
@@ -92,7 +71,7 @@ void EncodePacket(std::vector<uint8_t>& out, const bn_packet& p) {
 
 }  // namespace
 
-void BatchEncoder::Append(const bn_event& e) {
+void BatchEncoder::Append(const bn_event& e, const bn_snap* snap, uint64_t signature) {
   std::vector<uint8_t>& body = scratch_;
   body.clear();
   PutUint(body, kTs, e.ts);
@@ -125,6 +104,13 @@ void BatchEncoder::Append(const bn_event& e) {
   packet_scratch_.clear();
   EncodePacket(packet_scratch_, e.pkt);
   PutMessage(body, kPacket, packet_scratch_);
+  if (snap && snap->wire_len) {
+    size_t len = snap->len < BN_SNAP_MAX ? snap->len : BN_SNAP_MAX;
+    if (len) PutBytes(body, kData, snap->bytes, len);
+    PutUint(body, kWireLen, snap->wire_len);
+    PutUint(body, kDataFromMac, snap->from_mac);
+  }
+  PutUint(body, kPathSignature, signature);
 
   PutMessage(out_, kBatchEvents, body);
   event_count_++;

@@ -14,7 +14,8 @@ static_assert(sizeof(struct bn_event) == BN_EVENT_SIZE, "bn_event layout changed
 
 class BatchEncoder {
  public:
-  void Append(const bn_event& event);
+  // snap: the packet's bytes at this hop, if captured; signature: top mode's path.
+  void Append(const bn_event& event, const bn_snap* snap = nullptr, uint64_t signature = 0);
   // Finishes the batch with its trailer fields and hands over the bytes.
   std::vector<uint8_t> Finish(uint64_t lost, uint64_t sequence);
   size_t event_count() const { return event_count_; }

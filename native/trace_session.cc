@@ -3,10 +3,12 @@
 #include <chrono>
 
 #include "encoder.h"
+#include "records.h"
 
 namespace {
 
-constexpr int kPollTimeoutMs = 100;
+// The kernel batches wakeups; this is the longest a lone packet waits.
+constexpr int kPollTimeoutMs = 50;
 constexpr size_t kMaxEventsPerBatch = 4096;
 constexpr int kBatchFull = -1000;  // returned by the ring callback to end a wakeup early
 constexpr size_t kQueuedBatches = 16;
@@ -56,6 +58,21 @@ TracerConfig ParseConfig(Napi::Env env, const Napi::Value& value) {
     if (!CompilePacketFilter(filter.As<Napi::String>().Utf8Value(), &config.filter, &message))
       throw CodedError(env, "BAD_FILTER", message);
   }
+  Napi::Value mode = obj.Get("mode");
+  std::string mode_name = mode.IsString() ? mode.As<Napi::String>().Utf8Value() : "events";
+  if (mode_name == "events") config.mode = BN_MODE_EVENTS;
+  else if (mode_name == "packets") config.mode = BN_MODE_PACKETS;
+  else if (mode_name == "top") config.mode = BN_MODE_TOP;
+  else throw CodedError(env, "INVALID_ARGUMENT", "config.mode must be 'events', 'packets' or 'top'");
+  config.sample_every = RequireUint(env, obj, "sampleEvery", false, 1);
+  if (config.sample_every == 0) throw CodedError(env, "INVALID_ARGUMENT", "config.sampleEvery must be at least 1");
+  config.snaplen = RequireUint(env, obj, "snaplen", false, 0);
+  if (config.snaplen > BN_SNAP_MAX)
+    throw CodedError(env, "INVALID_ARGUMENT", "config.snaplen must be at most " + std::to_string(BN_SNAP_MAX));
+  Napi::Value trace_path = obj.Get("tracePath");
+  if (!trace_path.IsUndefined() && !trace_path.IsString())
+    throw CodedError(env, "INVALID_ARGUMENT", "config.tracePath must be a string");
+  if (trace_path.IsString()) config.trace_path = trace_path.As<Napi::String>().Utf8Value();
   config.mark_value = RequireUint(env, obj, "markValue", false, 0);
   config.mark_mask = RequireUint(env, obj, "markMask", false, 0);
 
@@ -88,7 +105,10 @@ TracerConfig ParseConfig(Napi::Env env, const Napi::Value& value) {
 Napi::Function TraceSession::Define(Napi::Env env) {
   return DefineClass(env, "TraceSession",
                      {InstanceMethod<&TraceSession::Start>("start"), InstanceMethod<&TraceSession::Stop>("stop"),
-                      InstanceMethod<&TraceSession::Stats>("stats")});
+                      InstanceMethod<&TraceSession::Stats>("stats"),
+                      InstanceMethod<&TraceSession::ReadPaths>("readPaths"),
+                      InstanceMethod<&TraceSession::WriteFrame>("writeFrame"),
+                      InstanceMethod<&TraceSession::TakeAddresses>("takeAddresses")});
 }
 
 // new TraceSession(onBatch(buffer), onError(error))
@@ -133,11 +153,64 @@ Napi::Value TraceSession::Stop(const Napi::CallbackInfo& info) {
 
 Napi::Value TraceSession::Stats(const Napi::CallbackInfo& info) { return StatsObject(info.Env()); }
 
+// readPaths(): top mode's counters, [{signature: hex string, packets, bytes}].
+Napi::Value TraceSession::ReadPaths(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<PathCount> paths;
+  {
+    std::lock_guard<std::mutex> lock(tracer_mutex_);
+    if (tracer_) paths = tracer_->ReadPaths();
+  }
+  Napi::Array out = Napi::Array::New(env, paths.size());
+  char hex[17];
+  for (uint32_t i = 0; i < paths.size(); i++) {
+    Napi::Object p = Napi::Object::New(env);
+    snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(paths[i].signature));
+    p.Set("signature", hex);
+    p.Set("packets", Napi::Number::New(env, static_cast<double>(paths[i].packets)));
+    p.Set("bytes", Napi::Number::New(env, static_cast<double>(paths[i].bytes)));
+    out.Set(i, p);
+  }
+  return out;
+}
+
+// writeFrame(frame): an encoded TraceFrame for the trace file, written by the
+// reader thread between batches so frames never interleave.
+Napi::Value TraceSession::WriteFrame(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBuffer())
+    throw CodedError(env, "INVALID_ARGUMENT", "writeFrame(frame: Buffer)");
+  Napi::Buffer<uint8_t> frame = info[0].As<Napi::Buffer<uint8_t>>();
+  std::lock_guard<std::mutex> lock(frames_mutex_);
+  pending_frames_.emplace_back(frame.Data(), frame.Data() + frame.Length());
+  return env.Undefined();
+}
+
+// takeAddresses(): kernel addresses (rx_handlers, drop locations) recorded
+// since the last call, as hex strings, so JS can name them in the trace file.
+Napi::Value TraceSession::TakeAddresses(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<uint64_t> fresh;
+  {
+    std::lock_guard<std::mutex> lock(frames_mutex_);
+    fresh.swap(new_addresses_);
+  }
+  Napi::Array out = Napi::Array::New(env, fresh.size());
+  char hex[19];
+  for (uint32_t i = 0; i < fresh.size(); i++) {
+    snprintf(hex, sizeof(hex), "%llx", static_cast<unsigned long long>(fresh[i]));
+    out.Set(i, hex);
+  }
+  return out;
+}
+
 Napi::Object TraceSession::StatsObject(Napi::Env env) const {
   Napi::Object stats = Napi::Object::New(env);
   stats.Set("lost", Napi::Number::New(env, static_cast<double>(lost_.load())));
   stats.Set("batches", Napi::Number::New(env, static_cast<double>(batches_.load())));
   stats.Set("events", Napi::Number::New(env, static_cast<double>(events_.load())));
+  stats.Set("packets", Napi::Number::New(env, static_cast<double>(packets_.load())));
+  stats.Set("bytesWritten", Napi::Number::New(env, static_cast<double>(bytes_written_.load())));
   std::lock_guard<std::mutex> lock(lost_mutex_);
   Napi::Array per_cpu = Napi::Array::New(env, lost_per_cpu_.size());
   for (uint32_t i = 0; i < lost_per_cpu_.size(); i++)
@@ -155,6 +228,16 @@ void TraceSession::Send(Message* message) {
 
 // Reader thread.
 void TraceSession::Run(TracerConfig config) {
+  TraceFileWriter file;
+  if (!config.trace_path.empty()) {
+    std::string why = file.Open(config.trace_path);
+    if (!why.empty()) {
+      Send(new Message{Message::kError, {}, {"TRACE_FILE", why}});
+      tsfn_.Release();
+      return;
+    }
+  }
+  uint32_t mode = config.mode;
   Tracer tracer(std::move(config));
   TraceError error;
   if (!tracer.Start(&error)) {
@@ -162,19 +245,72 @@ void TraceSession::Run(TracerConfig config) {
     tsfn_.Release();
     return;
   }
+  {
+    std::lock_guard<std::mutex> lock(tracer_mutex_);
+    tracer_ = &tracer;
+  }
   Message* started = new Message{Message::kStarted, {}, {}};
   started->notices = tracer.notices;
   Send(started);
 
   BatchEncoder encoder;
-  tracer.on_event = [&encoder](const void* data, size_t size) {
-    if (size < sizeof(bn_event)) return 0;
-    encoder.Append(*static_cast<const bn_event*>(data));
+  bool recording = file.is_open();
+  std::unordered_set<uint64_t> addresses;
+  auto append = [&](const bn_event& e, const bn_snap* snap, uint64_t signature) {
+    encoder.Append(e, snap, signature);
+    if (e.seq == 0) packets_++;
+    if (recording && e.aux && e.kind != BN_EV_NF_TABLE && e.kind != BN_EV_NF_HOOK_ENTER &&
+        addresses.insert(e.aux).second) {
+      std::lock_guard<std::mutex> lock(frames_mutex_);
+      new_addresses_.push_back(e.aux);
+    }
+  };
+  tracer.on_event = [&](const void* data, size_t size) {
+    if (mode == BN_MODE_EVENTS) {
+      if (size < sizeof(bn_event)) return 0;
+      const bn_event* e = static_cast<const bn_event*>(data);
+      const bn_snap* snap = e->has_snap && size >= sizeof(bn_event) + sizeof(bn_snap)
+                                ? reinterpret_cast<const bn_snap*>(e + 1)
+                                : nullptr;
+      append(*e, snap, 0);
+    } else {
+      UnfoldRecord(data, size, append);
+    }
     return encoder.event_count() >= kMaxEventsPerBatch ? kBatchFull : 0;
   };
+
   uint64_t sequence = 0, lost = 0;
+  bool write_failed = false;
+  // One batch: to the trace file when recording, else to JS.
+  auto flush = [&](bool lost_changed) {
+    if (encoder.event_count() == 0 && !lost_changed) return;
+    events_ += encoder.event_count();
+    batches_++;
+    std::vector<uint8_t> batch = encoder.Finish(lost, sequence++);
+    if (!recording) {
+      Send(new Message{Message::kBatch, std::move(batch), {}});
+      return;
+    }
+    bool ok = file.WriteFrame(kFrameBatch, batch);
+    if (ok && lost_changed) {
+      auto now = std::chrono::system_clock::now().time_since_epoch();
+      ok = file.WriteFrame(kFrameLoss, TraceFileWriter::LossCounters(lost, LostPerCpu(), static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count())));
+    }
+    std::vector<std::vector<uint8_t>> frames;
+    {
+      std::lock_guard<std::mutex> lock(frames_mutex_);
+      frames.swap(pending_frames_);
+    }
+    for (const auto& f : frames) ok = ok && file.WriteEncodedFrame(f);
+    bytes_written_ = file.bytes_written();
+    if (!ok && !write_failed) {
+      write_failed = true;
+      Send(new Message{Message::kError, {}, {"TRACE_FILE", "writing the trace file failed: " + ErrnoText(-file.last_errno())}});
+    }
+  };
+
   auto lost_read_at = std::chrono::steady_clock::now();
-  while (!stopping_) {
+  while (!stopping_ && !write_failed) {
     int rc = tracer.Poll(kPollTimeoutMs);
     if (rc < 0 && rc != -EINTR && rc != kBatchFull) {
       Send(new Message{Message::kError, {}, {"RINGBUF_POLL", "reading the ring buffer failed: " + ErrnoText(rc)}});
@@ -188,21 +324,36 @@ void TraceSession::Run(TracerConfig config) {
       lost = total;
       lost_read_at = now;
     }
-    if (encoder.event_count() == 0 && !lost_changed) continue;
-    events_ += encoder.event_count();
-    batches_++;
-    Send(new Message{Message::kBatch, encoder.Finish(lost, sequence++), {}});
+    bool frames_waiting;
+    {
+      std::lock_guard<std::mutex> lock(frames_mutex_);
+      frames_waiting = !pending_frames_.empty();
+    }
+    if (recording && frames_waiting && encoder.event_count() == 0) {
+      flush(true);  // an empty batch carries the frames out
+      continue;
+    }
+    flush(lost_changed);
   }
-  // Drain what is already queued so nothing the kernel handed over is lost.
-  tracer.Poll(0);
+  // Detach, then drain what the kernel already handed over and the packets
+  // still being assembled, so nothing traced is lost.
+  tracer.Detach();
+  while (tracer.Poll(0) == kBatchFull) flush(false);
+  tracer.DrainAssembling();
   lost = RecordLost(tracer.LostEventsPerCpu());
-  if (encoder.event_count() > 0 || lost) {
-    events_ += encoder.event_count();
-    batches_++;
-    Send(new Message{Message::kBatch, encoder.Finish(lost, sequence++), {}});
+  flush(true);
+  {
+    std::lock_guard<std::mutex> lock(tracer_mutex_);
+    tracer_ = nullptr;
   }
   tracer.Destroy();
+  file.Close();
   tsfn_.Release();
+}
+
+std::vector<uint64_t> TraceSession::LostPerCpu() const {
+  std::lock_guard<std::mutex> lock(lost_mutex_);
+  return lost_per_cpu_;
 }
 
 // Reader thread: keeps the per-CPU counts for stats(), returns their sum.

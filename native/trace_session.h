@@ -10,9 +10,11 @@
 #include <mutex>
 #include <cstdint>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "errors.h"
+#include "trace_file.h"
 #include "tracer.h"
 
 class TraceSession : public Napi::ObjectWrap<TraceSession> {
@@ -31,6 +33,9 @@ class TraceSession : public Napi::ObjectWrap<TraceSession> {
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value Stop(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value ReadPaths(const Napi::CallbackInfo& info);
+  Napi::Value WriteFrame(const Napi::CallbackInfo& info);
+  Napi::Value TakeAddresses(const Napi::CallbackInfo& info);
 
   void Run(TracerConfig config);
   void Send(Message* message);
@@ -38,12 +43,20 @@ class TraceSession : public Napi::ObjectWrap<TraceSession> {
   void Finished(Napi::Env env);
   Napi::Object StatsObject(Napi::Env env) const;
   uint64_t RecordLost(std::vector<uint64_t> per_cpu);
+  std::vector<uint64_t> LostPerCpu() const;
 
   Napi::FunctionReference on_error_;
   Napi::ThreadSafeFunction tsfn_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
-  std::atomic<uint64_t> lost_{0}, batches_{0}, events_{0};
+  std::atomic<uint64_t> lost_{0}, batches_{0}, events_{0}, packets_{0}, bytes_written_{0};
+  // The running tracer, for readPaths() from the JS thread.
+  std::mutex tracer_mutex_;
+  Tracer* tracer_ = nullptr;
+  // Trace-file frames from JS and addresses for it to name, both guarded.
+  std::mutex frames_mutex_;
+  std::vector<std::vector<uint8_t>> pending_frames_;
+  std::vector<uint64_t> new_addresses_;
   mutable std::mutex lost_mutex_;
   std::vector<uint64_t> lost_per_cpu_;
   enum class State { kIdle, kStarting, kRunning, kFinished } state_ = State::kIdle;

@@ -66,6 +66,8 @@ bool Tracer::Start(TraceError* error) {
       return Fail(error, "BPF_MAP", "cannot fill the interface filter: " + ErrnoText(errno));
   }
   lost_map_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lost_events"));
+  paths_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "paths"));
+  assembly_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "assembly"));
   int filter_fd = bpf_map__fd(bpf_object__find_map_by_name(obj_, "filter_insns"));
   for (uint32_t i = 0; i < config_.filter.size(); i++) {
     if (bpf_map_update_elem(filter_fd, &i, &config_.filter[i], BPF_ANY))
@@ -108,8 +110,12 @@ bool Tracer::Open(TraceError* error) {
 
 bool Tracer::Configure(TraceError* error) {
   if (!SetRodataConfig(error)) return false;
+  bool assembling = config_.mode != BN_MODE_EVENTS;
+  // Maps a mode does not use keep one entry: their memory is preallocated.
   if (bpf_map__set_max_entries(bpf_object__find_map_by_name(obj_, "events"), config_.ring_bytes) ||
-      bpf_map__set_max_entries(bpf_object__find_map_by_name(obj_, "tracked"), config_.max_tracked))
+      bpf_map__set_max_entries(bpf_object__find_map_by_name(obj_, "tracked"), config_.max_tracked) ||
+      bpf_map__set_max_entries(bpf_object__find_map_by_name(obj_, "assembly"), assembling ? config_.max_assembling : 1) ||
+      bpf_map__set_max_entries(bpf_object__find_map_by_name(obj_, "paths"), config_.mode == BN_MODE_TOP ? 16384 : 1))
     return Fail(error, "BPF_CONFIG", "invalid ring buffer or tracking size: " + ErrnoText(errno));
 
   bpf_program* prog;
@@ -154,6 +160,11 @@ bool Tracer::SetRodataConfig(TraceError* error) {
   config.filter_len = static_cast<uint32_t>(config_.filter.size());
   config.mark_value = config_.mark_value;
   config.mark_mask = config_.mark_mask;
+  config.mode = config_.mode;
+  config.sample_every = config_.sample_every;
+  config.snaplen = config_.snaplen < BN_SNAP_MAX ? config_.snaplen : BN_SNAP_MAX;
+  // A wakeup per eighth of the ring: batches for the reader, room to spare for the kernel.
+  config.wakeup_bytes = config_.ring_bytes / 8;
   memcpy(data.data() + offset, &config, sizeof(config));
   if (bpf_map__set_initial_value(rodata, data.data(), data.size()))
     return Fail(error, "BPF_CONFIG", "cannot set .rodata: " + ErrnoText(errno));
@@ -218,7 +229,53 @@ bool Tracer::AttachNetfilter(TraceError* error) {
   return true;
 }
 
-int Tracer::Poll(int timeout_ms) { return ring_ ? ring_buffer__poll(ring_, timeout_ms) : -EINVAL; }
+// The kernel wakes the reader only once an eighth of the ring is queued, so
+// a quiet period ends in a timeout: consume what is there anyway.
+int Tracer::Poll(int timeout_ms) {
+  if (!ring_) return -EINVAL;
+  int n = ring_buffer__poll(ring_, timeout_ms);
+  if (n != 0) return n;
+  return ring_buffer__consume(ring_);
+}
+
+void Tracer::DrainAssembling() {
+  if (assembly_fd_ < 0 || config_.mode != BN_MODE_PACKETS) return;
+  std::vector<uint64_t> keys;
+  uint64_t key = 0, next = 0;
+  uint64_t* prev = nullptr;
+  while (bpf_map_get_next_key(assembly_fd_, prev, &next) == 0) {
+    keys.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  bn_record record;
+  for (uint64_t k : keys) {
+    if (bpf_map_lookup_elem(assembly_fd_, &k, &record)) continue;
+    record.flags |= BN_REC_UNFINISHED;
+    on_event(&record, sizeof(record));
+  }
+}
+
+std::vector<PathCount> Tracer::ReadPaths() const {
+  std::vector<PathCount> out;
+  int cpus = libbpf_num_possible_cpus();
+  if (paths_fd_ < 0 || cpus <= 0) return out;
+  std::vector<bn_path_count> per_cpu(static_cast<size_t>(cpus));
+  uint64_t key = 0, next = 0;
+  uint64_t* prev = nullptr;
+  while (bpf_map_get_next_key(paths_fd_, prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    if (bpf_map_lookup_elem(paths_fd_, &key, per_cpu.data())) continue;
+    PathCount c{key, 0, 0};
+    for (const bn_path_count& p : per_cpu) {
+      c.packets += p.packets;
+      c.bytes += p.bytes;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
 
 std::vector<uint64_t> Tracer::LostEventsPerCpu() const {
   int cpus = libbpf_num_possible_cpus();
@@ -229,15 +286,19 @@ std::vector<uint64_t> Tracer::LostEventsPerCpu() const {
   return per_cpu;
 }
 
-void Tracer::Destroy() {
-  // Links first, so nothing fires into a half-torn-down object.
+void Tracer::Detach() {
   for (int fd : netfilter_link_fds_) close(fd);
   netfilter_link_fds_.clear();
   for (bpf_link* link : links_) bpf_link__destroy(link);
   links_.clear();
+}
+
+void Tracer::Destroy() {
+  // Links first, so nothing fires into a half-torn-down object.
+  Detach();
   if (ring_) ring_buffer__free(ring_);
   ring_ = nullptr;
   if (obj_) bpf_object__close(obj_);
   obj_ = nullptr;
-  lost_map_fd_ = -1;
+  lost_map_fd_ = paths_fd_ = assembly_fd_ = -1;
 }

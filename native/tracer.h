@@ -40,6 +40,17 @@ struct TracerConfig {
   uint32_t max_tracked = 65536;
   std::vector<sock_filter> filter;  // empty: every packet
   uint32_t mark_value = 0, mark_mask = 0;
+  uint32_t mode = BN_MODE_EVENTS;   // enum bn_capture_mode
+  uint32_t sample_every = 1;
+  uint32_t snaplen = 0;
+  uint32_t max_assembling = 4096;   // packets and top modes: packets in flight at once
+  std::string trace_path;           // record: batches are appended to this file, not sent to JS
+};
+
+struct PathCount {
+  uint64_t signature;
+  uint64_t packets;
+  uint64_t bytes;
 };
 
 class Tracer {
@@ -57,6 +68,14 @@ class Tracer {
   int Poll(int timeout_ms);
   // Ring-buffer reservations that failed, per possible CPU.
   std::vector<uint64_t> LostEventsPerCpu() const;
+  // Packets and top modes: hands on_event each record still being assembled
+  // (packets that had not ended), marked unfinished. Call after detaching.
+  void DrainAssembling();
+  // Top mode: packets and bytes per path signature, summed over CPUs.
+  std::vector<PathCount> ReadPaths() const;
+  int paths_fd() const { return paths_fd_; }
+  // Releases every attachment; maps and the ring stay readable until Destroy.
+  void Detach();
   void Destroy();
 
   // Returns 0 to continue, or a negative value to end this poll early.
@@ -79,4 +98,6 @@ class Tracer {
   std::vector<int> netfilter_link_fds_;
   ring_buffer* ring_ = nullptr;
   int lost_map_fd_ = -1;
+  int paths_fd_ = -1;
+  int assembly_fd_ = -1;
 };

@@ -29,6 +29,24 @@ export interface SessionConfig {
   filter?: string;
   markValue?: number;
   markMask?: number;
+  /** events: a ring record per hook hit; packets: one per packet, assembled in the kernel;
+   * top: packets counted per path in the kernel, one exemplar per new path. */
+  mode?: CaptureMode;
+  /** Follow one matching packet in this many, at random. */
+  sampleEvery?: number;
+  /** Packet bytes copied at each hop (0: none, at most 256). */
+  snaplen?: number;
+  /** record: batches are appended to this file (its header already written), not delivered. */
+  tracePath?: string;
+}
+
+export type CaptureMode = 'events' | 'packets' | 'top';
+
+export interface PathCount {
+  /** 16 hex digits. */
+  signature: string;
+  packets: number;
+  bytes: number;
 }
 
 export interface SessionStats {
@@ -37,6 +55,10 @@ export interface SessionStats {
   lostPerCpu: number[];
   batches: number;
   events: number;
+  /** Packets whose first hop was seen. */
+  packets: number;
+  /** Bytes appended to the trace file. */
+  bytesWritten: number;
 }
 
 export interface NativeSession {
@@ -44,6 +66,12 @@ export interface NativeSession {
   start(config: SessionConfig): Promise<{ notices: string[] }>;
   stop(): Promise<SessionStats>;
   stats(): SessionStats;
+  /** top mode: the kernel's per-path counters, summed over CPUs. */
+  readPaths(): PathCount[];
+  /** record: an encoded TraceFrame, written by the reader thread between batches. */
+  writeFrame(frame: Uint8Array): void;
+  /** record: kernel addresses (hex) seen since the last call, to be named in the file. */
+  takeAddresses(): string[];
 }
 
 export interface NativeAddon {

@@ -6,7 +6,7 @@ import { decodeBatch } from '../decode';
 import { asBnError } from '../errors';
 import { buildTraversal, ModelContext } from '../model/build';
 import { netfilterAttachments } from '../model/hooks';
-import { BackendName, native, NativeSession, SessionStats } from '../native';
+import { BackendName, CaptureMode, native, NativeSession, SessionStats } from '../native';
 import { Kallsyms } from '../topology/kallsyms';
 import { RouteTable } from '../topology/routes';
 import type { BridgeView } from '../topology/links';
@@ -17,6 +17,9 @@ export interface CaptureOptions {
   filter?: string;
   mark?: { value: number; mask: number };
   idleTimeoutMs?: number;
+  mode?: CaptureMode;
+  sampleEvery?: number;
+  snaplen?: number;
 }
 
 export interface CaptureStats extends SessionStats {
@@ -96,6 +99,9 @@ export class LiveCapture extends EventEmitter {
         filter: this.opts.filter,
         markValue: this.opts.mark?.value,
         markMask: this.opts.mark?.mask,
+        mode: this.opts.mode,
+        sampleEvery: this.opts.sampleEvery,
+        snaplen: this.opts.snaplen,
       });
       for (const n of notices) this.emit('notice', n);
     } catch (err) {
@@ -109,7 +115,9 @@ export class LiveCapture extends EventEmitter {
   async stop(): Promise<CaptureStats> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    const stats = this.session ? await this.session.stop() : { lost: 0, lostPerCpu: [], batches: 0, events: 0 };
+    const stats = this.session
+      ? await this.session.stop()
+      : { lost: 0, lostPerCpu: [], batches: 0, events: 0, packets: 0, bytesWritten: 0 };
     this.session = undefined;
     this.correlator.flush();
     return { ...stats, traversals: this.traversals };

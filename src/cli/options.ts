@@ -35,3 +35,21 @@ export function markFilter(value: string): { value: number; mask: number } {
   }
   return { value: mark >>> 0, mask: mask >>> 0 };
 }
+
+/** "1/100" or "100": follow one packet in N. */
+export function sampleRate(value: string): number {
+  const m = /^(?:1\/)?(\d+)$/.exec(value);
+  const n = m ? Number(m[1]) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) throw new InvalidArgumentError('--sample takes 1/N (e.g. 1/100)');
+  return n;
+}
+
+export const SNAPLEN_MAX = 256;
+
+export function snaplenBytes(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > SNAPLEN_MAX) {
+    throw new InvalidArgumentError(`--snaplen takes 0 (metadata only) to ${SNAPLEN_MAX} bytes`);
+  }
+  return n;
+}

@@ -8,7 +8,7 @@ import { formatTraversal } from '../output/text';
 import { requirePrivileges } from '../system/privileges';
 import { BridgeView, describeBridge } from '../topology/links';
 import { resolveNetns } from '../topology/netns';
-import { markFilter, positiveInt, positiveNumber, powerOfTwoBytes } from './options';
+import { markFilter, positiveInt, positiveNumber, powerOfTwoBytes, sampleRate } from './options';
 import { BnError } from '../errors';
 
 export interface WatchOptions {
@@ -20,6 +20,9 @@ export interface WatchOptions {
   uplink: string[];
   ringSize?: number;
   mark?: { value: number; mask: number };
+  mode: 'events' | 'packets';
+  sample?: number;
+  snaplen?: number;
 }
 
 export interface WatchStatus {
@@ -40,7 +43,10 @@ export async function collectWatch(
   requirePrivileges();
   const view = describeBridge(resolveNetns(opts.netns), bridge, opts.uplink);
   const backend = selectBackend(opts.backend, native().probeKernel());
-  const capture = new LiveCapture(view, { backend: backend.backend, ringBytes: opts.ringSize, filter, mark: opts.mark });
+  const capture = new LiveCapture(view, {
+    backend: backend.backend, ringBytes: opts.ringSize, filter, mark: opts.mark,
+    mode: opts.mode, sampleEvery: opts.sample, snaplen: opts.snaplen,
+  });
 
   let finish: () => void = () => undefined;
   let failure: Error | undefined;
@@ -123,6 +129,9 @@ export function watchCommand(): Command {
       (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--ring-size <bytes>', 'kernel ring buffer size, a power of two (e.g. 16M)', powerOfTwoBytes)
     .option('--mark <value[/mask]>', 'only packets whose mark matches', markFilter)
+    .addOption(new Option('--mode <mode>', 'events: the kernel sends every hook hit; packets: it assembles each packet and sends it once (cheaper)')
+      .choices(['events', 'packets']).default('events'))
+    .option('--sample <1/N>', 'follow one matching packet in N, at random', sampleRate)
     .addHelpText('after', `
 Examples:
   sudo bpftrace-net watch br-d13c50d4c15b
