@@ -48,6 +48,12 @@ export interface KernelEvent {
   chain: string;
   /** NF_HOOK_ENTER: priorities of the hook's entries (detail = count, nfSlot = first to run). */
   priorities: number[];
+  /** The packet's first bytes at this hop (--snaplen), its whole length, and where they start. */
+  data: Uint8Array;
+  wireLen: number;
+  dataFromMac: boolean;
+  /** top mode: the path this packet hashes to (16 hex digits), on exemplars; '' otherwise. */
+  pathSignature: string;
 }
 
 export interface DecodedBatch {
@@ -115,6 +121,10 @@ export function toKernelEvent(e: pb.IEvent): KernelEvent {
     table: e.table ?? '',
     chain: e.chain ?? '',
     priorities: e.priorities ?? [],
+    data: e.data ?? EMPTY,
+    wireLen: e.wireLen ?? 0,
+    dataFromMac: e.dataFromMac ?? false,
+    pathSignature: e.pathSignature ? toBigInt(e.pathSignature as Uint64).toString(16).padStart(16, '0') : '',
   };
 }
 

@@ -6,7 +6,7 @@ import { decodeBatch } from '../decode';
 import { asBnError } from '../errors';
 import { buildTraversal, ModelContext } from '../model/build';
 import { netfilterAttachments } from '../model/hooks';
-import { BackendName, CaptureMode, native, NativeSession, SessionStats } from '../native';
+import { BackendName, CaptureMode, native, NativeSession, PathCount, SessionStats } from '../native';
 import { Kallsyms } from '../topology/kallsyms';
 import { RouteTable } from '../topology/routes';
 import type { BridgeView } from '../topology/links';
@@ -50,7 +50,7 @@ export function modelContext(view: BridgeView): ModelContext {
   };
 }
 
-/** Events: 'traversal' (Traversal), 'lost' (total lost so far), 'notice' (a program left
+/** Events: 'traversal' (Traversal, ClosedPacket), 'lost' (total lost so far), 'notice' (a program left
  * out on this kernel), 'error' (BnError). */
 export class LiveCapture extends EventEmitter {
   private session: NativeSession | undefined;
@@ -74,7 +74,7 @@ export class LiveCapture extends EventEmitter {
       },
       (packet) => {
         this.traversals++;
-        this.emit('traversal', buildTraversal(packet.events, this.ctx, this.lost, packet.branches));
+        this.emit('traversal', buildTraversal(packet.events, this.ctx, this.lost, packet.branches), packet);
       },
     );
   }
@@ -109,6 +109,11 @@ export class LiveCapture extends EventEmitter {
       throw asBnError(err);
     }
     this.timer = setInterval(() => this.correlator.expire(monotonicNs()), EXPIRE_INTERVAL_MS);
+  }
+
+  /** top mode: the kernel's per-path counters. */
+  readPaths(): PathCount[] {
+    return this.session?.readPaths() ?? [];
   }
 
   /** Detaches everything, then closes the packets still open. */

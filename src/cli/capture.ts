@@ -1,0 +1,108 @@
+/** What watch, top and record share: the capture options, preparing a
+ * capture of one bridge, and running it until --duration, a signal or the
+ * caller says done. */
+import { Command, Option } from 'commander';
+import { BACKEND_CHOICES, BackendChoice, BackendSelection, selectBackend } from '../capture/backend';
+import { CaptureOptions, CaptureStats, LiveCapture } from '../capture/live';
+import { BnError } from '../errors';
+import { native } from '../native';
+import { requirePrivileges } from '../system/privileges';
+import { BridgeView, describeBridge } from '../topology/links';
+import { resolveNetns } from '../topology/netns';
+import { markFilter, positiveNumber, powerOfTwoBytes, sampleRate } from './options';
+
+export interface CaptureCliOptions {
+  netns?: string;
+  duration?: number;
+  backend: BackendChoice;
+  uplink: string[];
+  ringSize?: number;
+  mark?: { value: number; mask: number };
+  sample?: number;
+}
+
+export function addCaptureOptions(cmd: Command): Command {
+  return cmd
+    .option('--netns <name|path>', 'the network namespace holding the bridge (default: this process\'s)')
+    .option('-d, --duration <seconds>', 'stop after this many seconds', positiveNumber('--duration'))
+    .addOption(new Option('--backend <name>', 'how to hook the kernel').choices(BACKEND_CHOICES).default('auto'))
+    .option('--uplink <dev>', 'also follow packets on this device (repeatable; default routes are followed anyway)',
+      (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--ring-size <bytes>', 'kernel ring buffer size, a power of two (e.g. 16M)', powerOfTwoBytes)
+    .option('--mark <value[/mask]>', 'only packets whose mark matches', markFilter)
+    .option('--sample <1/N>', 'follow one matching packet in N, at random', sampleRate);
+}
+
+/** A malformed expression is refused before anything is loaded, in libpcap's words. */
+export function checkFilter(filter: string): void {
+  try {
+    native().compileFilter(filter);
+  } catch (err) {
+    throw new BnError('BAD_FILTER', `bad filter '${filter}': ${(err as Error).message}`);
+  }
+}
+
+export interface PreparedCapture {
+  view: BridgeView;
+  backend: BackendSelection;
+  capture: LiveCapture;
+}
+
+export function prepareCapture(
+  bridge: string,
+  filter: string,
+  opts: CaptureCliOptions,
+  more: Partial<CaptureOptions> = {},
+): PreparedCapture {
+  if (filter) checkFilter(filter);
+  requirePrivileges();
+  const view = describeBridge(resolveNetns(opts.netns), bridge, opts.uplink);
+  const backend = selectBackend(opts.backend, native().probeKernel());
+  const capture = new LiveCapture(view, {
+    backend: backend.backend, ringBytes: opts.ringSize, filter, mark: opts.mark, sampleEvery: opts.sample, ...more,
+  });
+  return { view, backend, capture };
+}
+
+/** Starts the capture, calls started(), and stops it on finish(), --duration,
+ * SIGINT or SIGTERM, or the capture's first error (rethrown). */
+export async function runUntilStopped(
+  capture: LiveCapture,
+  duration: number | undefined,
+  started: (finish: () => void) => void,
+): Promise<CaptureStats> {
+  let finish: () => void = () => undefined;
+  let failure: Error | undefined;
+  const done = new Promise<void>((resolve) => (finish = resolve));
+  capture.on('error', (err: Error) => {
+    failure = err;
+    finish();
+  });
+  const onSignal = () => finish();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const timer = duration ? setTimeout(finish, duration * 1000) : undefined;
+  let stats: CaptureStats;
+  try {
+    await capture.start();
+    started(finish);
+    await done;
+  } finally {
+    if (timer) clearTimeout(timer);
+    stats = await capture.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  if (failure) throw failure;
+  return stats;
+}
+
+export function describeStart(view: BridgeView, backend: BackendSelection): string {
+  const ports = view.ports.map((p) => p.name).join(', ') || 'none';
+  const uplinks = view.uplinks.map((u) => u.name).join(', ') || 'none';
+  return `watching ${view.bridge.name} in netns ${view.netns.label} (ports: ${ports}; uplinks: ${uplinks}); ${backend.why}`;
+}
+
+export function lostPerCpuText(stats: CaptureStats): string {
+  return stats.lost ? ` (${stats.lostPerCpu.map((n, cpu) => `cpu${cpu}: ${n}`).join(', ')})` : '';
+}
