@@ -1,7 +1,8 @@
 import { DockerLikeLab } from './src/lab/dockerLike';
 import { spawn } from 'child_process';
-const mode = process.argv[2] ?? 'packets';
-const extra = process.argv.slice(3);
+const argv = (process.env.TRY_ARGS ?? '').split(' ').filter(Boolean);
+const mode = argv[0] ?? 'watch';
+const extra = argv.slice(1);
 const lab = new DockerLikeLab().create();
 const [c1, c2] = lab.containers;
 const child = spawn(process.execPath, ['/work/main/bin/bpftrace-net.js', mode, lab.bridge, '--netns', lab.host, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -338,7 +338,12 @@ static __always_inline void read_snap(struct sk_buff *skb, struct bn_snap *snap,
 		n = snaplen;
 	if (n > BN_SNAP_MAX)
 		n = BN_SNAP_MAX;
-	if (bpf_probe_read_kernel(snap->bytes, n & (2 * BN_SNAP_MAX - 1), start))
+	/* Hide the bound from the compiler so the mask survives for the verifier. */
+	asm volatile("" : "+r"(n));
+	n &= 2 * BN_SNAP_MAX - 1;
+	if (n > BN_SNAP_MAX)
+		n = BN_SNAP_MAX;
+	if (bpf_probe_read_kernel(snap->bytes, n, start))
 		n = 0;
 	snap->len = n;
 }

@@ -1,5 +1,6 @@
 #include "trace_session.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "encoder.h"
@@ -73,6 +74,10 @@ TracerConfig ParseConfig(Napi::Env env, const Napi::Value& value) {
   if (!trace_path.IsUndefined() && !trace_path.IsString())
     throw CodedError(env, "INVALID_ARGUMENT", "config.tracePath must be a string");
   if (trace_path.IsString()) config.trace_path = trace_path.As<Napi::String>().Utf8Value();
+  Napi::Value deliver = obj.Get("deliverBatches");
+  if (!deliver.IsUndefined() && !deliver.IsBoolean())
+    throw CodedError(env, "INVALID_ARGUMENT", "config.deliverBatches must be a boolean");
+  if (deliver.IsBoolean()) config.deliver_batches = deliver.As<Napi::Boolean>().Value();
   config.mark_value = RequireUint(env, obj, "markValue", false, 0);
   config.mark_mask = RequireUint(env, obj, "markMask", false, 0);
 
@@ -238,6 +243,7 @@ void TraceSession::Run(TracerConfig config) {
     }
   }
   uint32_t mode = config.mode;
+  bool deliver = config.deliver_batches;
   Tracer tracer(std::move(config));
   TraceError error;
   if (!tracer.Start(&error)) {
@@ -265,6 +271,31 @@ void TraceSession::Run(TracerConfig config) {
       new_addresses_.push_back(e.aux);
     }
   };
+  // Records arrive when packets end, so a flood's copies come before the packet
+  // they were copied from: unfolded hops are put back in time order per batch,
+  // as events mode delivers them.
+  struct UnfoldedHop {
+    bn_event event;
+    int snap;  // index into snaps, or -1
+    uint64_t signature;
+  };
+  std::vector<UnfoldedHop> unfolded;
+  std::vector<bn_snap> snaps;
+  auto keep_hop = [&](const bn_event& e, const bn_snap* snap, uint64_t signature) {
+    int index = -1;
+    if (snap) {
+      index = static_cast<int>(snaps.size());
+      snaps.push_back(*snap);
+    }
+    unfolded.push_back({e, index, signature});
+  };
+  auto encode_unfolded = [&]() {
+    std::stable_sort(unfolded.begin(), unfolded.end(),
+                     [](const UnfoldedHop& a, const UnfoldedHop& b) { return a.event.ts < b.event.ts; });
+    for (const UnfoldedHop& h : unfolded) append(h.event, h.snap >= 0 ? &snaps[h.snap] : nullptr, h.signature);
+    unfolded.clear();
+    snaps.clear();
+  };
   tracer.on_event = [&](const void* data, size_t size) {
     if (mode == BN_MODE_EVENTS) {
       if (size < sizeof(bn_event)) return 0;
@@ -273,40 +304,23 @@ void TraceSession::Run(TracerConfig config) {
                                 ? reinterpret_cast<const bn_snap*>(e + 1)
                                 : nullptr;
       append(*e, snap, 0);
-    } else {
-      UnfoldRecord(data, size, append);
+      return encoder.event_count() >= kMaxEventsPerBatch ? kBatchFull : 0;
     }
-    return encoder.event_count() >= kMaxEventsPerBatch ? kBatchFull : 0;
+    UnfoldRecord(data, size, keep_hop);
+    return unfolded.size() >= kMaxEventsPerBatch ? kBatchFull : 0;
   };
 
   uint64_t sequence = 0, lost = 0;
   bool write_failed = false;
   // One batch: to the trace file when recording, else to JS.
   auto flush = [&](bool lost_changed) {
+    encode_unfolded();
     if (encoder.event_count() == 0 && !lost_changed) return;
     events_ += encoder.event_count();
     batches_++;
     std::vector<uint8_t> batch = encoder.Finish(lost, sequence++);
-    if (!recording) {
-      Send(new Message{Message::kBatch, std::move(batch), {}});
-      return;
-    }
-    bool ok = file.WriteFrame(kFrameBatch, batch);
-    if (ok && lost_changed) {
-      auto now = std::chrono::system_clock::now().time_since_epoch();
-      ok = file.WriteFrame(kFrameLoss, TraceFileWriter::LossCounters(lost, LostPerCpu(), static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count())));
-    }
-    std::vector<std::vector<uint8_t>> frames;
-    {
-      std::lock_guard<std::mutex> lock(frames_mutex_);
-      frames.swap(pending_frames_);
-    }
-    for (const auto& f : frames) ok = ok && file.WriteEncodedFrame(f);
-    bytes_written_ = file.bytes_written();
-    if (!ok && !write_failed) {
-      write_failed = true;
-      Send(new Message{Message::kError, {}, {"TRACE_FILE", "writing the trace file failed: " + ErrnoText(-file.last_errno())}});
-    }
+    if (recording && !write_failed) WriteToFile(file, batch, lost_changed ? lost : UINT64_MAX, &write_failed);
+    if (deliver) Send(new Message{Message::kBatch, std::move(batch), {}});
   };
 
   auto lost_read_at = std::chrono::steady_clock::now();
@@ -329,7 +343,7 @@ void TraceSession::Run(TracerConfig config) {
       std::lock_guard<std::mutex> lock(frames_mutex_);
       frames_waiting = !pending_frames_.empty();
     }
-    if (recording && frames_waiting && encoder.event_count() == 0) {
+    if (recording && frames_waiting && encoder.event_count() == 0 && unfolded.empty()) {
       flush(true);  // an empty batch carries the frames out
       continue;
     }
@@ -349,6 +363,28 @@ void TraceSession::Run(TracerConfig config) {
   tracer.Destroy();
   file.Close();
   tsfn_.Release();
+}
+
+// Reader thread: a batch, then the loss counters when they changed (lost !=
+// UINT64_MAX), then the frames JS queued (symbol tables).
+void TraceSession::WriteToFile(TraceFileWriter& file, const std::vector<uint8_t>& batch, uint64_t lost, bool* failed) {
+  bool ok = file.WriteFrame(kFrameBatch, batch);
+  if (ok && lost != UINT64_MAX) {
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    uint64_t now_ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count());
+    ok = file.WriteFrame(kFrameLoss, TraceFileWriter::LossCounters(lost, LostPerCpu(), now_ns));
+  }
+  std::vector<std::vector<uint8_t>> frames;
+  {
+    std::lock_guard<std::mutex> lock(frames_mutex_);
+    frames.swap(pending_frames_);
+  }
+  for (const auto& f : frames) ok = ok && file.WriteEncodedFrame(f);
+  bytes_written_ = file.bytes_written();
+  if (!ok) {
+    *failed = true;
+    Send(new Message{Message::kError, {}, {"TRACE_FILE", "writing the trace file failed: " + ErrnoText(-file.last_errno())}});
+  }
 }
 
 std::vector<uint64_t> TraceSession::LostPerCpu() const {

@@ -44,7 +44,8 @@ struct TracerConfig {
   uint32_t sample_every = 1;
   uint32_t snaplen = 0;
   uint32_t max_assembling = 4096;   // packets and top modes: packets in flight at once
-  std::string trace_path;           // record: batches are appended to this file, not sent to JS
+  std::string trace_path;           // batches are appended to this file (its header already written)
+  bool deliver_batches = true;      // false: only to the file (record), JS gets stats
 };
 
 struct PathCount {

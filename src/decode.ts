@@ -135,8 +135,13 @@ export function decodeBatch(bytes: Uint8Array): DecodedBatch {
   } catch (err) {
     throw new BnError('CORRUPT_BATCH', `cannot decode an event batch: ${(err as Error).message}`);
   }
+  return fromBatch(batch);
+}
+
+/** A batch protobufjs already decoded (a trace file's frame). */
+export function fromBatch(batch: pb.IBatch): DecodedBatch {
   return {
-    events: batch.events.map(toKernelEvent),
+    events: (batch.events ?? []).map(toKernelEvent),
     lost: toNumber(batch.lost as Uint64),
     sequence: toNumber(batch.sequence as Uint64),
   };

@@ -38,6 +38,8 @@ export interface SessionConfig {
   snaplen?: number;
   /** record: batches are appended to this file (its header already written), not delivered. */
   tracePath?: string;
+  /** false: batches go only to the trace file. */
+  deliverBatches?: boolean;
 }
 
 export type CaptureMode = 'events' | 'packets' | 'top';

@@ -1,14 +1,13 @@
 /** A live capture of one bridge: native session -> decode -> correlate ->
  * model. Emits Traversals; knows nothing of how they are printed. */
 import { EventEmitter } from 'events';
-import { Correlator } from '../correlate/correlator';
 import { decodeBatch } from '../decode';
 import { asBnError } from '../errors';
-import { buildTraversal, ModelContext } from '../model/build';
+import type { ModelContext } from '../model/build';
 import { netfilterAttachments } from '../model/hooks';
 import { BackendName, CaptureMode, native, NativeSession, PathCount, SessionStats } from '../native';
-import { Kallsyms } from '../topology/kallsyms';
-import { RouteTable } from '../topology/routes';
+import { captureContextData, ContextData, liveModelContext, monotonicNs } from './context';
+import { TraversalPipeline } from './pipeline';
 import type { BridgeView } from '../topology/links';
 
 export interface CaptureOptions {
@@ -20,6 +19,10 @@ export interface CaptureOptions {
   mode?: CaptureMode;
   sampleEvery?: number;
   snaplen?: number;
+  /** Batches are also appended to this trace file (header already written) by the native side. */
+  tracePath?: string;
+  /** false: batches go only to the trace file (record), not through the model. */
+  deliverBatches?: boolean;
 }
 
 export interface CaptureStats extends SessionStats {
@@ -28,55 +31,27 @@ export interface CaptureStats extends SessionStats {
 
 const EXPIRE_INTERVAL_MS = 250;
 
-function monotonicNs(): number {
-  return Number(process.hrtime.bigint());
-}
-
-export function modelContext(view: BridgeView): ModelContext {
-  const kallsyms = new Kallsyms();
-  const reasons = native().dropReasons().map((r) => r.replace(/^SKB_DROP_REASON_/, ''));
-  const epochOffsetNs = Date.now() * 1e6 - monotonicNs();
-  const routes = RouteTable.load(view.netns);
-  return {
-    netns: view.netns.inode,
-    bridgeIfindex: view.bridge.ifindex,
-    deviceName: (ifindex, netns) =>
-      netns === view.netns.inode ? view.links.get(ifindex)?.name ?? `if${ifindex}` : `if${ifindex}@netns:${netns}`,
-    symbol: (addr) => kallsyms.lookup(addr),
-    dropReason: (r) => reasons[r] || `reason ${r}`,
-    toEpochNs: (ts) => ts + epochOffsetNs,
-    brNetfilter: view.brNetfilter,
-    route: (dst) => routes.lookup(dst),
-  };
-}
-
 /** Events: 'traversal' (Traversal, ClosedPacket), 'lost' (total lost so far), 'notice' (a program left
  * out on this kernel), 'error' (BnError). */
 export class LiveCapture extends EventEmitter {
   private session: NativeSession | undefined;
-  private correlator: Correlator;
+  private readonly pipeline: TraversalPipeline;
   private timer: NodeJS.Timeout | undefined;
-  private lost = 0;
-  private traversals = 0;
-  private readonly ctx: ModelContext;
+  readonly ctx: ModelContext;
+  /** What a trace file's header keeps so a replay explains packets the same way. */
+  readonly contextData: ContextData;
 
   constructor(
     private readonly view: BridgeView,
     private readonly opts: CaptureOptions,
   ) {
     super();
-    this.ctx = modelContext(view);
-    this.correlator = new Correlator(
-      {
-        netns: view.netns.inode,
-        bridgeIfindex: view.bridge.ifindex,
-        idleTimeoutNs: (opts.idleTimeoutMs ?? 2000) * 1e6,
-      },
-      (packet) => {
-        this.traversals++;
-        this.emit('traversal', buildTraversal(packet.events, this.ctx, this.lost, packet.branches), packet);
-      },
-    );
+    this.contextData = captureContextData(view);
+    this.ctx = liveModelContext(this.contextData);
+    this.pipeline = new TraversalPipeline(this.ctx, (opts.idleTimeoutMs ?? 2000) * 1e6, {
+      traversal: (t, packet) => this.emit('traversal', t, packet),
+      lost: (n) => this.emit('lost', n),
+    });
   }
 
   async start(): Promise<void> {
@@ -102,13 +77,29 @@ export class LiveCapture extends EventEmitter {
         mode: this.opts.mode,
         sampleEvery: this.opts.sampleEvery,
         snaplen: this.opts.snaplen,
+        tracePath: this.opts.tracePath,
+        deliverBatches: this.opts.deliverBatches,
       });
       for (const n of notices) this.emit('notice', n);
     } catch (err) {
       await session.stop();
       throw asBnError(err);
     }
-    this.timer = setInterval(() => this.correlator.expire(monotonicNs()), EXPIRE_INTERVAL_MS);
+    this.timer = setInterval(() => this.pipeline.expire(monotonicNs()), EXPIRE_INTERVAL_MS);
+  }
+
+  /** The native session's counters so far. */
+  stats(): SessionStats | undefined {
+    return this.session?.stats();
+  }
+
+  /** Recording: kernel addresses seen since the last call, and a frame for the file. */
+  takeAddresses(): string[] {
+    return this.session?.takeAddresses() ?? [];
+  }
+
+  writeFrame(frame: Uint8Array): void {
+    this.session?.writeFrame(frame);
   }
 
   /** top mode: the kernel's per-path counters. */
@@ -124,18 +115,13 @@ export class LiveCapture extends EventEmitter {
       ? await this.session.stop()
       : { lost: 0, lostPerCpu: [], batches: 0, events: 0, packets: 0, bytesWritten: 0 };
     this.session = undefined;
-    this.correlator.flush();
-    return { ...stats, traversals: this.traversals };
+    this.pipeline.flush();
+    return { ...stats, traversals: this.pipeline.traversals };
   }
 
   private onBatch(bytes: Buffer): void {
     try {
-      const batch = decodeBatch(bytes);
-      if (batch.lost !== this.lost) {
-        this.lost = batch.lost;
-        this.emit('lost', this.lost);
-      }
-      for (const e of batch.events) this.correlator.push(e);
+      this.pipeline.push(decodeBatch(bytes));
     } catch (err) {
       this.emit('error', asBnError(err));
     }

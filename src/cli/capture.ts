@@ -5,7 +5,10 @@ import { Command, Option } from 'commander';
 import { BACKEND_CHOICES, BackendChoice, BackendSelection, selectBackend } from '../capture/backend';
 import { CaptureOptions, CaptureStats, LiveCapture } from '../capture/live';
 import { BnError } from '../errors';
-import { native } from '../native';
+import * as fs from 'fs';
+import * as path from 'path';
+import { native, projectRoot } from '../native';
+import type { TraceMeta } from '../trace/format';
 import { requirePrivileges } from '../system/privileges';
 import { BridgeView, describeBridge } from '../topology/links';
 import { resolveNetns } from '../topology/netns';
@@ -105,4 +108,24 @@ export function describeStart(view: BridgeView, backend: BackendSelection): stri
 
 export function lostPerCpuText(stats: CaptureStats): string {
   return stats.lost ? ` (${stats.lostPerCpu.map((n, cpu) => `cpu${cpu}: ${n}`).join(', ')})` : '';
+}
+
+export const EMPTY_STATS = { lost: 0, lostPerCpu: [], batches: 0, events: 0, packets: 0, bytesWritten: 0 };
+
+export function traceMeta(
+  bridge: string, filter: string, opts: CaptureCliOptions & { mode: string }, view: BridgeView, backend: string, snaplen: number,
+): TraceMeta {
+  return {
+    bridge, netns: opts.netns ?? '', backend, filter, snaplen, mode: opts.mode, sampleEvery: opts.sample ?? 1,
+    command: process.argv.slice(2).join(' '), toolVersion: toolVersion(),
+    ports: view.ports.map((p) => p.ifindex), uplinks: view.uplinks.map((u) => u.ifindex),
+  };
+}
+
+export function toolVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(projectRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
 }

@@ -2,6 +2,9 @@ import { Command, CommanderError } from 'commander';
 import { asBnError } from '../errors';
 import { demoCommand } from './demo';
 import { doctorCommand } from './doctor';
+import { exportCommand } from './export';
+import { recordCommand } from './record';
+import { replayCommand } from './replay';
 import { topCommand } from './top';
 import { watchCommand } from './watch';
 
@@ -10,7 +13,7 @@ export function program(): Command {
     .description('eBPF packet-path tracer for Linux bridges and netfilter: no LOG rules, no ruleset changes')
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str) });
-  for (const cmd of [watchCommand(), topCommand(), doctorCommand(), demoCommand()]) root.addCommand(cmd.exitOverride());
+  for (const cmd of [watchCommand(), topCommand(), recordCommand(), replayCommand(), exportCommand(), doctorCommand(), demoCommand()]) root.addCommand(cmd.exitOverride());
   return root;
 }
 

@@ -45,6 +45,8 @@ export function sampleRate(value: string): number {
 }
 
 export const SNAPLEN_MAX = 256;
+/** Ethernet + IPv6 + TCP with options: every header, before and after NAT. */
+export const SNAPLEN_DEFAULT = 128;
 
 export function snaplenBytes(value: string): number {
   const n = Number(value);

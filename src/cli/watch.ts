@@ -5,13 +5,17 @@ import type { Traversal } from '../model/traversal';
 import { formatJsonLine } from '../output/json';
 import { formatTraversal } from '../output/text';
 import type { BridgeView } from '../topology/links';
-import { addCaptureOptions, CaptureCliOptions, describeStart, lostPerCpuText, prepareCapture, runUntilStopped } from './capture';
-import { positiveInt } from './options';
+import { TraceRecorder } from '../trace/recorder';
+import { addCaptureOptions, CaptureCliOptions, describeStart, EMPTY_STATS, lostPerCpuText, prepareCapture, runUntilStopped, traceMeta } from './capture';
+import { positiveInt, SNAPLEN_DEFAULT, snaplenBytes } from './options';
 
 export interface WatchOptions extends CaptureCliOptions {
   count?: number;
   json?: boolean;
   mode: 'events' | 'packets';
+  /** Also record what is shown to this trace file. */
+  write?: string;
+  snaplen: number;
 }
 
 export interface WatchStatus {
@@ -28,7 +32,11 @@ export async function collectWatch(
   onTraversal: (t: Traversal) => void,
   status: WatchStatus,
 ): Promise<CaptureStats> {
-  const { view, backend, capture } = prepareCapture(bridge, filter, opts, { mode: opts.mode });
+  const { view, backend, capture } = prepareCapture(bridge, filter, opts, {
+    mode: opts.mode, tracePath: opts.write, snaplen: opts.write ? opts.snaplen : 0,
+  });
+  const recorder = opts.write ? new TraceRecorder(opts.write, capture) : undefined;
+  recorder?.create(traceMeta(bridge, filter, opts, view, backend.backend, opts.write ? opts.snaplen : 0));
   let seen = 0;
   let finish: () => void = () => undefined;
   capture.on('traversal', (t: Traversal) => {
@@ -39,10 +47,17 @@ export async function collectWatch(
   });
   capture.on('lost', (n: number) => status.onLost(n));
   capture.on('notice', (n: string) => status.onNotice(n));
-  return runUntilStopped(capture, opts.duration, (stop) => {
-    finish = stop;
-    status.onStarted(view, backend);
-  });
+  let stats: CaptureStats | undefined;
+  try {
+    stats = await runUntilStopped(capture, opts.duration, (stop) => {
+      finish = stop;
+      recorder?.startSymbols();
+      status.onStarted(view, backend);
+    });
+  } finally {
+    recorder?.finish(stats ?? capture.stats() ?? EMPTY_STATS);
+  }
+  return stats;
 }
 
 export function printWatch(bridge: string, filterWords: string[], opts: WatchOptions): Promise<void> {
@@ -70,7 +85,9 @@ export function watchCommand(): Command {
     .option('-c, --count <n>', 'stop after n packets', positiveInt('--count'))
     .option('--json', 'one JSON object per packet (JSON lines)')
     .addOption(new Option('--mode <mode>', 'events: the kernel sends every hook hit; packets: it assembles each packet and sends it once (cheaper)')
-      .choices(['events', 'packets']).default('events'));
+      .choices(['events', 'packets']).default('events'))
+    .option('-w, --write <file>', 'also record what is shown to this trace file (see replay, export)')
+    .option('-s, --snaplen <bytes>', 'with --write: packet bytes kept at each hop (0 to 256)', snaplenBytes, SNAPLEN_DEFAULT);
   return addCaptureOptions(cmd)
     .addHelpText('after', `
 Examples:

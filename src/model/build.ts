@@ -272,7 +272,10 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
         // ones get the translation conntrack already holds.
         if (slot.table === 'nat' && !natTableConsulted(e.packet)) {
           hop.consulted = false;
-          hop.note = `nat table not consulted: the connection is ${ctStateName(e.packet.ctState)}, conntrack applies its translation`;
+          const ct = ctStateName(e.packet.ctState);
+          hop.note = ct === null || ct === 'untracked'
+            ? 'nat table not consulted: the packet has no conntrack entry (nat needs one)'
+            : `nat table not consulted: the connection is ${ct}, conntrack applies its translation`;
         }
         hops.push(hop);
         break;

@@ -1,6 +1,18 @@
 import { BnError } from '../errors';
 import { Netns, readSysctl, runIn } from './netns';
 
+/** What runs behind a port: a container, a named netns or a process's netns. */
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  image: string;
+  /** docker, containerd, kubernetes, netns (a named netns), process */
+  runtime: string;
+  pid?: number;
+  /** The netns, as a name or "net:[inode]". */
+  netns: string;
+}
+
 export interface Link {
   ifindex: number;
   name: string;
@@ -9,6 +21,8 @@ export interface Link {
   mac?: string;
   peerIfindex?: number;   // veth peer (possibly in another netns)
   peerNetnsId?: number;
+  /** Who sits at the other end of a port (veth), where known. */
+  container?: ContainerInfo;
 }
 
 interface IpLinkJson {

@@ -6,6 +6,8 @@ export interface Route {
   prefix: string;      // "10.200.0.0/24", "default"
   dev?: string;
   via?: string;
+  /** Needed for "default", which names no address. */
+  family?: 4 | 6;
 }
 
 interface Entry extends Route {
@@ -47,7 +49,7 @@ export class RouteTable {
         const parsed = parseAddress(addr);
         if (!parsed) continue;
         const len = lenText === undefined ? width : Number(lenText);
-        entries.push({ prefix: r.dst, dev: r.dev, via: r.gateway, bits: parsed.value, len, width });
+        entries.push({ prefix: r.dst, dev: r.dev, via: r.gateway, family: width === 32 ? 4 : 6, bits: parsed.value, len, width });
       }
     }
     return new RouteTable(entries.sort((a, b) => b.len - a.len));
@@ -56,11 +58,15 @@ export class RouteTable {
   static fromRoutes(routes: Route[]): RouteTable {
     const entries: Entry[] = [];
     for (const r of routes) {
-      const [addr, lenText] = r.prefix === 'default' ? ['0.0.0.0', '0'] : r.prefix.split('/');
+      const [addr, lenText] = r.prefix === 'default' ? [r.family === 6 ? '::' : '0.0.0.0', '0'] : r.prefix.split('/');
       const parsed = parseAddress(addr);
       if (parsed) entries.push({ ...r, bits: parsed.value, len: lenText === undefined ? parsed.width : Number(lenText), width: parsed.width });
     }
     return new RouteTable(entries.sort((a, b) => b.len - a.len));
+  }
+
+  routes(): Route[] {
+    return this.entries.map((e) => ({ prefix: e.prefix, dev: e.dev, via: e.via, family: e.width === 32 ? 4 : 6 }));
   }
 
   lookup(dst: string): Route | undefined {

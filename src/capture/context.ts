@@ -1,0 +1,59 @@
+/** What the model needs to know about the traced netns beyond the events:
+ * device names, drop reasons, kernel symbols, clocks, routes, br_netfilter.
+ * Captured once at start, as plain data, so that a trace file carries it and
+ * a replay elsewhere explains packets exactly as the live run did. */
+import type { ModelContext } from '../model/build';
+import { native } from '../native';
+import { Kallsyms } from '../topology/kallsyms';
+import type { BridgeNetfilter, BridgeView, Link } from '../topology/links';
+import { Route, RouteTable } from '../topology/routes';
+
+export interface ContextData {
+  netns: number;
+  bridgeIfindex: number;
+  links: Link[];
+  /** enum skb_drop_reason names (SKB_DROP_REASON_ prefix removed), by value. */
+  dropReasons: string[];
+  /** Add to a kernel monotonic timestamp for Unix epoch ns. */
+  epochOffsetNs: number;
+  brNetfilter: BridgeNetfilter;
+  routes: Route[];
+}
+
+export function monotonicNs(): number {
+  return Number(process.hrtime.bigint());
+}
+
+export function captureContextData(view: BridgeView): ContextData {
+  return {
+    netns: view.netns.inode,
+    bridgeIfindex: view.bridge.ifindex,
+    links: [...view.links.values()],
+    dropReasons: native().dropReasons().map((r) => r.replace(/^SKB_DROP_REASON_/, '')),
+    epochOffsetNs: Date.now() * 1e6 - monotonicNs(),
+    brNetfilter: view.brNetfilter,
+    routes: RouteTable.load(view.netns).routes(),
+  };
+}
+
+/** symbol: kernel address -> name (live: /proc/kallsyms; replay: the file's symbol table). */
+export function modelContextFrom(data: ContextData, symbol: (addr: bigint) => string | undefined): ModelContext {
+  const names = new Map(data.links.map((l) => [l.ifindex, l.name]));
+  const routes = RouteTable.fromRoutes(data.routes);
+  return {
+    netns: data.netns,
+    bridgeIfindex: data.bridgeIfindex,
+    deviceName: (ifindex, netns) =>
+      netns === data.netns ? names.get(ifindex) ?? `if${ifindex}` : `if${ifindex}@netns:${netns}`,
+    symbol,
+    dropReason: (r) => data.dropReasons[r] || `reason ${r}`,
+    toEpochNs: (ts) => ts + data.epochOffsetNs,
+    brNetfilter: data.brNetfilter,
+    route: (dst) => routes.lookup(dst),
+  };
+}
+
+export function liveModelContext(data: ContextData): ModelContext {
+  const kallsyms = new Kallsyms();
+  return modelContextFrom(data, (addr) => kallsyms.lookup(addr));
+}

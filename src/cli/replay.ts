@@ -1,0 +1,45 @@
+import { Command } from 'commander';
+import type { Traversal } from '../model/traversal';
+import { formatJsonLine } from '../output/json';
+import { formatTraversal } from '../output/text';
+import { replayTrace, ReplayResult } from '../trace/replay';
+
+export interface ReplayOptions {
+  json?: boolean;
+}
+
+/** Every traversal in the file, in the order watch would have printed them. */
+export function collectReplay(file: string, onTraversal: (t: Traversal) => void): ReplayResult {
+  return replayTrace(file, { traversal: onTraversal });
+}
+
+export function printReplay(file: string, opts: ReplayOptions): void {
+  const out: string[] = [];
+  const flush = () => {
+    if (out.length) process.stdout.write(out.join(''));
+    out.length = 0;
+  };
+  const result = collectReplay(file, (t) => {
+    out.push(`${opts.json ? formatJsonLine(t) : formatTraversal(t)}\n`);
+    if (out.length >= 256) flush();
+  });
+  flush();
+  const h = result.header;
+  if (h) {
+    const perCpu = result.lost ? ` (${result.lostPerCpu.map((n, cpu) => `cpu${cpu}: ${n}`).join(', ')})` : '';
+    process.stderr.write(`${result.traversals} packets, ${result.events} events, ${result.lost} lost${perCpu}; recorded on ${h.host} (${h.kernelRelease}, ${h.backend}, ${h.mode} mode) from ${h.bridge}\n`);
+  }
+  if (result.error) throw result.error;
+}
+
+export function replayCommand(): Command {
+  return new Command('replay')
+    .description('print a recorded trace exactly as watch printed it live')
+    .argument('<trace.bnt>', 'a file written by record (or watch -w)')
+    .option('--json', 'one JSON object per packet (JSON lines)')
+    .addHelpText('after', `
+Examples:
+  bpftrace-net replay trace.bnt
+  bpftrace-net replay trace.bnt --json | jq 'select(.end.kind == "drop")'`)
+    .action((file: string, opts: ReplayOptions) => printReplay(file, opts));
+}

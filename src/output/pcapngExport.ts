@@ -1,0 +1,180 @@
+/** A trace file -> pcapng: one packet record per hook hit, with the bytes as
+ * seen there, on an interface per device@hook point, annotated so that
+ * `frame.packet_id == N` in Wireshark shows packet N's whole path in order. */
+import * as fs from 'fs';
+import type { ClosedPacket } from '../correlate/correlator';
+import { EventKind, KernelEvent } from '../decode';
+import { familyName, hookName, slotById } from '../model/hooks';
+import type { Hop, Traversal } from '../model/traversal';
+import { contextFromHeader } from '../trace/format';
+import type { TraceFileError } from '../trace/reader';
+import { replayTrace } from '../trace/replay';
+import { BnError } from '../errors';
+import { formatEnd, formatHop } from './text';
+import {
+  DIRECTION_INBOUND, DIRECTION_OUTBOUND, enhancedPacket, interfaceDescription, LINKTYPE_ETHERNET, LINKTYPE_RAW, sectionHeader,
+} from './pcapng';
+
+export interface ExportResult {
+  packets: number;
+  interfaces: number;
+  traversals: number;
+  error?: TraceFileError;
+}
+
+const KIND_POINT: Partial<Record<number, string>> = {
+  [EventKind.RX]: 'rx', [EventKind.TX_QUEUE]: 'tx-queue', [EventKind.TX]: 'tx', [EventKind.DROP]: 'drop',
+  [EventKind.CONSUME]: 'consume', [EventKind.RX_HANDLER]: 'rx-handler', [EventKind.BR_DECISION]: 'bridge-decision',
+  [EventKind.ROUTE]: 'route',
+};
+
+const INBOUND_HOOKS = new Set(['PREROUTING', 'INPUT', 'BROUTING']);
+const OUTBOUND_HOOKS = new Set(['OUTPUT', 'POSTROUTING']);
+
+function isNetfilter(e: KernelEvent): boolean {
+  return e.kind === EventKind.NF || e.kind === EventKind.NF_TABLE || e.kind === EventKind.NF_HOOK_ENTER || e.kind === EventKind.NF_HOOK_EXIT;
+}
+
+/** "bridge:nat:PREROUTING", "rx", ... */
+function hookPoint(e: KernelEvent, hop: Hop | undefined): string {
+  if (!isNetfilter(e)) return KIND_POINT[e.kind] ?? `kind${e.kind}`;
+  const family = familyName(e.nfFamily);
+  const hook = hookName(e.nfHook, e.nfFamily);
+  if (e.kind === EventKind.NF_HOOK_ENTER) return `${family}:${hook}:enter`;
+  if (e.kind === EventKind.NF_HOOK_EXIT) return `${family}:${hook}:exit`;
+  const table = e.table || (e.kind === EventKind.NF ? slotById(e.nfSlot)?.table ?? 'entry' : hop?.table) || 'hook';
+  return `${family}:${table}:${hook}`;
+}
+
+function pointText(e: KernelEvent, point: string): string {
+  if (e.kind === EventKind.NF && !slotById(e.nfSlot)?.table) {
+    return `${familyName(e.nfFamily)} ${hookName(e.nfHook, e.nfFamily)} hook entered (before its first table)`;
+  }
+  return point.replace(/:/g, ' ');
+}
+
+function direction(e: KernelEvent): number | undefined {
+  if (e.kind === EventKind.RX) return DIRECTION_INBOUND;
+  if (e.kind === EventKind.TX || e.kind === EventKind.TX_QUEUE) return DIRECTION_OUTBOUND;
+  if (!isNetfilter(e)) return undefined;
+  const hook = hookName(e.nfHook, e.nfFamily);
+  return INBOUND_HOOKS.has(hook) ? DIRECTION_INBOUND : OUTBOUND_HOOKS.has(hook) ? DIRECTION_OUTBOUND : undefined;
+}
+
+class PcapngExporter {
+  private readonly fd: number;
+  private readonly interfaces = new Map<string, number>();
+  private names = new Map<number, string>();
+  private netns = 0;
+  private epochOffset = 0n;
+  private lostReported = 0;
+  private lostPending = 0;
+  packets = 0;
+
+  constructor(out: string) {
+    try {
+      this.fd = fs.openSync(out, 'w', 0o600);
+    } catch (err) {
+      throw new BnError('EXPORT_FILE', `cannot create ${out}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+
+  get interfaceCount(): number {
+    return this.interfaces.size;
+  }
+
+  header(h: Parameters<typeof contextFromHeader>[0], version: string): void {
+    const ctx = contextFromHeader(h);
+    this.netns = ctx.netns;
+    this.epochOffset = BigInt(Math.round(ctx.epochOffsetNs));
+    this.names = new Map(ctx.links.map((l) => [l.ifindex, l.container ? `${l.name} (${l.container.name})` : l.name]));
+    fs.writeSync(this.fd, sectionHeader(`bpftrace-net ${version} (${h.mode} mode, bridge ${h.bridge})`, `Linux ${h.kernelRelease}`, h.host ?? ''));
+  }
+
+  lost(total: number): void {
+    this.lostPending += Math.max(0, total - this.lostReported);
+    this.lostReported = total;
+  }
+
+  private device(ifindex: number, netns: number): string {
+    if (!ifindex) return 'unknown';
+    return netns && netns !== this.netns ? `if${ifindex}@netns:${netns}` : this.names.get(ifindex) ?? `if${ifindex}`;
+  }
+
+  private deviceOf(e: KernelEvent): string {
+    if (!isNetfilter(e)) return this.device(e.ifindex, e.netns);
+    const hook = hookName(e.nfHook, e.nfFamily);
+    const ins = e.physinIfindex || e.inIfindex;
+    const outs = e.physoutIfindex || e.outIfindex;
+    return this.device(OUTBOUND_HOOKS.has(hook) ? outs || ins : ins || outs, e.netns);
+  }
+
+  private interfaceId(name: string, linktype: number, description: string): number {
+    const key = `${name}|${linktype}`;
+    let id = this.interfaces.get(key);
+    if (id === undefined) {
+      id = this.interfaces.size;
+      this.interfaces.set(key, id);
+      fs.writeSync(this.fd, interfaceDescription(linktype, 0, name, description));
+    }
+    return id;
+  }
+
+  traversal(t: Traversal, packet: ClosedPacket): void {
+    const hopsByTs = new Map<number, Hop>();
+    for (const h of [...t.hops, ...t.branches.flatMap((b) => b.hops)]) if (h.observed && !hopsByTs.has(h.ts)) hopsByTs.set(h.ts, h);
+    const decisions = [...t.decisions];
+    const copies = [packet.events, ...packet.branches];
+    const blocks: Buffer[] = [];
+    copies.forEach((events, copy) => {
+      let prev = { src: t.src, dst: t.dst };
+      events.forEach((e, i) => {
+        const hop = hopsByTs.get(e.ts);
+        const point = hookPoint(e, hop);
+        const dev = this.deviceOf(e);
+        const name = `${dev.split(' ')[0]}@${point}`;
+        const linktype = e.data.length && !e.dataFromMac ? LINKTYPE_RAW : LINKTYPE_ETHERNET;
+        const id = this.interfaceId(name, linktype, `${dev} at ${point.replace(/:/g, ' ')}, traced by bpftrace-net`);
+        const notes: string[] = [];
+        const where = copy ? `#${t.id} copy ${copy}` : `#${t.id}`;
+        notes.push(hop ? `${where} ${formatHop(hop, prev).trim().replace(/\s{2,}/g, ' ')}` : `${where} ${pointText(e, point)} on ${dev}`);
+        if (hop) prev = { src: hop.src ?? prev.src, dst: hop.dst ?? prev.dst };
+        while (copy === 0 && decisions.length && decisions[0].ts <= e.ts) notes.push(`* ${decisions.shift()!.text}`);
+        const last = i === events.length - 1;
+        if (last) notes.push(formatEnd(copy ? { ...t, end: t.branches[copy - 1]?.end ?? t.end } : t).trim());
+        blocks.push(enhancedPacket({
+          interfaceId: id,
+          timestampNs: BigInt(e.ts) + this.epochOffset,
+          data: e.data,
+          originalLength: e.wireLen || e.packet.ipLen,
+          comment: notes.join(' | '),
+          direction: direction(e),
+          dropCount: this.lostPending,
+          packetId: t.id,
+          custom: JSON.stringify({ traversal: t.id, copy, seq: e.seq, point, device: dev, hop: hop ?? null }),
+        }));
+        this.lostPending = 0;
+        this.packets++;
+      });
+    });
+    fs.writeSync(this.fd, Buffer.concat(blocks));
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+  }
+}
+
+export function exportPcapng(traceFile: string, out: string, version = ''): ExportResult {
+  const exporter = new PcapngExporter(out);
+  try {
+    const result = replayTrace(traceFile, {
+      header: (h) => exporter.header(h, version),
+      batch: (b) => exporter.lost(b.lost),
+      traversal: (t, packet) => exporter.traversal(t, packet),
+    });
+    return { packets: exporter.packets, interfaces: exporter.interfaceCount, traversals: result.traversals, error: result.error };
+  } finally {
+    exporter.close();
+  }
+}

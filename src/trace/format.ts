@@ -1,0 +1,118 @@
+/** Trace files (.bnt): a stream of TraceFrames (proto/bpftrace_net.proto),
+ * each preceded by its length as a varint. Header first, trailer last; batches,
+ * loss counters and symbol tables between. */
+import * as os from 'os';
+import type { ContextData } from '../capture/context';
+import { bpftrace_net as pb } from '../gen/bpftrace_net';
+import type { Link } from '../topology/links';
+
+export const TRACE_MAGIC = 'bpftrace-net trace';
+export const TRACE_FORMAT_VERSION = 1;
+/** A frame larger than this is corruption, not data (batches stay far below). */
+export const MAX_FRAME_BYTES = 256 << 20;
+
+export interface TraceMeta {
+  bridge: string;
+  netns: string;
+  backend: string;
+  filter: string;
+  snaplen: number;
+  mode: string;
+  sampleEvery: number;
+  command: string;
+  toolVersion: string;
+  /** ifindexes of the bridge's ports and uplinks, for the interface table's roles. */
+  ports: number[];
+  uplinks: number[];
+}
+
+function role(l: Link, ctx: ContextData, meta: TraceMeta): string {
+  if (l.ifindex === ctx.bridgeIfindex) return 'bridge';
+  if (meta.ports.includes(l.ifindex)) return 'port';
+  if (meta.uplinks.includes(l.ifindex)) return 'uplink';
+  return 'other';
+}
+
+export function traceHeader(ctx: ContextData, meta: TraceMeta): pb.ITraceHeader {
+  return {
+    magic: TRACE_MAGIC,
+    formatVersion: TRACE_FORMAT_VERSION,
+    host: os.hostname(),
+    kernelRelease: os.release(),
+    backend: meta.backend,
+    startTimeUnixNs: Date.now() * 1e6,
+    bridge: meta.bridge,
+    netns: meta.netns,
+    netnsInode: ctx.netns,
+    bridgeIfindex: ctx.bridgeIfindex,
+    filter: meta.filter,
+    snaplen: meta.snaplen,
+    mode: meta.mode,
+    sampleEvery: meta.sampleEvery,
+    interfaces: ctx.links.map((l) => ({
+      ifindex: l.ifindex, name: l.name, kind: l.kind, role: role(l, ctx, meta), master: l.master ?? '', mac: l.mac ?? '',
+      peerIfindex: l.peerIfindex ?? 0,
+      container: l.container ? { ...l.container, pid: l.container.pid ?? 0 } : undefined,
+    })),
+    monotonicToEpochNs: ctx.epochOffsetNs,
+    dropReasons: ctx.dropReasons,
+    routes: ctx.routes.map((r) => ({ prefix: r.prefix, dev: r.dev ?? '', via: r.via ?? '' , family: r.family ?? 0 })),
+    brNetfilter: {
+      known: ctx.brNetfilter.iptables !== undefined,
+      iptables: ctx.brNetfilter.iptables ?? false,
+      ip6tables: ctx.brNetfilter.ip6tables ?? false,
+    },
+    toolVersion: meta.toolVersion,
+    command: meta.command,
+  };
+}
+
+type Uint64 = number | { toNumber(): number } | null | undefined;
+const num = (v: Uint64) => (v == null ? 0 : typeof v === 'number' ? v : v.toNumber());
+
+export function contextFromHeader(h: pb.ITraceHeader): ContextData {
+  const known = h.brNetfilter?.known ?? false;
+  return {
+    netns: h.netnsInode ?? 0,
+    bridgeIfindex: h.bridgeIfindex ?? 0,
+    links: (h.interfaces ?? []).map((i) => ({
+      ifindex: i.ifindex ?? 0, name: i.name ?? '', kind: i.kind ?? '', master: i.master || undefined, mac: i.mac || undefined,
+      peerIfindex: i.peerIfindex || undefined,
+      container: i.container ? {
+        id: i.container.id ?? '', name: i.container.name ?? '', image: i.container.image ?? '',
+        runtime: i.container.runtime ?? '', pid: i.container.pid || undefined, netns: i.container.netns ?? '',
+      } : undefined,
+    })),
+    dropReasons: h.dropReasons ?? [],
+    epochOffsetNs: num(h.monotonicToEpochNs as Uint64),
+    brNetfilter: {
+      iptables: known ? h.brNetfilter?.iptables ?? false : undefined,
+      ip6tables: known ? h.brNetfilter?.ip6tables ?? false : undefined,
+    },
+    routes: (h.routes ?? []).map((r) => ({
+      prefix: r.prefix ?? '', dev: r.dev || undefined, via: r.via || undefined,
+      family: r.family === 4 || r.family === 6 ? r.family : undefined,
+    })),
+  };
+}
+
+/** One frame with its varint length prefix. */
+export function encodeFrame(frame: pb.ITraceFrame): Buffer {
+  const body = pb.TraceFrame.encode(frame).finish();
+  return Buffer.concat([varint(body.length), body]);
+}
+
+/** A frame as the native writer takes it: without the length prefix. */
+export function encodeFrameBody(frame: pb.ITraceFrame): Buffer {
+  return Buffer.from(pb.TraceFrame.encode(frame).finish());
+}
+
+export function varint(n: number): Buffer {
+  const bytes: number[] = [];
+  while (n >= 0x80) {
+    bytes.push((n % 0x80) | 0x80);
+    n = Math.floor(n / 0x80);
+  }
+  bytes.push(n);
+  return Buffer.from(bytes);
+}

@@ -1,0 +1,67 @@
+/** The JS side of recording: the file's header before the capture starts,
+ * symbol tables for the kernel addresses the native writer saw, the trailer
+ * once it stopped. Batches themselves never pass through JS. */
+import * as fs from 'fs';
+import type { LiveCapture } from '../capture/live';
+import { BnError } from '../errors';
+import type { SessionStats } from '../native';
+import { encodeFrame, encodeFrameBody, traceHeader, TraceMeta } from './format';
+
+const SYMBOLS_INTERVAL_MS = 500;
+
+export class TraceRecorder {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly file: string,
+    private readonly capture: LiveCapture,
+  ) {}
+
+  /** Creates the file (mode 0600: it holds packet bytes) with its header. */
+  create(meta: TraceMeta): void {
+    try {
+      const fd = fs.openSync(this.file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600);
+      try {
+        fs.fchmodSync(fd, 0o600);
+        fs.writeSync(fd, encodeFrame({ header: traceHeader(this.capture.contextData, meta) }));
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch (err) {
+      throw new BnError('TRACE_FILE', `cannot create ${this.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+
+  /** While the native side writes batches: name the addresses it reports. */
+  startSymbols(): void {
+    this.timer = setInterval(() => {
+      const frame = this.symbolFrame();
+      if (frame) this.capture.writeFrame(encodeFrameBody(frame));
+    }, SYMBOLS_INTERVAL_MS);
+  }
+
+  /** After the capture stopped (the native writer closed the file). */
+  finish(stats: SessionStats): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    const symbols = this.symbolFrame();
+    const trailer = {
+      trailer: {
+        endTimeUnixNs: Date.now() * 1e6, events: stats.events, packets: stats.packets, lost: stats.lost,
+        batches: stats.batches, lostPerCpu: stats.lostPerCpu,
+      },
+    };
+    const bytes = [...(symbols ? [encodeFrame(symbols)] : []), encodeFrame(trailer)];
+    fs.appendFileSync(this.file, Buffer.concat(bytes));
+  }
+
+  private symbolFrame() {
+    const addresses = this.capture.takeAddresses();
+    if (!addresses.length) return undefined;
+    const symbols = addresses.map((hex) => {
+      const addr = BigInt(`0x${hex}`);
+      return { address: addr.toString() as unknown as number, name: this.capture.ctx.symbol(addr) ?? '' };
+    });
+    return { symbols: { symbols } };
+  }
+}

@@ -1,0 +1,90 @@
+/** A trace file back through the live pipeline: the same model context (from
+ * the header and the symbol tables), the same correlation, the same traversals. */
+import { modelContextFrom } from '../capture/context';
+import { PipelineSinks, TraversalPipeline } from '../capture/pipeline';
+import { DecodedBatch, fromBatch } from '../decode';
+import { bpftrace_net as pb } from '../gen/bpftrace_net';
+import { contextFromHeader } from './format';
+import { FRAME_TAG, TraceFileError, TraceReader } from './reader';
+
+export interface ReplaySinks extends PipelineSinks {
+  header?(h: pb.ITraceHeader): void;
+  /** Every batch as read, before correlation (export counts losses from them). */
+  batch?(b: DecodedBatch): void;
+}
+
+export interface ReplayResult {
+  header: pb.ITraceHeader | undefined;
+  trailer: pb.ITraceTrailer | undefined;
+  traversals: number;
+  events: number;
+  lost: number;
+  lostPerCpu: number[];
+  /** What was wrong with the file, after its valid part was replayed. */
+  error?: TraceFileError;
+}
+
+/** Matches the live capture's idle timeout, so packets close the same way. */
+const IDLE_TIMEOUT_NS = 2e9;
+
+type Uint64 = number | { toNumber(): number } | null | undefined;
+const num = (v: Uint64) => (v == null ? 0 : typeof v === 'number' ? v : v.toNumber());
+
+function readSymbols(file: string): Map<bigint, string> {
+  const symbols = new Map<bigint, string>();
+  const reader = new TraceReader(file);
+  try {
+    for (const { frame } of reader.frames((tag) => tag === FRAME_TAG.symbols)) {
+      for (const s of frame.symbols?.symbols ?? []) {
+        const a = s.address as Uint64 | { low: number; high: number };
+        const addr = a && typeof a === 'object' && 'high' in a ? (BigInt(a.high >>> 0) << 32n) | BigInt(a.low >>> 0) : BigInt(num(a as Uint64));
+        symbols.set(addr, s.name ?? '');
+      }
+    }
+  } catch {
+    // The replay pass reports the problem, after replaying what precedes it.
+  } finally {
+    reader.close();
+  }
+  return symbols;
+}
+
+export function replayTrace(file: string, sinks: ReplaySinks): ReplayResult {
+  const symbols = readSymbols(file);
+  const result: ReplayResult = { header: undefined, trailer: undefined, traversals: 0, events: 0, lost: 0, lostPerCpu: [] };
+  const reader = new TraceReader(file);
+  let pipeline: TraversalPipeline | undefined;
+  let maxTs = 0;
+  try {
+    for (const { frame } of reader.frames()) {
+      if (frame.header) {
+        result.header = frame.header;
+        sinks.header?.(frame.header);
+        pipeline = new TraversalPipeline(modelContextFrom(contextFromHeader(frame.header), (a) => symbols.get(a)), IDLE_TIMEOUT_NS, sinks);
+      } else if (frame.batch) {
+        const batch = fromBatch(frame.batch);
+        result.events += batch.events.length;
+        result.lost = batch.lost;
+        sinks.batch?.(batch);
+        pipeline!.push(batch);
+        for (const e of batch.events) if (e.ts > maxTs) maxTs = e.ts;
+        pipeline!.expire(maxTs);
+      } else if (frame.loss) {
+        result.lost = num(frame.loss.lost as Uint64);
+        result.lostPerCpu = (frame.loss.lostPerCpu ?? []).map((n) => num(n as Uint64));
+      } else if (frame.trailer) {
+        result.trailer = frame.trailer;
+        result.lost = num(frame.trailer.lost as Uint64);
+        result.lostPerCpu = (frame.trailer.lostPerCpu ?? []).map((n) => num(n as Uint64));
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof TraceFileError)) throw err;
+    result.error = err;
+  } finally {
+    reader.close();
+  }
+  pipeline?.flush();
+  result.traversals = pipeline?.traversals ?? 0;
+  return result;
+}
