@@ -13,7 +13,7 @@ export interface RecordOptions extends CaptureCliOptions {
   count?: number;
   snaplen: number;
   mode: 'events' | 'packets';
-  pcapng?: string | boolean;
+  pcapng?: boolean;
 }
 
 const PROGRESS_INTERVAL_MS = 250;
@@ -70,7 +70,7 @@ export async function printRecord(bridge: string, filterWords: string[], opts: R
   if (tty) process.stderr.write('\n');
   process.stderr.write(`${stats.packets} packets, ${stats.events} events, ${stats.lost} lost${lostPerCpuText(stats)}; wrote ${opts.write} (${stats.bytesWritten} bytes)\n`);
   if (opts.pcapng) {
-    const out = typeof opts.pcapng === 'string' ? opts.pcapng : opts.write.replace(/(\.bnt)?$/, '.pcapng');
+    const out = opts.write.replace(/(\.bnt)?$/, '.pcapng');
     const r = exportPcapng(opts.write, out, toolVersion());
     process.stderr.write(`wrote ${out} (${r.packets} packet records, ${r.interfaces} interfaces)\n`);
     if (r.error) throw r.error;
@@ -83,11 +83,11 @@ export function recordCommand(): Command {
     .argument('<bridge>', 'the bridge to trace')
     .argument('[filter...]', 'a tcpdump filter expression (pcap-filter), run in the kernel')
     .requiredOption('-w, --write <file>', 'the trace file to write (.bnt; created with mode 0600)')
-    .option('-c, --count <n>', 'stop after n packets', positiveInt('--count'))
+    .option('-c, --count <n>', 'stop once n packets are recorded (packets already in flight are kept too)', positiveInt('--count'))
     .option('-s, --snaplen <bytes>', `packet bytes kept at each hop (0: metadata only, at most 256)`, snaplenBytes, SNAPLEN_DEFAULT)
     .addOption(new Option('--mode <mode>', 'packets: one record per packet, assembled in the kernel; events: one per hook hit')
       .choices(['events', 'packets']).default('packets'))
-    .option('--pcapng [file]', 'also export to pcapng when done (default: the trace file name with .pcapng)');
+    .option('--pcapng', 'also export to pcapng when done, next to the trace file (NAME.pcapng)');
   return addCaptureOptions(cmd)
     .addHelpText('after', `
 Examples:

@@ -24,8 +24,9 @@ export class WatchProcess {
   stderr = '';
   private exited: Promise<number | null>;
 
-  constructor(args: string[], prefix: string[] = []) {
-    const [cmd, argv] = prefix.length ? [prefix[0], [...prefix.slice(1), process.execPath, BIN, 'watch', ...args]] : [process.execPath, [BIN, 'watch', ...args]];
+  /** command: watch, record or top (all say "watching ..." once attached). */
+  constructor(args: string[], prefix: string[] = [], command = 'watch') {
+    const [cmd, argv] = prefix.length ? [prefix[0], [...prefix.slice(1), process.execPath, BIN, command, ...args]] : [process.execPath, [BIN, command, ...args]];
     this.child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (d) => (this.stdout += d));
     this.child.stderr!.on('data', (d) => (this.stderr += d));
@@ -35,7 +36,7 @@ export class WatchProcess {
   async ready(timeoutMs = 20_000): Promise<void> {
     const start = Date.now();
     while (!this.stderr.includes('watching ')) {
-      if (this.child.exitCode !== null) throw new Error(`watch exited early (${this.child.exitCode}): ${this.stderr}`);
+      if (this.child.exitCode !== null) throw new Error(`bpftrace-net exited early (${this.child.exitCode}): ${this.stderr}`);
       if (Date.now() - start > timeoutMs) throw new Error(`watch did not attach within ${timeoutMs} ms: ${this.stderr}`);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -78,16 +79,20 @@ export async function waitUntil(cond: () => boolean, timeoutMs = 5000): Promise<
   return true;
 }
 
-/** Runs `watch --json ARGS` around an action: attached before, stopped (Ctrl-C) after a settle. */
-export async function traceWhile(args: string[], action: () => void, opts: { settleMs?: number; readyMs?: number } = {}): Promise<WatchProcess> {
-  const w = new WatchProcess([...args, '--json']);
+/** Runs `watch --json ARGS` (or another command, as is) around an action: attached before,
+ * stopped (Ctrl-C) after a settle. */
+export async function traceWhile(
+  args: string[], action: () => void, opts: { settleMs?: number; readyMs?: number; command?: string } = {},
+): Promise<WatchProcess> {
+  const command = opts.command ?? 'watch';
+  const w = new WatchProcess(command === 'watch' ? [...args, '--json'] : args, [], command);
   try {
     await w.ready(opts.readyMs);
     action();
     await new Promise((r) => setTimeout(r, opts.settleMs ?? 600));
   } finally {
     const code = await w.stop();
-    if (code !== 0) throw new Error(`watch exited with ${code}: ${w.stderr}`);
+    if (code !== 0) throw new Error(`${command} exited with ${code}: ${w.stderr}`);
   }
   return w;
 }

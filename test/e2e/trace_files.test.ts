@@ -1,0 +1,136 @@
+/** record / watch -w -> replay and export, against the real kernel on the
+ * Docker-like lab, read back by the real tshark. */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerLikeLab } from '../../src/lab/dockerLike';
+import type { Traversal } from '../../src/model/traversal';
+import { runCli, traceWhile, WatchProcess } from '../support/cli';
+import { findIcmp, label } from '../support/hops';
+
+function tshark(file: string, fields: string[], filter?: string): string[][] {
+  const args = ['-r', file, '-T', 'fields', '-E', 'separator=\t', ...fields.flatMap((f) => ['-e', f]), ...(filter ? ['-Y', filter] : [])];
+  const r = spawnSync('tshark', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`tshark failed (${r.status}): ${r.stderr}`);
+  return r.stdout.split('\n').filter((l) => l).map((l) => l.split('\t'));
+}
+
+describe('trace files', () => {
+  let lab: DockerLikeLab;
+  let dir: string;
+  beforeAll(() => {
+    lab = new DockerLikeLab().create();
+    lab.ping(lab.containers[0].netns, lab.wanIp);
+    lab.ping(lab.containers[0].netns, lab.containers[1].ip);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bn-trace-'));
+  });
+  afterAll(() => {
+    lab?.destroy();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('replays what watch printed live, byte for byte, text and JSON', async () => {
+    const c1 = lab.containers[0];
+    const file = path.join(dir, 'watch.bnt');
+    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '-w', file]);
+    await w.ready();
+    lab.ping(c1.netns, lab.wanIp, 2);
+    lab.ping(c1.netns, lab.containers[1].ip, 1);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await w.stop()).toBe(0);
+    expect(w.stdout).toContain('ipv4 POSTROUTING nat');
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    const replay = runCli(['replay', file]);
+    expect(replay.code, replay.stderr).toBe(0);
+    expect(replay.stdout).toBe(w.stdout);
+    const json = runCli(['replay', file, '--json']);
+    const traversals = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as Traversal);
+    expect(findIcmp(traversals, 'request', c1.ip)!.hops.map(label)).toContain('ipv4 POSTROUTING nat');
+    expect(json.stderr).toMatch(/\d+ packets, \d+ events, 0 lost; recorded on /);
+  });
+
+  it('records in packets mode and exports every hop of container -> wan to pcapng that tshark reads, annotated', async () => {
+    const c1 = lab.containers[0];
+    const file = path.join(dir, 'record.bnt');
+    const rec = await traceWhile([lab.bridge, '--netns', lab.host, '-w', file, 'icmp'], () => lab.ping(c1.netns, lab.wanIp, 1), { command: 'record' });
+    expect(rec.stderr).toMatch(/(\d+) packets, (\d+) events, 0 lost.*wrote /);
+    const pcap = path.join(dir, 'record.pcapng');
+    const exp = runCli(['export', file, '-o', pcap]);
+    expect(exp.code, exp.stderr).toBe(0);
+    const records = Number(/(\d+) packet records/.exec(exp.stderr)![1]);
+    const rows = tshark(pcap, ['frame.packet_id', 'frame.interface_name', 'ip.src', 'ip.dst', 'frame.comment', 'icmp.type']);
+    expect(rows.length).toBe(records);
+    // The echo request's traversal: its id, its hops in order, its annotations.
+    const request = rows.find((r) => r[5] === '8' && r[2] === c1.ip)!;
+    const id = request[0];
+    const path_ = rows.filter((r) => r[0] === id);
+    const names = path_.map((r) => r[1]);
+    expect(names[0]).toBe(`${c1.hostVeth}@rx`);
+    for (const point of ['ipv4:raw:PREROUTING', 'ipv4:mangle:PREROUTING', 'ipv4:nat:PREROUTING', 'ipv4:mangle:FORWARD', 'ipv4:filter:FORWARD']) {
+      expect(names).toContain(`${c1.hostVeth}@${point}`);
+    }
+    expect(names).toContain(`${lab.uplink}@ipv4:nat:POSTROUTING`);
+    expect(names[names.length - 1]).toBe(`${lab.uplink}@tx`);
+    expect(path_.find((r) => r[1] === `${c1.hostVeth}@ipv4:filter:FORWARD`)![4]).toMatch(
+      new RegExp(`ipv4 FORWARD filter ACCEPT IN=${lab.bridge} OUT=${lab.uplink} PHYSIN=${c1.hostVeth}`),
+    );
+    expect(path_[path_.length - 1][4]).toContain(`=> left via ${lab.uplink}`);
+    // MASQUERADE: the container's address before nat POSTROUTING, the uplink's after, in one traversal.
+    expect(path_.find((r) => r[1] === `${lab.uplink}@ipv4:mangle:POSTROUTING`)![2]).toBe(c1.ip);
+    expect(path_.find((r) => r[1] === `${lab.uplink}@ipv4:nat:POSTROUTING`)![2]).toBe(lab.uplinkIp);
+    expect(path_.find((r) => r[1] === `${lab.uplink}@ipv4:nat:POSTROUTING`)![4]).toContain(`SNAT ${c1.ip} -> ${lab.uplinkIp}`);
+    // Direction flags and the interface description.
+    const flags = tshark(pcap, ['frame.interface_name', 'frame.p2p_dir', 'frame.interface_description'], `frame.packet_id == ${id}`);
+    expect(flags.find((r) => r[0] === `${lab.uplink}@tx`)![2]).toContain(`${lab.uplink} at tx`);
+  });
+
+  it('record --count stops by itself and leaves a complete file; --pcapng exports it', async () => {
+    const c1 = lab.containers[0];
+    const file = path.join(dir, 'count.bnt');
+    const rec = new WatchProcess([lab.bridge, '--netns', lab.host, '-w', file, '--count', '3', '--pcapng', 'icmp'], [], 'record');
+    await rec.ready();
+    lab.ping(c1.netns, lab.wanIp, 3);
+    const code = await Promise.race([rec.wait(), new Promise((r) => setTimeout(() => r('timeout'), 10_000))]);
+    if (code === 'timeout') await rec.stop('SIGKILL');
+    expect(code, rec.stderr).toBe(0);
+    expect(rec.stderr).toMatch(/wrote .*count\.pcapng/);
+    const replay = runCli(['replay', file, '--json']);
+    expect(replay.code, replay.stderr).toBe(0);
+    expect(replay.stdout.trim().split('\n').length).toBeGreaterThanOrEqual(3);
+    expect(tshark(file.replace(/\.bnt$/, '.pcapng'), ['frame.packet_id']).length).toBeGreaterThan(0);
+  });
+
+  it('a cut-short or corrupted file replays and exports its valid part, then names the byte offset', async () => {
+    const c1 = lab.containers[0];
+    const file = path.join(dir, 'cut.bnt');
+    await traceWhile([lab.bridge, '--netns', lab.host, '-w', file], () => lab.ping(c1.netns, lab.wanIp, 3), { command: 'record' });
+    const whole = fs.readFileSync(file);
+    const full = runCli(['replay', file, '--json']);
+    expect(full.code).toBe(0);
+    const all = full.stdout.trim().split('\n');
+
+    const cut = path.join(dir, 'cut-short.bnt');
+    fs.writeFileSync(cut, whole.subarray(0, Math.floor(whole.length * 0.8)));
+    const r = runCli(['replay', cut, '--json']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/cut-short\.bnt: truncated at byte \d+: /);
+    expect(r.stderr.trim().split('\n').pop()).not.toMatch(/\n\s+at /);
+    const partial = r.stdout.trim().split('\n').filter((l) => l);
+    expect(partial.length).toBeGreaterThan(0);
+    expect(partial.length).toBeLessThanOrEqual(all.length);
+
+    const e = runCli(['export', cut, '-o', path.join(dir, 'cut.pcapng')]);
+    expect(e.code).toBe(2);
+    expect(e.stderr).toMatch(/truncated at byte \d+/);
+    expect(tshark(path.join(dir, 'cut.pcapng'), ['frame.number']).length).toBeGreaterThan(0);
+
+    const bad = Buffer.from(whole);
+    bad.write('garbage!', 0);
+    fs.writeFileSync(path.join(dir, 'bad.bnt'), bad);
+    const b = runCli(['replay', path.join(dir, 'bad.bnt')]);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toMatch(/^bpftrace-net: .*bad\.bnt: (not a bpftrace-net trace|corrupt|truncated) at byte 0: /);
+  });
+});

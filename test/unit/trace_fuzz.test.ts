@@ -1,0 +1,141 @@
+/** Thousands of mutated trace files through replay and export: every one ends
+ * in traversals and at most one clear, located error; nothing throws anything
+ * else, nothing hangs. The seed file is built from synthetic kernel events by
+ * the real native encoder and the real frame writer. */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { forwardPathEvents, LAB, rawEvents } from '../../bench/synthetic';
+import type { ContextData } from '../../src/capture/context';
+import { BnError } from '../../src/errors';
+import { native } from '../../src/native';
+import { exportPcapng } from '../../src/output/pcapngExport';
+import { encodeFrame, traceHeader } from '../../src/trace/format';
+import { TraceFileError } from '../../src/trace/reader';
+import { replayTrace } from '../../src/trace/replay';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bn-fuzz-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const context: ContextData = {
+  netns: LAB.netns, bridgeIfindex: LAB.bridge,
+  links: [
+    { ifindex: LAB.bridge, name: 'br-d13c50d4c15b', kind: 'bridge' },
+    { ifindex: LAB.veth, name: 'vethdcc08d7', kind: 'veth', master: 'br-d13c50d4c15b' },
+    { ifindex: LAB.uplink, name: 'enp4s0', kind: '' },
+  ],
+  dropReasons: ['NOT_SPECIFIED', 'NO_SOCKET'], epochOffsetNs: 1.7e18, brNetfilter: { iptables: true, ip6tables: true },
+  routes: [{ prefix: '10.200.0.0/24', dev: 'enp4s0', family: 4 }],
+};
+
+function seedTrace(): Buffer {
+  const header = traceHeader(context, {
+    bridge: 'br-d13c50d4c15b', netns: '', backend: 'hooks', filter: '', snaplen: 0, mode: 'events', sampleEvery: 1,
+    command: 'test', toolVersion: 'test', ports: [LAB.veth], uplinks: [LAB.uplink],
+  });
+  const frames = [encodeFrame({ header })];
+  for (let b = 0; b < 4; b++) {
+    const events = [0, 1, 2].flatMap((i) => forwardPathEvents(b * 3 + i + 1, BigInt(1e9 + (b * 3 + i) * 1e6)));
+    const batch = native().encodeBatch(rawEvents(events), b, b);
+    frames.push(frameOfBatch(batch));
+    frames.push(encodeFrame({ loss: { lost: b, lostPerCpu: [b, 0] } }));
+  }
+  frames.push(encodeFrame({ symbols: { symbols: [{ address: '18446744071597545312' as unknown as number, name: 'br_handle_frame' }] } }));
+  frames.push(encodeFrame({ trailer: { events: 192, packets: 12, lost: 3 } }));
+  return Buffer.concat(frames);
+}
+
+/** A Batch's bytes as the native writer frames them: field 2 of TraceFrame. */
+function frameOfBatch(batch: Buffer): Buffer {
+  const varint = (n: number) => {
+    const out: number[] = [];
+    while (n >= 0x80) {
+      out.push((n & 0x7f) | 0x80);
+      n >>>= 7;
+    }
+    out.push(n);
+    return Buffer.from(out);
+  };
+  const body = Buffer.concat([Buffer.from([0x12]), varint(batch.length), batch]);
+  return Buffer.concat([varint(body.length), body]);
+}
+
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return (n: number) => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s % n;
+  };
+}
+
+function mutate(seed: Buffer, rand: (n: number) => number): Buffer {
+  const b = Buffer.from(seed);
+  switch (rand(5)) {
+    case 0: { // flip bits
+      const n = 1 + rand(8);
+      for (let i = 0; i < n; i++) b[rand(b.length)] ^= 1 << rand(8);
+      return b;
+    }
+    case 1: // cut short
+      return b.subarray(0, rand(b.length));
+    case 2: { // overwrite a span with random bytes
+      const at = rand(b.length);
+      for (let i = at; i < Math.min(b.length, at + 1 + rand(32)); i++) b[i] = rand(256);
+      return b;
+    }
+    case 3: { // delete a span
+      const at = rand(b.length);
+      return Buffer.concat([b.subarray(0, at), b.subarray(at + 1 + rand(64))]);
+    }
+    default: { // duplicate a span
+      const at = rand(b.length);
+      const span = b.subarray(at, at + 1 + rand(64));
+      return Buffer.concat([b.subarray(0, at), span, span, b.subarray(at + span.length)]);
+    }
+  }
+}
+
+describe('trace file fuzzing', () => {
+  const seed = seedTrace();
+
+  it('the seed itself replays cleanly', () => {
+    const file = path.join(dir, 'seed.bnt');
+    fs.writeFileSync(file, seed);
+    const r = replayTrace(file, { traversal: () => undefined });
+    expect(r.error).toBeUndefined();
+    expect(r.traversals).toBe(12);
+    expect(r.events).toBe(192);
+  });
+
+  it('replay and export survive 3000 mutated files with at most one located error each', () => {
+    const rand = rng(20261126);
+    const file = path.join(dir, 'mutant.bnt');
+    const out = path.join(dir, 'mutant.pcapng');
+    const errors = new Map<string, number>();
+    for (let i = 0; i < 3000; i++) {
+      fs.writeFileSync(file, mutate(seed, rand));
+      for (const run of [
+        () => replayTrace(file, { traversal: () => undefined }).error,
+        () => exportPcapng(file, out).error,
+      ]) {
+        let error: Error | undefined;
+        try {
+          error = run();
+        } catch (err) {
+          error = err as Error;
+          if (!(err instanceof BnError)) throw new Error(`mutant ${i} threw ${(err as Error).stack}`);
+        }
+        if (error) {
+          expect(error).toBeInstanceOf(TraceFileError);
+          expect(error.message).toMatch(/ at byte \d+: \S/);
+          const kind = (error as TraceFileError).code;
+          errors.set(kind, (errors.get(kind) ?? 0) + 1);
+        }
+      }
+    }
+    // The mutations reach every kind of failure, not just one.
+    expect(errors.get('TRACE_TRUNCATED')).toBeGreaterThan(100);
+    expect(errors.get('TRACE_CORRUPT')).toBeGreaterThan(100);
+  }, 120_000);
+});
