@@ -20,6 +20,8 @@
 namespace {
 
 const char kNetfilterSection[] = "netfilter";
+// Slots sit one above a table's priority; the next tables are 50 or more away.
+constexpr int32_t kPriorityRetries = 16;
 // Without this one a function-tracing backend sees no hook at all.
 const char kRequiredFunction[] = "nf_hook_slow";
 
@@ -219,7 +221,11 @@ bool Tracer::AttachNetfilter(TraceError* error) {
     const char* name = SlotProgramName(a.slot);
     bpf_program* prog = name ? bpf_object__find_program_by_name(obj_, name) : nullptr;
     if (!prog) return Fail(error, "INVALID_ARGUMENT", "no netfilter program for slot " + std::to_string(a.slot));
-    int fd = CreateNetfilterLink(bpf_program__fd(prog), a.family, a.hook, a.priority);
+    // The kernel allows one BPF program per hook and priority: another tracer
+    // (a second watch, a top) already there pushes this one a little later.
+    int fd = -EBUSY;
+    for (int32_t shift = 0; shift < kPriorityRetries && fd == -EBUSY; shift++)
+      fd = CreateNetfilterLink(bpf_program__fd(prog), a.family, a.hook, a.priority + shift);
     if (fd < 0)
       return Fail(error, "NETFILTER_LINK",
                   "cannot attach a BPF netfilter link (family " + std::to_string(a.family) + ", hook " +

@@ -73,6 +73,7 @@ export async function runUntilStopped(
   capture: LiveCapture,
   duration: number | undefined,
   started: (finish: () => void) => void,
+  beforeStop?: () => void,
 ): Promise<CaptureStats> {
   let finish: () => void = () => undefined;
   let failure: Error | undefined;
@@ -92,6 +93,7 @@ export async function runUntilStopped(
     await done;
   } finally {
     if (timer) clearTimeout(timer);
+    beforeStop?.();
     stats = await capture.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

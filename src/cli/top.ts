@@ -35,14 +35,20 @@ export async function collectTop(
   let last: TopSnapshot | undefined;
   const take = () => (last = table.snapshot(capture.readPaths(), Date.now(), lost));
   let refreshes = 0;
+  let attached = false;
   try {
     await runUntilStopped(capture, opts.duration, (finish) => {
+      attached = true;
       onStarted(describeStart(view, backend));
       take();
       timer = setInterval(() => {
         onSnapshot(take());
         if (opts.iterations !== undefined && ++refreshes >= opts.iterations) finish();
       }, opts.interval * 1000);
+    }, () => {
+      if (timer) clearInterval(timer);
+      // Stopped between refreshes (Ctrl-C, --duration): the counts up to now.
+      if (attached && (opts.iterations === undefined || refreshes < opts.iterations)) onSnapshot(take());
     });
   } finally {
     if (timer) clearInterval(timer);
