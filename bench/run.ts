@@ -9,6 +9,7 @@ import { decodeBatch } from '../src/decode';
 import { DockerLikeLab } from '../src/lab/dockerLike';
 import { buildTraversal, ModelContext } from '../src/model/build';
 import { native } from '../src/native';
+import { replayTrace } from '../src/trace/replay';
 import { forwardPathEvents, LAB, rawEvents } from './synthetic';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -30,45 +31,81 @@ function rxPackets(lab: DockerLikeLab): number {
   return Number(lab.exec(lab.wan, 'cat', ['/sys/class/net/eth0/statistics/rx_packets']).trim());
 }
 
-/** 64-byte UDP frames from the first container to the wan, for SECONDS. */
-async function blast(lab: DockerLikeLab): Promise<number> {
+/** 64-byte UDP frames from the first container to the wan, for SECONDS, as fast as
+ * one sender goes or at an offered `rate` ("150kpps"); returns delivered packets/s. */
+async function blast(lab: DockerLikeLab, rate?: string, seconds = SECONDS): Promise<number> {
   const c1 = lab.containers[0];
   const conf = path.join(os.tmpdir(), `bn-trafgen-${process.pid}.cfg`);
   fs.writeFileSync(conf, `{ eth(da=02:42:ed:1a:30:67, sa=${c1.mac}), ipv4(saddr=${c1.ip}, daddr=${lab.wanIp}, ttl=64), udp(sp=4000, dp=9), fill(0x00, 18) }\n`);
   const before = rxPackets(lab);
   // trafgen forks a sender per CPU: timeout stops the whole process group.
-  const gen = spawn('ip', ['netns', 'exec', c1.netns, 'timeout', String(SECONDS), 'trafgen', '--dev', 'eth0', '--conf', conf, '--cpus', '1', '--no-sock-mem'], { stdio: 'ignore' });
+  const gen = spawn('ip', ['netns', 'exec', c1.netns, 'timeout', String(seconds), 'trafgen', '--dev', 'eth0', '--conf', conf, '--cpus', '1', '--no-sock-mem', ...(rate ? ['--rate', rate] : [])], { stdio: 'ignore' });
   const code = await new Promise((r) => gen.on('exit', r));
-  if (code !== 124) throw new Error(`trafgen ended with ${code} before its ${SECONDS} s`);
+  if (code !== 124) throw new Error(`trafgen ended with ${code} before its ${seconds} s`);
   await sleep(200);
   fs.rmSync(conf, { force: true });
-  return (rxPackets(lab) - before) / SECONDS;
+  return (rxPackets(lab) - before) / seconds;
 }
 
-async function traced(lab: DockerLikeLab, args: string[]): Promise<{ pps: number; lost: number; captured: number; rssMb: number }> {
-  const w: ChildProcess = spawn(process.execPath, [BIN, 'watch', lab.bridge, '--netns', lab.host, '--json', '--ring-size', '64M', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+interface TracedRun {
+  pps: number;
+  lost: number;
+  captured: number;
+  rssMb: number;
+  rssSeries: number[];
+  stderr: string;
+  stdout: string;
+}
+
+/** One bpftrace-net command attached to the lab while trafgen blasts (at `rate`, if given). */
+async function traced(
+  lab: DockerLikeLab, command: string, args: string[], opts: { rate?: string; seconds?: number } = {},
+): Promise<TracedRun> {
+  const w: ChildProcess = spawn(process.execPath, [BIN, command, lab.bridge, '--netns', lab.host, '--ring-size', '64M', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
+  let stdout = '';
   w.stderr!.on('data', (d) => (stderr += d));
+  // Read and count, never keep: watch's output at full rate is gigabytes.
+  let lastLine = '';
+  w.stdout!.on('data', (d: Buffer) => {
+    const text = d.toString();
+    const nl = text.lastIndexOf('\n', text.length - 2);
+    lastLine = nl >= 0 ? text.slice(nl + 1) : lastLine + text;
+  });
   while (!stderr.includes('watching ')) {
-    if (w.exitCode !== null) throw new Error(`watch failed: ${stderr}`);
+    if (w.exitCode !== null) throw new Error(`${command} failed: ${stderr}`);
     await sleep(50);
   }
   let peakKb = 0;
+  let ticks = 0;
+  const rssSeries: number[] = [];
   const rssTimer = setInterval(() => {
     try {
-      const hwm = /VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${w.pid}/status`, 'utf8'));
+      const status = fs.readFileSync(`/proc/${w.pid}/status`, 'utf8');
+      const hwm = /VmHWM:\s+(\d+)/.exec(status);
       if (hwm) peakKb = Math.max(peakKb, Number(hwm[1]));
+      // Every 30 s: the series shows whether memory stays flat.
+      const rss = /VmRSS:\s+(\d+)/.exec(status);
+      if (rss && ++ticks % 150 === 0) rssSeries.push(Math.round(Number(rss[1]) / 1024));
     } catch {
       // exited
     }
   }, 200);
   const exited = new Promise((r) => w.on('exit', r));
-  const pps = await blast(lab);
+  const pps = await blast(lab, opts.rate, opts.seconds);
   w.kill('SIGINT');
   await exited;
   clearInterval(rssTimer);
+  stdout = lastLine;
   const s = /(\d+) packets, (\d+) events, (\d+) lost/.exec(stderr);
-  return { pps, captured: s ? Number(s[1]) : 0, lost: s ? Number(s[3]) : -1, rssMb: Math.round(peakKb / 1024) };
+  let captured = s ? Number(s[1]) : 0;
+  let lost = s ? Number(s[3]) : -1;
+  if (command === 'top') {
+    const snap = JSON.parse(stdout.trim()) as { totalPackets: number; lost: number };
+    captured = snap.totalPackets;
+    lost = snap.lost;
+  }
+  return { pps, captured, lost, rssMb: Math.round(peakKb / 1024), rssSeries, stderr, stdout };
 }
 
 /** The notes' method: a LOG rule at the top of every chain of every table. */
@@ -122,47 +159,117 @@ function tsThroughput(): number {
   return Math.round(events / secs);
 }
 
+/** Decode + correlate + model of a trace recorded from the lab, on one core. */
+function recordedThroughput(file: string): { eventsPerS: number; events: number } {
+  const start = process.hrtime.bigint();
+  const r = replayTrace(file, { traversal: () => undefined });
+  const secs = Number(process.hrtime.bigint() - start) / 1e9;
+  return { eventsPerS: Math.round(r.events / secs), events: r.events };
+}
+
+const OFFERED = ['50kpps', '100kpps', '150kpps', '200kpps', '250kpps', '300kpps'];
+
+interface Target {
+  what: string;
+  target: string;
+  measured: number | undefined;
+  ok: (v: number) => boolean;
+}
+
 async function main(): Promise<void> {
+  const soak = process.argv.includes('--soak');
   const lab = new DockerLikeLab({ containers: 1 }).create();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bn-bench-'));
   try {
     lab.exec(lab.wan, 'iptables', ['-A', 'INPUT', '-p', 'udp', '--dport', '9', '-j', 'DROP']);
     lab.ping(lab.containers[0].netns, lab.wanIp);
     progress(`untraced, ${SECONDS} s`);
     const untraced1 = await blast(lab);
     const configs: Config[] = [];
-    progress('traced, a filter that matches nothing');
-    const miss = await traced(lab, ['tcp', 'port', '1']);
-    configs.push({ name: 'filter-miss', pps: miss.pps, lost: miss.lost, captured: miss.captured, peak_rss_mb: miss.rssMb });
-    progress('traced, every event');
-    const events = await traced(lab, []);
-    configs.push({ name: 'events', pps: events.pps, lost: events.lost, captured: events.captured, peak_rss_mb: events.rssMb });
+    const run = async (name: string, command: string, args: string[]) => {
+      progress(name);
+      const r = await traced(lab, command, args);
+      configs.push({ name, pps: r.pps, lost: r.lost, captured: r.captured, peak_rss_mb: r.rssMb });
+      return r;
+    };
+    await run('filter-miss', 'watch', ['--json', 'tcp', 'port', '1']);
+    await run('top', 'top', ['--json', '--interval', '1']);
+    const recordFile = path.join(tmp, 'record.bnt');
+    await run('record', 'record', ['-w', recordFile]);
+    const recordedBytes = fs.statSync(recordFile).size;
+    await run('events', 'watch', ['--json', '--mode', 'events']);
+    await run('packets', 'watch', ['--json', '--mode', 'packets']);
     progress('LOG rules in every chain (the notes\' method)');
     configs.push({ name: 'log-rules', pps: await withLogRules(lab) });
     progress('untraced again');
     const untraced2 = await blast(lab);
-    progress('decode + correlate in TypeScript');
     const untraced = (untraced1 + untraced2) / 2;
     for (const c of configs) c.ratio = Number((c.pps / untraced).toFixed(3));
+
+    progress('record at fixed offered loads');
+    const offered: { offered: string; delivered_pps: number; captured: number; lost: number }[] = [];
+    for (const rate of OFFERED) {
+      const r = await traced(lab, 'record', ['-w', path.join(tmp, `offered-${rate}.bnt`)], { rate });
+      offered.push({ offered: rate, delivered_pps: Math.round(r.pps), captured: r.captured, lost: r.lost });
+      fs.rmSync(path.join(tmp, `offered-${rate}.bnt`), { force: true });
+      if (r.lost > 0) break;
+    }
+    const lossless = offered.filter((o) => o.lost === 0 && o.captured > 0);
+    const losslessPps = lossless.length ? Math.max(...lossless.map((o) => o.delivered_pps)) : 0;
+
+    progress('decode + correlate in TypeScript');
+    const recorded = recordedThroughput(recordFile);
+    let soakResult: { seconds: number; rss_mb: number[]; peak_rss_mb: number; pps: number; lost: number } | undefined;
+    if (soak) {
+      progress('soak: watch --mode packets at full rate for 5 minutes');
+      const r = await traced(lab, 'watch', ['--json', '--mode', 'packets'], { seconds: SOAK_SECONDS });
+      soakResult = { seconds: SOAK_SECONDS, rss_mb: r.rssSeries, peak_rss_mb: r.rssMb, pps: Math.round(r.pps), lost: r.lost };
+    }
+
+    const find = (n: string) => configs.find((c) => c.name === n);
     const result = {
       seconds_per_config: SECONDS,
       untraced_pps: Math.round(untraced),
       untraced_runs_pps: [Math.round(untraced1), Math.round(untraced2)],
       configs: configs.map((c) => ({ ...c, pps: Math.round(c.pps) })),
-      ts_events_per_s: tsThroughput(),
-      peak_rss_mb: Math.max(...configs.map((c) => c.peak_rss_mb ?? 0)),
-      not_measured: ['top', 'record', 'lossless_record_pps: packets mode and top are not built yet'],
+      record_bytes_per_s: Math.round(recordedBytes / SECONDS),
+      offered_loads: offered,
+      lossless_record_pps: losslessPps,
+      ts_events_per_s: recorded.eventsPerS,
+      ts_events_replayed: recorded.events,
+      ts_synthetic_events_per_s: tsThroughput(),
+      peak_rss_mb: soakResult?.peak_rss_mb ?? Math.max(...configs.map((c) => c.peak_rss_mb ?? 0)),
+      soak: soakResult ?? 'not run (npm run bench -- --soak)',
     };
+    const targets: Target[] = [
+      { what: 'filter-miss ratio', target: '>= 0.95', measured: find('filter-miss')?.ratio, ok: (v) => v >= 0.95 },
+      { what: 'top ratio', target: '>= 0.90', measured: find('top')?.ratio, ok: (v) => v >= 0.9 },
+      { what: 'record ratio', target: '>= 0.75', measured: find('record')?.ratio, ok: (v) => v >= 0.75 },
+      { what: 'events ratio', target: '>= 0.60', measured: find('events')?.ratio, ok: (v) => v >= 0.6 },
+      { what: 'lossless record pps', target: '>= 250000', measured: losslessPps, ok: (v) => v >= 250000 },
+      { what: 'TS events/s', target: '>= 1000000', measured: recorded.eventsPerS, ok: (v) => v >= 1e6 },
+      { what: 'peak RSS MB', target: '<= 300', measured: result.peak_rss_mb, ok: (v) => v <= 300 },
+    ];
     console.log(`untraced: ${result.untraced_pps} pps (runs ${result.untraced_runs_pps.join(', ')})`);
     console.log('config        pps       ratio  lost      captured  rss MB');
     for (const c of result.configs) {
       console.log(`${c.name.padEnd(12)}  ${String(c.pps).padEnd(8)}  ${String(c.ratio).padEnd(5)}  ${String(c.lost ?? '-').padEnd(8)}  ${String(c.captured ?? '-').padEnd(8)}  ${c.peak_rss_mb ?? '-'}`);
     }
-    console.log(`TS decode+correlate+model: ${result.ts_events_per_s} events/s on one core`);
-    fs.writeFileSync(path.join(ROOT, 'bench', 'results.json'), `${JSON.stringify(result, null, 2)}\n`);
+    console.log(`record at offered loads: ${offered.map((o) => `${o.offered} -> ${o.delivered_pps} pps, lost ${o.lost}`).join('; ')}`);
+    console.log(`TS decode+correlate+model on a recorded trace: ${result.ts_events_per_s} events/s (synthetic: ${result.ts_synthetic_events_per_s})`);
+    console.log('target                 wanted      measured  ');
+    for (const t of targets) {
+      const verdict = t.measured === undefined ? 'not measured' : t.ok(t.measured) ? 'met' : 'MISSED';
+      console.log(`${t.what.padEnd(22)} ${t.target.padEnd(11)} ${String(t.measured ?? '-').padEnd(9)} ${verdict}`);
+    }
+    fs.writeFileSync(path.join(ROOT, 'bench', 'results.json'), `${JSON.stringify({ ...result, targets: targets.map((t) => ({ what: t.what, target: t.target, measured: t.measured, met: t.measured !== undefined && t.ok(t.measured) })) }, null, 2)}\n`);
   } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
     lab.destroy();
   }
 }
+
+const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 300);
 
 main().catch((err) => {
   process.stderr.write(`bench: ${(err as Error).message}\n`);

@@ -7,6 +7,7 @@
 #include "encoder.h"
 
 #include "kernel_probe.h"
+#include "netns_links.h"
 #include "packet_filter.h"
 #include "trace_session.h"
 
@@ -69,7 +70,52 @@ Napi::Value CompileFilterJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(insns.size()));
 }
 
+Napi::Error CodedError(Napi::Env env, const char* code, const std::string& message) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  return error;
+}
+
+// netnsIds(fromPath, targets): the nsid the netns at fromPath ("" = ours)
+// gives each netns file in targets, -1 where none.
+Napi::Value NetnsIdsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsArray())
+    throw Napi::TypeError::New(env, "netnsIds(fromPath: string, targets: string[])");
+  Napi::Array list = info[1].As<Napi::Array>();
+  std::vector<std::string> targets;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    if (!list.Get(i).IsString()) throw Napi::TypeError::New(env, "netnsIds: targets must be strings");
+    targets.push_back(list.Get(i).As<Napi::String>().Utf8Value());
+  }
+  std::vector<int32_t> ids;
+  std::string error;
+  if (!NetnsIds(info[0].As<Napi::String>().Utf8Value(), targets, &ids, &error)) throw CodedError(env, "NETNS", error);
+  Napi::Array out = Napi::Array::New(env, ids.size());
+  for (uint32_t i = 0; i < ids.size(); i++) out.Set(i, ids[i]);
+  return out;
+}
+
+// linksIn(path): [{ifindex, name}] of the netns at path.
+Napi::Value LinksInJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "linksIn(path: string)");
+  std::vector<NamedLink> links;
+  std::string error;
+  if (!LinksIn(info[0].As<Napi::String>().Utf8Value(), &links, &error)) throw CodedError(env, "NETNS", error);
+  Napi::Array out = Napi::Array::New(env, links.size());
+  for (uint32_t i = 0; i < links.size(); i++) {
+    Napi::Object l = Napi::Object::New(env);
+    l.Set("ifindex", links[i].ifindex);
+    l.Set("name", links[i].name);
+    out.Set(i, l);
+  }
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("netnsIds", Napi::Function::New(env, NetnsIdsJs));
+  exports.Set("linksIn", Napi::Function::New(env, LinksInJs));
   exports.Set("compileFilter", Napi::Function::New(env, CompileFilterJs));
   exports.Set("TraceSession", TraceSession::Define(env));
   exports.Set("probeKernel", Napi::Function::New(env, ProbeKernelJs));

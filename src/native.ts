@@ -84,6 +84,10 @@ export interface NativeAddon {
   /** Classic BPF instruction count; throws with code BAD_FILTER and libpcap's message. */
   compileFilter(expression: string): number;
   eventSize: number;
+  /** The nsid the netns at fromPath ('' = ours) gives each netns file in targets; -1 where none. */
+  netnsIds(fromPath: string, targets: string[]): number[];
+  /** Links of the netns at path, asked over netlink from a thread inside it. */
+  linksIn(path: string): { ifindex: number; name: string }[];
 }
 
 /** The checkout: the same from src/ (tests) and dist/src/ (the installed CLI). */
