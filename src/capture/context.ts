@@ -39,6 +39,7 @@ export function captureContextData(view: BridgeView): ContextData {
 /** symbol: kernel address -> name (live: /proc/kallsyms; replay: the file's symbol table). */
 export function modelContextFrom(data: ContextData, symbol: (addr: bigint) => string | undefined): ModelContext {
   const names = new Map(data.links.map((l) => [l.ifindex, l.name]));
+  const byName = new Map(data.links.filter((l) => l.container).map((l) => [l.name, l]));
   const routes = RouteTable.fromRoutes(data.routes);
   return {
     netns: data.netns,
@@ -50,6 +51,10 @@ export function modelContextFrom(data: ContextData, symbol: (addr: bigint) => st
     toEpochNs: (ts) => ts + data.epochOffsetNs,
     brNetfilter: data.brNetfilter,
     route: (dst) => routes.lookup(dst),
+    deviceInfo: (name) => {
+      const l = byName.get(name);
+      return l?.container ? { ifindex: l.ifindex, container: l.container } : undefined;
+    },
   };
 }
 

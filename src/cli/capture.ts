@@ -11,6 +11,7 @@ import { native, projectRoot } from '../native';
 import type { TraceMeta } from '../trace/format';
 import { requirePrivileges } from '../system/privileges';
 import { BridgeView, describeBridge } from '../topology/links';
+import { attachContainers } from '../topology/containers';
 import { resolveNetns } from '../topology/netns';
 import { markFilter, positiveNumber, powerOfTwoBytes, sampleRate } from './options';
 
@@ -22,6 +23,7 @@ export interface CaptureCliOptions {
   ringSize?: number;
   mark?: { value: number; mask: number };
   sample?: number;
+  dockerHost?: string;
 }
 
 export function addCaptureOptions(cmd: Command): Command {
@@ -33,7 +35,8 @@ export function addCaptureOptions(cmd: Command): Command {
       (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--ring-size <bytes>', 'kernel ring buffer size, a power of two (e.g. 16M)', powerOfTwoBytes)
     .option('--mark <value[/mask]>', 'only packets whose mark matches', markFilter)
-    .option('--sample <1/N>', 'follow one matching packet in N, at random', sampleRate);
+    .option('--sample <1/N>', 'follow one matching packet in N, at random', sampleRate)
+    .option('--docker-host <socket>', 'Docker Engine API socket for container names (default: $DOCKER_HOST, /var/run/docker.sock)');
 }
 
 /** A malformed expression is refused before anything is loaded, in libpcap's words. */
@@ -51,15 +54,16 @@ export interface PreparedCapture {
   capture: LiveCapture;
 }
 
-export function prepareCapture(
+export async function prepareCapture(
   bridge: string,
   filter: string,
   opts: CaptureCliOptions,
   more: Partial<CaptureOptions> = {},
-): PreparedCapture {
+): Promise<PreparedCapture> {
   if (filter) checkFilter(filter);
   requirePrivileges();
   const view = describeBridge(resolveNetns(opts.netns), bridge, opts.uplink);
+  await attachContainers(view.netns, view.links.values(), opts.dockerHost);
   const backend = selectBackend(opts.backend, native().probeKernel());
   const capture = new LiveCapture(view, {
     backend: backend.backend, ringBytes: opts.ringSize, filter, mark: opts.mark, sampleEvery: opts.sample, ...more,

@@ -8,6 +8,7 @@ import { formatJsonLine } from '../output/json';
 import { formatTraversal } from '../output/text';
 import { requirePrivileges } from '../system/privileges';
 import { describeBridge } from '../topology/links';
+import { attachContainers } from '../topology/containers';
 import { resolveNetns } from '../topology/netns';
 
 const SETTLE_MS = 500;
@@ -25,7 +26,9 @@ export async function collectDemo(say: (line: string) => void): Promise<Traversa
     const [c1, c2] = lab.containers;
     say(`lab: bridge ${lab.bridge} in netns ${lab.host}; ${c1.name} ${c1.ip} on ${c1.hostVeth}, ${c2.name} ${c2.ip} on ${c2.hostVeth}; uplink ${lab.uplink} -> wan ${lab.wanIp} (MASQUERADE)`);
     say(backend.why);
-    const capture = new LiveCapture(describeBridge(resolveNetns(lab.host), lab.bridge), { backend: backend.backend, idleTimeoutMs: 1000 });
+    const view = describeBridge(resolveNetns(lab.host), lab.bridge);
+    await attachContainers(view.netns, view.links.values());
+    const capture = new LiveCapture(view, { backend: backend.backend, idleTimeoutMs: 1000 });
     capture.on('traversal', (t: Traversal) => seen.push(t));
     await capture.start();
     try {

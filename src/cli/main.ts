@@ -3,17 +3,19 @@ import { asBnError } from '../errors';
 import { demoCommand } from './demo';
 import { doctorCommand } from './doctor';
 import { exportCommand } from './export';
+import { portsCommand } from './ports';
 import { recordCommand } from './record';
 import { replayCommand } from './replay';
 import { topCommand } from './top';
 import { watchCommand } from './watch';
+import { whoisCommand } from './whois';
 
 export function program(): Command {
   const root = new Command('bpftrace-net')
     .description('eBPF packet-path tracer for Linux bridges and netfilter: no LOG rules, no ruleset changes')
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str) });
-  for (const cmd of [watchCommand(), topCommand(), recordCommand(), replayCommand(), exportCommand(), doctorCommand(), demoCommand()]) root.addCommand(cmd.exitOverride());
+  for (const cmd of [watchCommand(), topCommand(), recordCommand(), replayCommand(), exportCommand(), portsCommand(), whoisCommand(), doctorCommand(), demoCommand()]) root.addCommand(cmd.exitOverride());
   return root;
 }
 

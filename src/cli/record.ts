@@ -27,7 +27,7 @@ export async function collectRecord(
   progress: (stats: CaptureStats | undefined, elapsedS: number) => void,
   onStarted: (text: string) => void,
 ): Promise<CaptureStats> {
-  const { view, backend, capture } = prepareCapture(bridge, filter, opts, {
+  const { view, backend, capture } = await prepareCapture(bridge, filter, opts, {
     mode: opts.mode, snaplen: opts.snaplen, tracePath: opts.write, deliverBatches: false,
   });
   const recorder = new TraceRecorder(opts.write, capture);

@@ -23,7 +23,7 @@ export async function collectTop(
   onSnapshot: (s: TopSnapshot) => void,
   onStarted: (text: string) => void,
 ): Promise<TopSnapshot> {
-  const { view, backend, capture } = prepareCapture(bridge, filter, opts, { mode: 'top', idleTimeoutMs: 1000 });
+  const { view, backend, capture } = await prepareCapture(bridge, filter, opts, { mode: 'top', idleTimeoutMs: 1000 });
   const table = new PathTable();
   let lost = 0;
   capture.on('traversal', (t: Traversal, packet: ClosedPacket) => {

@@ -32,7 +32,7 @@ export async function collectWatch(
   onTraversal: (t: Traversal) => void,
   status: WatchStatus,
 ): Promise<CaptureStats> {
-  const { view, backend, capture } = prepareCapture(bridge, filter, opts, {
+  const { view, backend, capture } = await prepareCapture(bridge, filter, opts, {
     mode: opts.mode, tracePath: opts.write, snaplen: opts.write ? opts.snaplen : 0,
   });
   const recorder = opts.write ? new TraceRecorder(opts.write, capture) : undefined;

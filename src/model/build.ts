@@ -3,7 +3,7 @@
 import { EventKind, KernelEvent } from '../decode';
 import { familyName, hookName, slotById, tableAfter, verdictName } from './hooks';
 import { ctStateName, describePacket, formatAddress, natTableConsulted, protoName } from './packet';
-import type { Branch, Decision, Hop, HookRun, Traversal, TraversalEnd } from './traversal';
+import type { Branch, Decision, DeviceInfo, Hop, HookRun, Traversal, TraversalEnd } from './traversal';
 
 export interface ModelContext {
   /** The traced netns (inode) and its bridge. */
@@ -17,6 +17,8 @@ export interface ModelContext {
   toEpochNs(ts: number): number;
   /** The route the netns' table has for a destination, where known. */
   route?(dst: string): { prefix: string; dev?: string; via?: string } | undefined;
+  /** What sits behind a device of the traced netns (a port's container), where known. */
+  deviceInfo?(name: string): DeviceInfo | undefined;
   /** br_netfilter's bridge-nf-call-* switches in the traced netns, where known. */
   brNetfilter?: { iptables: boolean | undefined; ip6tables: boolean | undefined };
 }
@@ -365,5 +367,22 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
     branches,
     lost,
     missing: missingEvents(sorted),
+    devices: devicesOf(hops, end, branches, ctx),
   };
+}
+
+/** The devices a traversal names that have something behind them (containers). */
+function devicesOf(hops: Hop[], end: TraversalEnd, branches: Branch[], ctx: ModelContext): Record<string, DeviceInfo> {
+  const out: Record<string, DeviceInfo> = {};
+  if (!ctx.deviceInfo) return out;
+  const names = new Set<string>();
+  for (const h of [...hops, ...branches.flatMap((b) => b.hops)]) {
+    for (const n of [h.in, h.out, h.physin, h.physout]) if (n) names.add(n);
+  }
+  for (const e of [end, ...branches.map((b) => b.end)]) if (e.dev) names.add(e.dev);
+  for (const n of names) {
+    const info = ctx.deviceInfo(n);
+    if (info) out[n] = info;
+  }
+  return out;
 }

@@ -74,6 +74,20 @@ export interface Branch {
   end: TraversalEnd;
 }
 
+/** A device named in a traversal and who sits behind it. */
+export interface DeviceInfo {
+  ifindex: number;
+  container: {
+    id: string;
+    name: string;
+    image: string;
+    /** docker, containerd, kubernetes, cri-o, podman, netns (a named netns), process */
+    runtime: string;
+    pid?: number;
+    netns: string;
+  };
+}
+
 export interface Traversal {
   id: number;
   ts: number;
@@ -94,4 +108,6 @@ export interface Traversal {
   lost: number;
   /** Events of this packet that were lost: its hops are incomplete. */
   missing: number;
+  /** Devices named above that have a container (or netns) behind them, by name. */
+  devices?: Record<string, DeviceInfo>;
 }

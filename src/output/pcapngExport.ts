@@ -10,7 +10,7 @@ import { contextFromHeader } from '../trace/format';
 import type { TraceFileError } from '../trace/reader';
 import { replayTrace } from '../trace/replay';
 import { BnError } from '../errors';
-import { formatEnd, formatHop } from './text';
+import { deviceLabel, formatEnd, formatHop } from './text';
 import {
   DIRECTION_INBOUND, DIRECTION_OUTBOUND, enhancedPacket, interfaceDescription, LINKTYPE_ETHERNET, LINKTYPE_RAW, sectionHeader,
 } from './pcapng';
@@ -124,6 +124,7 @@ class PcapngExporter {
     const hopsByTs = new Map<number, Hop>();
     for (const h of [...t.hops, ...t.branches.flatMap((b) => b.hops)]) if (h.observed && !hopsByTs.has(h.ts)) hopsByTs.set(h.ts, h);
     const decisions = [...t.decisions];
+    const label = deviceLabel(t);
     const copies = [packet.events, ...packet.branches];
     const blocks: Buffer[] = [];
     copies.forEach((events, copy) => {
@@ -137,7 +138,7 @@ class PcapngExporter {
         const id = this.interfaceId(name, linktype, `${dev} at ${point.replace(/:/g, ' ')}, traced by bpftrace-net`);
         const notes: string[] = [];
         const where = copy ? `#${t.id} copy ${copy}` : `#${t.id}`;
-        notes.push(hop ? `${where} ${formatHop(hop, prev).trim().replace(/\s{2,}/g, ' ')}` : `${where} ${pointText(e, point)} on ${dev}`);
+        notes.push(hop ? `${where} ${formatHop(hop, prev, label).trim().replace(/\s{2,}/g, ' ')}` : `${where} ${pointText(e, point)} on ${dev}`);
         if (hop) prev = { src: hop.src ?? prev.src, dst: hop.dst ?? prev.dst };
         while (copy === 0 && decisions.length && decisions[0].ts <= e.ts) notes.push(`* ${decisions.shift()!.text}`);
         const last = i === events.length - 1;

@@ -6,12 +6,24 @@ function clock(iso: string): string {
   return iso.slice(11, 23);
 }
 
-function devices(h: Hop): string {
+/** A device name with the container behind it: "vethdcc08d7 (web-1)". */
+export type DeviceLabel = (name: string) => string;
+
+export function deviceLabel(t: Pick<Traversal, 'devices'>): DeviceLabel {
+  return (name) => {
+    const c = t.devices?.[name]?.container;
+    return c ? `${name} (${c.name})` : name;
+  };
+}
+
+const plain: DeviceLabel = (name) => name;
+
+function devices(h: Hop, label: DeviceLabel): string {
   const parts: string[] = [];
-  if (h.in) parts.push(`IN=${h.in}`);
-  if (h.out) parts.push(`OUT=${h.out}`);
-  if (h.physin) parts.push(`PHYSIN=${h.physin}`);
-  if (h.physout) parts.push(`PHYSOUT=${h.physout}`);
+  if (h.in) parts.push(`IN=${label(h.in)}`);
+  if (h.out) parts.push(`OUT=${label(h.out)}`);
+  if (h.physin) parts.push(`PHYSIN=${label(h.physin)}`);
+  if (h.physout) parts.push(`PHYSOUT=${label(h.physout)}`);
   return parts.join(' ');
 }
 
@@ -23,11 +35,11 @@ function rewrites(h: Hop, prev: { src: string | null; dst: string | null }): str
   return parts.length ? `  [${parts.join(', ')}]` : '';
 }
 
-export function formatHop(h: Hop, prev: { src: string | null; dst: string | null }): string {
+export function formatHop(h: Hop, prev: { src: string | null; dst: string | null }, label: DeviceLabel = plain): string {
   const table = `${h.table ?? '?'}${h.inferred?.includes('table') ? '?' : ''}`;
   const where = h.family === 'netdev' ? h.hook : `${h.family} ${h.hook} ${table}${h.chain && h.chain !== h.hook ? `/${h.chain}` : ''}`;
   const verdict = h.verdict ?? '';
-  let line = `  ${where.padEnd(26)} ${verdict.padEnd(6)} ${devices(h)}`;
+  let line = `  ${where.padEnd(26)} ${verdict.padEnd(6)} ${devices(h, label)}`;
   if (h.rxHandler) line += ` rx_handler=${h.rxHandler}`;
   if (h.ttl) line += ` TTL=${h.ttl}`;
   line += rewrites(h, prev);
@@ -39,13 +51,14 @@ export function formatHop(h: Hop, prev: { src: string | null; dst: string | null
 
 export function formatEnd(t: Traversal): string {
   const e = t.end;
+  const label = deviceLabel(t);
   switch (e.kind) {
     case 'tx':
-      return `  => left via ${e.dev}`;
+      return `  => left via ${label(e.dev ?? '?')}`;
     case 'local':
-      return `  => delivered locally${e.dev ? ` (${e.dev})` : ''}`;
+      return `  => delivered locally${e.dev ? ` (${label(e.dev)})` : ''}`;
     case 'drop':
-      return `  => DROPPED${e.dev ? ` on ${e.dev}` : ''}: ${e.reason}${e.location ? ` at ${e.location}` : ''}`;
+      return `  => DROPPED${e.dev ? ` on ${label(e.dev)}` : ''}: ${e.reason}${e.location ? ` at ${e.location}` : ''}`;
     default:
       return '  => end not seen (timed out)';
   }
@@ -59,10 +72,11 @@ export function formatDecision(d: Decision): string {
 export function formatTraversal(t: Traversal): string {
   const lines = [`#${t.id} ${clock(t.time)} ${t.summary}`];
   let prev = { src: t.src, dst: t.dst };
+  const label = deviceLabel(t);
   const decisions = [...(t.decisions ?? [])];
   for (const h of t.hops) {
     while (decisions.length && decisions[0].ts <= h.ts) lines.push(formatDecision(decisions.shift()!));
-    lines.push(formatHop(h, prev));
+    lines.push(formatHop(h, prev, label));
     prev = { src: h.src ?? prev.src, dst: h.dst ?? prev.dst };
   }
   for (const d of decisions) lines.push(formatDecision(d));
@@ -70,7 +84,7 @@ export function formatTraversal(t: Traversal): string {
     lines.push(`  + copy #${b.id}:`);
     let prevB = { src: t.src, dst: t.dst };
     for (const h of b.hops) {
-      lines.push(`  ${formatHop(h, prevB)}`);
+      lines.push(`  ${formatHop(h, prevB, label)}`);
       prevB = { src: h.src ?? prevB.src, dst: h.dst ?? prevB.dst };
     }
     lines.push(`  ${formatEnd({ ...t, end: b.end })}`);
