@@ -113,7 +113,8 @@ Napi::Function TraceSession::Define(Napi::Env env) {
                       InstanceMethod<&TraceSession::Stats>("stats"),
                       InstanceMethod<&TraceSession::ReadPaths>("readPaths"),
                       InstanceMethod<&TraceSession::WriteFrame>("writeFrame"),
-                      InstanceMethod<&TraceSession::TakeAddresses>("takeAddresses")});
+                      InstanceMethod<&TraceSession::TakeAddresses>("takeAddresses"),
+                      InstanceMethod<&TraceSession::SetWatched>("setWatched")});
 }
 
 // new TraceSession(onBatch(buffer), onError(error))
@@ -177,6 +178,27 @@ Napi::Value TraceSession::ReadPaths(const Napi::CallbackInfo& info) {
     out.Set(i, p);
   }
   return out;
+}
+
+static std::vector<uint32_t> IfindexList(Napi::Env env, const Napi::Value& v, const char* what) {
+  if (!v.IsArray()) throw CodedError(env, "INVALID_ARGUMENT", std::string(what) + " must be an array of ifindexes");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<uint32_t> out;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    if (!a.Get(i).IsNumber()) throw CodedError(env, "INVALID_ARGUMENT", std::string(what) + " must hold numbers");
+    out.push_back(a.Get(i).As<Napi::Number>().Uint32Value());
+  }
+  return out;
+}
+
+// setWatched(add, remove): devices whose packets start a traversal, changed
+// while tracing (ports added or removed). false when not running.
+Napi::Value TraceSession::SetWatched(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2) throw CodedError(env, "INVALID_ARGUMENT", "setWatched(add: number[], remove: number[])");
+  std::vector<uint32_t> add = IfindexList(env, info[0], "add"), remove = IfindexList(env, info[1], "remove");
+  std::lock_guard<std::mutex> lock(tracer_mutex_);
+  return Napi::Boolean::New(env, tracer_ != nullptr && tracer_->SetWatched(add, remove));
 }
 
 // writeFrame(frame): an encoded TraceFrame for the trace file, written by the

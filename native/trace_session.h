@@ -36,6 +36,7 @@ class TraceSession : public Napi::ObjectWrap<TraceSession> {
   Napi::Value ReadPaths(const Napi::CallbackInfo& info);
   Napi::Value WriteFrame(const Napi::CallbackInfo& info);
   Napi::Value TakeAddresses(const Napi::CallbackInfo& info);
+  Napi::Value SetWatched(const Napi::CallbackInfo& info);
 
   void Run(TracerConfig config);
   void Send(Message* message);

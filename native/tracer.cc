@@ -61,12 +61,9 @@ bool Tracer::Start(TraceError* error) {
   int err = bpf_object__load(obj_);
   if (err) return Fail(error, "BPF_LOAD", "the kernel refused the BPF programs: " + ErrnoText(err));
 
-  uint8_t one = 1;
-  int watched_fd = bpf_map__fd(bpf_object__find_map_by_name(obj_, "watched_ifindex"));
-  for (uint32_t ifindex : config_.watched_ifindexes) {
-    if (bpf_map_update_elem(watched_fd, &ifindex, &one, BPF_ANY))
-      return Fail(error, "BPF_MAP", "cannot fill the interface filter: " + ErrnoText(errno));
-  }
+  watched_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "watched_ifindex"));
+  if (!SetWatched(config_.watched_ifindexes, {}))
+    return Fail(error, "BPF_MAP", "cannot fill the interface filter: " + ErrnoText(errno));
   lost_map_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lost_events"));
   paths_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "paths"));
   assembly_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "assembly"));
@@ -244,6 +241,15 @@ int Tracer::Poll(int timeout_ms) {
   return ring_buffer__consume(ring_);
 }
 
+bool Tracer::SetWatched(const std::vector<uint32_t>& add, const std::vector<uint32_t>& remove) {
+  if (watched_fd_ < 0) return false;
+  uint8_t one = 1;
+  for (uint32_t ifindex : add)
+    if (bpf_map_update_elem(watched_fd_, &ifindex, &one, BPF_ANY)) return false;
+  for (uint32_t ifindex : remove) bpf_map_delete_elem(watched_fd_, &ifindex);
+  return true;
+}
+
 void Tracer::DrainAssembling() {
   if (assembly_fd_ < 0 || config_.mode != BN_MODE_PACKETS) return;
   std::vector<uint64_t> keys;
@@ -306,5 +312,5 @@ void Tracer::Destroy() {
   ring_ = nullptr;
   if (obj_) bpf_object__close(obj_);
   obj_ = nullptr;
-  lost_map_fd_ = paths_fd_ = assembly_fd_ = -1;
+  lost_map_fd_ = paths_fd_ = assembly_fd_ = watched_fd_ = -1;
 }

@@ -72,6 +72,8 @@ class Tracer {
   // Packets and top modes: hands on_event each record still being assembled
   // (packets that had not ended), marked unfinished. Call after detaching.
   void DrainAssembling();
+  // Ports come and go while tracing: devices whose packets start a traversal.
+  bool SetWatched(const std::vector<uint32_t>& add, const std::vector<uint32_t>& remove);
   // Top mode: packets and bytes per path signature, summed over CPUs.
   std::vector<PathCount> ReadPaths() const;
   int paths_fd() const { return paths_fd_; }
@@ -101,4 +103,5 @@ class Tracer {
   int lost_map_fd_ = -1;
   int paths_fd_ = -1;
   int assembly_fd_ = -1;
+  int watched_fd_ = -1;
 };

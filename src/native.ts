@@ -74,6 +74,8 @@ export interface NativeSession {
   writeFrame(frame: Uint8Array): void;
   /** record: kernel addresses (hex) seen since the last call, to be named in the file. */
   takeAddresses(): string[];
+  /** Devices whose packets start a traversal, changed while running; false when not running. */
+  setWatched(add: number[], remove: number[]): boolean;
 }
 
 export interface NativeAddon {

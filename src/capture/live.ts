@@ -9,6 +9,7 @@ import { BackendName, CaptureMode, native, NativeSession, PathCount, SessionStat
 import { captureContextData, ContextData, liveModelContext, monotonicNs } from './context';
 import { TraversalPipeline } from './pipeline';
 import type { BridgeView } from '../topology/links';
+import { LinkWatcher } from '../topology/linkWatcher';
 
 export interface CaptureOptions {
   backend: BackendName;
@@ -23,6 +24,8 @@ export interface CaptureOptions {
   tracePath?: string;
   /** false: batches go only to the trace file (record), not through the model. */
   deliverBatches?: boolean;
+  /** Follow ports as they come and go (netlink notifications). */
+  follow?: { uplinks: string[]; dockerHost?: string };
 }
 
 export interface CaptureStats extends SessionStats {
@@ -32,17 +35,18 @@ export interface CaptureStats extends SessionStats {
 const EXPIRE_INTERVAL_MS = 250;
 
 /** Events: 'traversal' (Traversal, ClosedPacket), 'lost' (total lost so far), 'notice' (a program left
- * out on this kernel), 'error' (BnError). */
+ * out on this kernel), 'ports' ({added, removed} ifindexes, the new BridgeView), 'error' (BnError). */
 export class LiveCapture extends EventEmitter {
   private session: NativeSession | undefined;
   private readonly pipeline: TraversalPipeline;
   private timer: NodeJS.Timeout | undefined;
-  readonly ctx: ModelContext;
+  private watcher: LinkWatcher | undefined;
+  ctx: ModelContext;
   /** What a trace file's header keeps so a replay explains packets the same way. */
-  readonly contextData: ContextData;
+  contextData: ContextData;
 
   constructor(
-    private readonly view: BridgeView,
+    private view: BridgeView,
     private readonly opts: CaptureOptions,
   ) {
     super();
@@ -86,6 +90,31 @@ export class LiveCapture extends EventEmitter {
       throw asBnError(err);
     }
     this.timer = setInterval(() => this.pipeline.expire(monotonicNs()), EXPIRE_INTERVAL_MS);
+    if (this.opts.follow) {
+      this.watcher = new LinkWatcher(this.view, this.opts.follow.uplinks, this.opts.follow.dockerHost, (view) => {
+        const change = this.updateView(view);
+        if (change.added.length || change.removed.length) this.emit('ports', change, view);
+      });
+      this.watcher.start();
+    }
+  }
+
+  /** Ports added or removed while tracing: follow the new ones at once, name their containers. */
+  updateView(view: BridgeView): { added: number[]; removed: number[] } {
+    const watched = (v: BridgeView) => new Set([v.bridge, ...v.ports, ...v.uplinks].map((l) => l.ifindex));
+    const before = watched(this.view);
+    const after = watched(view);
+    const added = [...after].filter((i) => !before.has(i));
+    const removed = [...before].filter((i) => !after.has(i));
+    this.session?.setWatched(added, removed);
+    this.view = view;
+    // Names of devices that left stay known: their last packets are still being explained.
+    const links = new Map(this.contextData.links.map((l) => [l.ifindex, l]));
+    for (const l of view.links.values()) links.set(l.ifindex, l);
+    this.contextData = { ...this.contextData, links: [...links.values()] };
+    this.ctx = liveModelContext(this.contextData);
+    this.pipeline.setContext(this.ctx);
+    return { added, removed };
   }
 
   /** The native session's counters so far. */
@@ -109,6 +138,8 @@ export class LiveCapture extends EventEmitter {
 
   /** Detaches everything, then closes the packets still open. */
   async stop(): Promise<CaptureStats> {
+    this.watcher?.stop();
+    this.watcher = undefined;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     const stats = this.session

@@ -17,7 +17,7 @@ export class TraversalPipeline {
   traversals = 0;
 
   constructor(
-    private readonly ctx: ModelContext,
+    private ctx: ModelContext,
     idleTimeoutNs: number,
     private readonly sinks: PipelineSinks,
   ) {
@@ -25,6 +25,11 @@ export class TraversalPipeline {
       this.traversals++;
       this.sinks.traversal(buildTraversal(packet.events, this.ctx, this.lostSoFar, packet.branches), packet);
     });
+  }
+
+  /** Devices changed (a container started): later traversals are explained with this. */
+  setContext(ctx: ModelContext): void {
+    this.ctx = ctx;
   }
 
   get lost(): number {

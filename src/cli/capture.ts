@@ -10,7 +10,7 @@ import * as path from 'path';
 import { native, projectRoot } from '../native';
 import type { TraceMeta } from '../trace/format';
 import { requirePrivileges } from '../system/privileges';
-import { BridgeView, describeBridge } from '../topology/links';
+import { BridgeView, describeBridge, Link } from '../topology/links';
 import { attachContainers } from '../topology/containers';
 import { resolveNetns } from '../topology/netns';
 import { markFilter, positiveNumber, powerOfTwoBytes, sampleRate } from './options';
@@ -66,7 +66,8 @@ export async function prepareCapture(
   await attachContainers(view.netns, view.links.values(), opts.dockerHost);
   const backend = selectBackend(opts.backend, native().probeKernel());
   const capture = new LiveCapture(view, {
-    backend: backend.backend, ringBytes: opts.ringSize, filter, mark: opts.mark, sampleEvery: opts.sample, ...more,
+    backend: backend.backend, ringBytes: opts.ringSize, filter, mark: opts.mark, sampleEvery: opts.sample,
+    follow: { uplinks: opts.uplink, dockerHost: opts.dockerHost }, ...more,
   });
   return { view, backend, capture };
 }
@@ -134,4 +135,14 @@ export function toolVersion(): string {
   } catch {
     return 'unknown';
   }
+}
+
+/** "port added: vethX (web-3)" for the status line. */
+export function describePortChange(change: { added: number[]; removed: number[] }, known: Link[]): string[] {
+  const byIndex = new Map(known.map((l) => [l.ifindex, l]));
+  const name = (i: number) => {
+    const l = byIndex.get(i);
+    return l ? (l.container ? `${l.name} (${l.container.name})` : l.name) : `if${i}`;
+  };
+  return [...change.added.map((i) => `port added: ${name(i)}`), ...change.removed.map((i) => `port removed: ${name(i)}`)];
 }

@@ -6,7 +6,7 @@ import { formatJsonLine } from '../output/json';
 import { formatTraversal } from '../output/text';
 import type { BridgeView } from '../topology/links';
 import { TraceRecorder } from '../trace/recorder';
-import { addCaptureOptions, CaptureCliOptions, describeStart, EMPTY_STATS, lostPerCpuText, prepareCapture, runUntilStopped, traceMeta } from './capture';
+import { addCaptureOptions, CaptureCliOptions, describePortChange, describeStart, EMPTY_STATS, lostPerCpuText, prepareCapture, runUntilStopped, traceMeta } from './capture';
 import { positiveInt, SNAPLEN_DEFAULT, snaplenBytes } from './options';
 
 export interface WatchOptions extends CaptureCliOptions {
@@ -47,6 +47,9 @@ export async function collectWatch(
   });
   capture.on('lost', (n: number) => status.onLost(n));
   capture.on('notice', (n: string) => status.onNotice(n));
+  capture.on('ports', (change: { added: number[]; removed: number[] }) => {
+    for (const line of describePortChange(change, capture.contextData.links)) status.onNotice(line);
+  });
   let stats: CaptureStats | undefined;
   try {
     stats = await runUntilStopped(capture, opts.duration, (stop) => {

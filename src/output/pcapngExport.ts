@@ -6,6 +6,7 @@ import type { ClosedPacket } from '../correlate/correlator';
 import { EventKind, KernelEvent } from '../decode';
 import { familyName, hookName, slotById } from '../model/hooks';
 import type { Hop, Traversal } from '../model/traversal';
+import type { Link } from '../topology/links';
 import { contextFromHeader } from '../trace/format';
 import type { TraceFileError } from '../trace/reader';
 import { replayTrace } from '../trace/replay';
@@ -91,6 +92,10 @@ class PcapngExporter {
     fs.writeSync(this.fd, sectionHeader(`bpftrace-net ${version} (${h.mode} mode, bridge ${h.bridge})`, `Linux ${h.kernelRelease}`, h.host ?? ''));
   }
 
+  devices(links: Link[]): void {
+    this.names = new Map(links.map((l) => [l.ifindex, l.container ? `${l.name} (${l.container.name})` : l.name]));
+  }
+
   lost(total: number): void {
     this.lostPending += Math.max(0, total - this.lostReported);
     this.lostReported = total;
@@ -172,6 +177,7 @@ export function exportPcapng(traceFile: string, out: string, version = ''): Expo
     const result = replayTrace(traceFile, {
       header: (h) => exporter.header(h, version),
       batch: (b) => exporter.lost(b.lost),
+      interfaces: (links) => exporter.devices(links),
       traversal: (t, packet) => exporter.traversal(t, packet),
     });
     return { packets: exporter.packets, interfaces: exporter.interfaceCount, traversals: result.traversals, error: result.error };

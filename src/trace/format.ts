@@ -26,11 +26,37 @@ export interface TraceMeta {
   uplinks: number[];
 }
 
-function role(l: Link, ctx: ContextData, meta: TraceMeta): string {
-  if (l.ifindex === ctx.bridgeIfindex) return 'bridge';
-  if (meta.ports.includes(l.ifindex)) return 'port';
-  if (meta.uplinks.includes(l.ifindex)) return 'uplink';
+export interface Roles {
+  bridgeIfindex: number;
+  ports: number[];
+  uplinks: number[];
+}
+
+function role(l: Link, roles: Roles): string {
+  if (l.ifindex === roles.bridgeIfindex) return 'bridge';
+  if (roles.ports.includes(l.ifindex)) return 'port';
+  if (roles.uplinks.includes(l.ifindex)) return 'uplink';
   return 'other';
+}
+
+/** The interface table of a header or of an InterfaceTable frame. */
+export function interfaceRows(links: Link[], roles: Roles): pb.IInterface[] {
+  return links.map((l) => ({
+    ifindex: l.ifindex, name: l.name, kind: l.kind, role: role(l, roles), master: l.master ?? '', mac: l.mac ?? '',
+    peerIfindex: l.peerIfindex ?? 0,
+    container: l.container ? { ...l.container, pid: l.container.pid ?? 0 } : undefined,
+  }));
+}
+
+export function linksFromRows(rows: pb.IInterface[]): Link[] {
+  return rows.map((i) => ({
+    ifindex: i.ifindex ?? 0, name: i.name ?? '', kind: i.kind ?? '', master: i.master || undefined, mac: i.mac || undefined,
+    peerIfindex: i.peerIfindex || undefined,
+    container: i.container ? {
+      id: i.container.id ?? '', name: i.container.name ?? '', image: i.container.image ?? '',
+      runtime: i.container.runtime ?? '', pid: i.container.pid || undefined, netns: i.container.netns ?? '',
+    } : undefined,
+  }));
 }
 
 export function traceHeader(ctx: ContextData, meta: TraceMeta): pb.ITraceHeader {
@@ -49,11 +75,7 @@ export function traceHeader(ctx: ContextData, meta: TraceMeta): pb.ITraceHeader 
     snaplen: meta.snaplen,
     mode: meta.mode,
     sampleEvery: meta.sampleEvery,
-    interfaces: ctx.links.map((l) => ({
-      ifindex: l.ifindex, name: l.name, kind: l.kind, role: role(l, ctx, meta), master: l.master ?? '', mac: l.mac ?? '',
-      peerIfindex: l.peerIfindex ?? 0,
-      container: l.container ? { ...l.container, pid: l.container.pid ?? 0 } : undefined,
-    })),
+    interfaces: interfaceRows(ctx.links, { bridgeIfindex: ctx.bridgeIfindex, ports: meta.ports, uplinks: meta.uplinks }),
     monotonicToEpochNs: ctx.epochOffsetNs,
     dropReasons: ctx.dropReasons,
     routes: ctx.routes.map((r) => ({ prefix: r.prefix, dev: r.dev ?? '', via: r.via ?? '' , family: r.family ?? 0 })),
@@ -75,14 +97,7 @@ export function contextFromHeader(h: pb.ITraceHeader): ContextData {
   return {
     netns: h.netnsInode ?? 0,
     bridgeIfindex: h.bridgeIfindex ?? 0,
-    links: (h.interfaces ?? []).map((i) => ({
-      ifindex: i.ifindex ?? 0, name: i.name ?? '', kind: i.kind ?? '', master: i.master || undefined, mac: i.mac || undefined,
-      peerIfindex: i.peerIfindex || undefined,
-      container: i.container ? {
-        id: i.container.id ?? '', name: i.container.name ?? '', image: i.container.image ?? '',
-        runtime: i.container.runtime ?? '', pid: i.container.pid || undefined, netns: i.container.netns ?? '',
-      } : undefined,
-    })),
+    links: linksFromRows(h.interfaces ?? []),
     dropReasons: h.dropReasons ?? [],
     epochOffsetNs: num(h.monotonicToEpochNs as Uint64),
     brNetfilter: {

@@ -23,7 +23,7 @@ export interface Frame {
 }
 
 /** The one-byte tag each frame body starts with (field number << 3 | length-delimited). */
-const TAG = { header: 0x0a, batch: 0x12, loss: 0x1a, symbols: 0x22, trailer: 0x2a } as const;
+const TAG = { header: 0x0a, batch: 0x12, loss: 0x1a, symbols: 0x22, trailer: 0x2a, interfaces: 0x32 } as const;
 const CHUNK = 4 << 20;
 
 export class TraceReader {
@@ -96,7 +96,7 @@ export class TraceReader {
         throw new TraceFileError('NOT_A_TRACE', this.file, 0, 'expected the trace header frame first');
       }
       if (!Object.values(TAG).includes(tag as never)) {
-        throw new TraceFileError('TRACE_CORRUPT', this.file, bodyAt, `expected a frame kind (header, batch, loss, symbols, trailer), found tag 0x${tag.toString(16)}`);
+        throw new TraceFileError('TRACE_CORRUPT', this.file, bodyAt, `expected a frame kind (header, batch, loss, symbols, trailer, interfaces), found tag 0x${tag.toString(16)}`);
       }
       let frame: pb.TraceFrame;
       if (decode(tag) || tag === TAG.header || tag === TAG.trailer) {

@@ -5,7 +5,8 @@ import * as fs from 'fs';
 import type { LiveCapture } from '../capture/live';
 import { BnError } from '../errors';
 import type { SessionStats } from '../native';
-import { encodeFrame, encodeFrameBody, traceHeader, TraceMeta } from './format';
+import type { BridgeView } from '../topology/links';
+import { encodeFrame, encodeFrameBody, interfaceRows, traceHeader, TraceMeta } from './format';
 
 const SYMBOLS_INTERVAL_MS = 500;
 
@@ -32,12 +33,21 @@ export class TraceRecorder {
     }
   }
 
-  /** While the native side writes batches: name the addresses it reports. */
+  /** While the native side writes batches: name the addresses it reports, follow the devices. */
   startSymbols(): void {
+    this.capture.on('ports', (_change: unknown, view: BridgeView) => this.devicesChanged(view));
     this.timer = setInterval(() => {
       const frame = this.symbolFrame();
       if (frame) this.capture.writeFrame(encodeFrameBody(frame));
     }, SYMBOLS_INTERVAL_MS);
+  }
+
+  /** Ports came or went: the file's device table from here on. */
+  devicesChanged(view: BridgeView): void {
+    const rows = interfaceRows(this.capture.contextData.links, {
+      bridgeIfindex: view.bridge.ifindex, ports: view.ports.map((p) => p.ifindex), uplinks: view.uplinks.map((u) => u.ifindex),
+    });
+    this.capture.writeFrame(encodeFrameBody({ interfaces: { interfaces: rows } }));
   }
 
   /** After the capture stopped (the native writer closed the file). */

@@ -4,11 +4,15 @@ import { modelContextFrom } from '../capture/context';
 import { PipelineSinks, TraversalPipeline } from '../capture/pipeline';
 import { DecodedBatch, fromBatch } from '../decode';
 import { bpftrace_net as pb } from '../gen/bpftrace_net';
-import { contextFromHeader } from './format';
+import type { ContextData } from '../capture/context';
+import type { Link } from '../topology/links';
+import { contextFromHeader, linksFromRows } from './format';
 import { FRAME_TAG, TraceFileError, TraceReader } from './reader';
 
 export interface ReplaySinks extends PipelineSinks {
   header?(h: pb.ITraceHeader): void;
+  /** The device table changed mid-trace (a container started). */
+  interfaces?(links: Link[]): void;
   /** Every batch as read, before correlation (export counts losses from them). */
   batch?(b: DecodedBatch): void;
 }
@@ -54,13 +58,21 @@ export function replayTrace(file: string, sinks: ReplaySinks): ReplayResult {
   const result: ReplayResult = { header: undefined, trailer: undefined, traversals: 0, events: 0, lost: 0, lostPerCpu: [] };
   const reader = new TraceReader(file);
   let pipeline: TraversalPipeline | undefined;
+  let context: ContextData | undefined;
   let maxTs = 0;
   try {
     for (const { frame } of reader.frames()) {
       if (frame.header) {
         result.header = frame.header;
         sinks.header?.(frame.header);
-        pipeline = new TraversalPipeline(modelContextFrom(contextFromHeader(frame.header), (a) => symbols.get(a)), IDLE_TIMEOUT_NS, sinks);
+        context = contextFromHeader(frame.header);
+        pipeline = new TraversalPipeline(modelContextFrom(context, (a) => symbols.get(a)), IDLE_TIMEOUT_NS, sinks);
+      } else if (frame.interfaces && context) {
+        const links = new Map(context.links.map((l) => [l.ifindex, l]));
+        for (const l of linksFromRows(frame.interfaces.interfaces ?? [])) links.set(l.ifindex, l);
+        context = { ...context, links: [...links.values()] };
+        pipeline!.setContext(modelContextFrom(context, (a) => symbols.get(a)));
+        sinks.interfaces?.(context.links);
       } else if (frame.batch) {
         const batch = fromBatch(frame.batch);
         result.events += batch.events.length;

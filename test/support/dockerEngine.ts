@@ -111,13 +111,20 @@ export class DockerEngine {
     run('ip', ['-n', this.host, 'route', 'add', 'default', 'via', this.wanIp]);
   }
 
-  private runContainer(name: string): void {
-    const id = this.docker(['run', '-d', '--name', name, '--network', 'net1', 'bb:local', '/bin/sleep', '100000']);
+  /** A sleeping busybox container on a network (net1: the user-defined br-xxxx; bridge: docker0). */
+  runContainer(name: string, network = 'net1'): DockerContainer {
+    const id = this.docker(['run', '-d', '--name', name, '--network', network, 'bb:local', '/bin/sleep', '100000']);
     const ip = this.docker(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', name]);
     const iflink = Number(this.docker(['exec', name, 'cat', '/sys/class/net/eth0/iflink']));
     const links = JSON.parse(run('ip', ['-n', this.host, '-j', 'link', 'show'])) as { ifindex: number; ifname: string }[];
     const hostVeth = links.find((l) => l.ifindex === iflink)!.ifname;
-    this.containers.push({ name, id, ip, hostVeth });
+    const c = { name, id, ip, hostVeth };
+    if (network === 'net1') this.containers.push(c);
+    return c;
+  }
+
+  inspect(name: string): { Id: string; Name: string; Config: { Image: string }; State: { Pid: number } } {
+    return JSON.parse(this.docker(['inspect', name]))[0];
   }
 
   /** Containers first (a sleeping PID 1 ignores SIGTERM), then the daemon, its mounts, the netns. */

@@ -1,0 +1,65 @@
+/** Ports that come and go while tracing (containers started or stopped):
+ * netlink link notifications, read through `ip monitor link` in the traced
+ * netns, trigger a fresh look at the bridge and its containers. */
+import { ChildProcess, spawn } from 'child_process';
+import { attachContainers } from './containers';
+import { BridgeView, describeBridge } from './links';
+
+const SETTLE_MS = 150;
+
+export class LinkWatcher {
+  private child: ChildProcess | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+  private again = false;
+
+  constructor(
+    private view: BridgeView,
+    private readonly uplinks: string[],
+    private readonly dockerHost: string | undefined,
+    private readonly onChange: (view: BridgeView) => void,
+  ) {}
+
+  start(): void {
+    const path = this.view.netns.path;
+    const [cmd, args] = path ? ['nsenter', [`--net=${path}`, 'ip', 'monitor', 'link']] : ['ip', ['monitor', 'link']];
+    this.child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    this.child.stdout!.on('data', () => this.schedule());
+    this.child.on('error', () => undefined);
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.child?.kill();
+    this.child = undefined;
+  }
+
+  /** A burst of notifications (a container's veth pair, its master, its state) is one change. */
+  private schedule(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.refresh(), SETTLE_MS);
+  }
+
+  private async refresh(): Promise<void> {
+    if (this.busy) {
+      this.again = true;
+      return;
+    }
+    this.busy = true;
+    try {
+      const view = describeBridge(this.view.netns, this.view.bridge.name, this.uplinks);
+      await attachContainers(view.netns, view.links.values(), this.dockerHost);
+      this.view = view;
+      if (this.child) this.onChange(view);
+    } catch {
+      // The bridge itself went away, or a device vanished mid-look: the next notification retries.
+    } finally {
+      this.busy = false;
+      if (this.again) {
+        this.again = false;
+        this.schedule();
+      }
+    }
+  }
+}
