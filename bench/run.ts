@@ -65,12 +65,13 @@ async function traced(
   let stderr = '';
   let stdout = '';
   w.stderr!.on('data', (d) => (stderr += d));
-  // Read and count, never keep: watch's output at full rate is gigabytes.
-  let lastLine = '';
+  // Keep only the last two chunks, cheaply: watch's output at full rate is gigabytes (a slow
+  // reader here would make the traced process buffer it), top's last snapshot is what counts.
+  let previous: Buffer = Buffer.alloc(0);
+  let last: Buffer = Buffer.alloc(0);
   w.stdout!.on('data', (d: Buffer) => {
-    const text = d.toString();
-    const nl = text.lastIndexOf('\n', text.length - 2);
-    lastLine = nl >= 0 ? text.slice(nl + 1) : lastLine + text;
+    previous = last;
+    last = d;
   });
   while (!stderr.includes('watching ')) {
     if (w.exitCode !== null) throw new Error(`${command} failed: ${stderr}`);
@@ -96,7 +97,7 @@ async function traced(
   w.kill('SIGINT');
   await exited;
   clearInterval(rssTimer);
-  stdout = lastLine;
+  stdout = Buffer.concat([previous, last]).toString().trimEnd().split('\n').pop() ?? '';
   const s = /(\d+) packets, (\d+) events, (\d+) lost/.exec(stderr);
   let captured = s ? Number(s[1]) : 0;
   let lost = s ? Number(s[3]) : -1;
@@ -167,7 +168,8 @@ function recordedThroughput(file: string): { eventsPerS: number; events: number 
   return { eventsPerS: Math.round(r.events / secs), events: r.events };
 }
 
-const OFFERED = ['50kpps', '100kpps', '150kpps', '200kpps', '250kpps', '300kpps'];
+// trafgen's --rate takes plain pps (not kpps) here.
+const OFFERED = ['50000pps', '100000pps', '150000pps', '200000pps', '250000pps', '300000pps'];
 
 interface Target {
   what: string;

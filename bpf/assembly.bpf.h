@@ -247,7 +247,7 @@ static __always_inline void count_path(struct bn_record *r, struct sk_buff *skb)
 
 	if (!c) {
 		first.packets = 1;
-		first.bytes = BPF_CORE_READ(skb, len);
+		first.bytes = R(skb, len);
 		if (bpf_map_update_elem(&paths, &r->signature, &first, BPF_NOEXIST) == 0)
 			emit_record(r, BN_REC_EXEMPLAR);
 		else if (!(c = bpf_map_lookup_elem(&paths, &r->signature)))
@@ -255,7 +255,7 @@ static __always_inline void count_path(struct bn_record *r, struct sk_buff *skb)
 	}
 	if (c) {
 		c->packets++;
-		c->bytes += BPF_CORE_READ(skb, len);
+		c->bytes += R(skb, len);
 	}
 }
 
@@ -268,8 +268,11 @@ static __always_inline void finish_record(struct sk_buff *skb)
 	if (capture_mode == BN_MODE_EVENTS)
 		return;
 	r = bpf_map_lookup_elem(&assembly, &key);
-	if (!r)
+	if (!r) {
+		/* Its hops were folded into a record the LRU map since evicted: not silent. */
+		count_lost();
 		return;
+	}
 	if (capture_mode == BN_MODE_PACKETS)
 		emit_record(r, 0);
 	else

@@ -22,7 +22,7 @@ static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device 
 		e->ifindex = dev_ifindex(dev);
 		e->netns = dev_netns(dev);
 		if (kind == BN_EV_RX)
-			e->aux = (__u64)BPF_CORE_READ(dev, rx_handler);
+			e->aux = (__u64)R(dev, rx_handler);
 		read_headers(skb, e, kind == BN_EV_RX);
 		submit(e);
 	}
@@ -34,14 +34,14 @@ static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device 
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(on_rx, struct sk_buff *skb)
 {
-	on_dev_event(skb, BPF_CORE_READ(skb, dev), BN_EV_RX);
+	on_dev_event(skb, R(skb, dev), BN_EV_RX);
 	return 0;
 }
 
 SEC("tp_btf/net_dev_queue")
 int BPF_PROG(on_tx_queue, struct sk_buff *skb)
 {
-	on_dev_event(skb, BPF_CORE_READ(skb, dev), BN_EV_TX_QUEUE);
+	on_dev_event(skb, R(skb, dev), BN_EV_TX_QUEUE);
 	return 0;
 }
 
@@ -71,7 +71,7 @@ static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 r
 	}
 	e = reserve(skb, t, kind);
 	if (e) {
-		struct net_device *dev = BPF_CORE_READ(skb, dev);
+		struct net_device *dev = R(skb, dev);
 
 		e->aux = location;
 		e->reason = reason;

@@ -3,6 +3,8 @@
  * rx/tx/drop come from BTF tracepoints, netfilter hooks from BPF netfilter
  * links placed just after each standard table priority, so the slots a packet
  * reaches tell which tables it passed and where it stopped. */
+/* Every kernel pointer here comes typed from BTF: read fields with plain loads. */
+#define BN_BTF_POINTERS
 #include "common.bpf.h"
 #include "devices.bpf.h"
 

@@ -74,7 +74,8 @@ describe('trace files', () => {
     expect(names).toContain(`${lab.uplink}@ipv4:nat:POSTROUTING`);
     expect(names[names.length - 1]).toBe(`${lab.uplink}@tx`);
     expect(path_.find((r) => r[1] === `${c1.hostVeth}@ipv4:filter:FORWARD`)![4]).toMatch(
-      new RegExp(`ipv4 FORWARD filter ACCEPT IN=${lab.bridge} OUT=${lab.uplink} PHYSIN=${c1.hostVeth}`),
+      // Devices carry what is behind them: the container's netns, the wan's for the uplink veth.
+      new RegExp(`ipv4 FORWARD filter ACCEPT IN=${lab.bridge} OUT=${lab.uplink} \\(${lab.wan}\\) PHYSIN=${c1.hostVeth} \\(${c1.netns}\\)`),
     );
     expect(path_[path_.length - 1][4]).toContain(`=> left via ${lab.uplink}`);
     // MASQUERADE: the container's address before nat POSTROUTING, the uplink's after, in one traversal.
@@ -83,7 +84,7 @@ describe('trace files', () => {
     expect(path_.find((r) => r[1] === `${lab.uplink}@ipv4:nat:POSTROUTING`)![4]).toContain(`SNAT ${c1.ip} -> ${lab.uplinkIp}`);
     // Direction flags and the interface description.
     const flags = tshark(pcap, ['frame.interface_name', 'frame.p2p_dir', 'frame.interface_description'], `frame.packet_id == ${id}`);
-    expect(flags.find((r) => r[0] === `${lab.uplink}@tx`)![2]).toContain(`${lab.uplink} at tx`);
+    expect(flags.find((r) => r[0] === `${lab.uplink}@tx`)![2]).toBe(`${lab.uplink} (${lab.wan}) at tx, traced by bpftrace-net`);
   });
 
   it('record --count stops by itself and leaves a complete file; --pcapng exports it', async () => {

@@ -38,8 +38,8 @@ for (const backend of ['fentry', 'kprobe']) {
     });
     afterAll(() => lab?.destroy());
 
-    async function trace(action: () => void): Promise<Traversal[]> {
-      const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--json', '--backend', backend]);
+    async function trace(action: () => void, extra: string[] = []): Promise<Traversal[]> {
+      const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--json', '--backend', backend, ...extra]);
       try {
         await w.ready(120_000);
         expect(w.stderr).toMatch(new RegExp(`${backend} \\(requested\\)`));
@@ -50,6 +50,19 @@ for (const backend of ['fentry', 'kprobe']) {
       }
       return w.traversals();
     }
+
+    it('packets mode (hops assembled in the kernel) gives the same traversal as events mode', async () => {
+      const c1 = lab.containers[0];
+      const inMode = async (mode: string) => findIcmp(await trace(() => expect(lab.ping(c1.netns, lab.wanIp)).toBe(true), ['--mode', mode]), 'request', c1.ip)!;
+      const events = await inMode('events');
+      const packets = await inMode('packets');
+      const shape = (t: Traversal) => ({
+        hops: t.hops.map((h) => [lbl({ ...t, hops: [h] })[0], h.chain, h.verdict, h.in, h.out, h.physin, h.physout, h.src, h.dst]),
+        runs: t.hookRuns.map((r) => [r.family, r.hook, r.depth, r.priorities, r.verdict]),
+        decisions: t.decisions.map((d) => d.text), end: t.end,
+      });
+      expect(shape(packets)).toEqual(shape(events));
+    });
 
     it('shows container -> wan as in the notes, bridge hooks included', async () => {
       const c1 = lab.containers[0];
