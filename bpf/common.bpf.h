@@ -28,6 +28,10 @@ struct tracked_skb {
 	__u8 rejected;  /* the filter said no: remembered so it runs once per packet */
 };
 
+/* The span of queued bytes in which a record counts as the one that crossed the
+ * wakeup threshold: a few records, so that two CPUs racing past it still wake once. */
+#define WAKEUP_BAND 2048
+
 /* An skb can be freed where no tracepoint sees it (GRO merges, partial frees)
  * and its memory reused: silence this long means a new packet. */
 #define STALE_NS 1000000000ULL
@@ -398,12 +402,15 @@ static __always_inline struct bn_event *reserve(struct sk_buff *skb, struct trac
 	return e;
 }
 
-/* Wakes the reader only once a batch is worth it: the reader's timer picks up
- * the rest within its poll interval. */
+/* Wakes the reader once, when the queue grows past wakeup_bytes: its timer
+ * picks up anything less within its poll interval. Not on every record past
+ * that point: while the reader is behind, a wakeup per event (an irq_work
+ * each) would slow the very packets being traced. */
 static __always_inline void submit(struct bn_event *e)
 {
 	if (capture_mode == BN_MODE_EVENTS) {
-		__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+		__u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+		__u64 flags = queued >= wakeup_bytes && queued < wakeup_bytes + WAKEUP_BAND ? BPF_RB_FORCE_WAKEUP
 											   : BPF_RB_NO_WAKEUP;
 
 		bpf_ringbuf_submit(e, flags);

@@ -6,6 +6,7 @@ import { BACKEND_CHOICES, BackendChoice, BackendSelection, selectBackend } from 
 import { CaptureOptions, CaptureStats, LiveCapture } from '../capture/live';
 import { BnError } from '../errors';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { native, projectRoot } from '../native';
 import type { TraceMeta } from '../trace/format';
@@ -62,6 +63,7 @@ export async function prepareCapture(
 ): Promise<PreparedCapture> {
   if (filter) checkFilter(filter);
   requirePrivileges();
+  yieldToTraffic();
   const view = describeBridge(resolveNetns(opts.netns), bridge, opts.uplink);
   await attachContainers(view.netns, view.links.values(), opts.dockerHost);
   const backend = selectBackend(opts.backend, native().probeKernel());
@@ -70,6 +72,19 @@ export async function prepareCapture(
     follow: { uplinks: opts.uplink, dockerHost: opts.dockerHost }, ...more,
   });
   return { view, backend, capture };
+}
+
+/** On a saturated host the packet path must win over the tracer: what the tracer then
+ * cannot keep is counted as lost instead of the traffic slowing down. The reader thread
+ * is created later and inherits this. */
+const TRACER_NICE = 10;
+
+function yieldToTraffic(): void {
+  try {
+    if (os.getPriority() < TRACER_NICE) os.setPriority(TRACER_NICE);
+  } catch {
+    // not allowed: run as is
+  }
 }
 
 /** Starts the capture, calls started(), and stops it on finish(), --duration,

@@ -74,18 +74,22 @@ export interface Branch {
   end: TraversalEnd;
 }
 
+/** What runs behind a port: a container, a named netns or a process's netns. */
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  image: string;
+  /** docker, containerd, kubernetes, cri-o, podman, netns (a named netns), process */
+  runtime: string;
+  pid?: number;
+  /** The netns, as a name or "net:[inode]". */
+  netns: string;
+}
+
 /** A device named in a traversal and who sits behind it. */
 export interface DeviceInfo {
   ifindex: number;
-  container: {
-    id: string;
-    name: string;
-    image: string;
-    /** docker, containerd, kubernetes, cri-o, podman, netns (a named netns), process */
-    runtime: string;
-    pid?: number;
-    netns: string;
-  };
+  container: ContainerInfo;
 }
 
 export interface Traversal {

@@ -1,17 +1,8 @@
 import { BnError } from '../errors';
+import type { ContainerInfo } from '../model/traversal';
 import { Netns, readSysctl, runIn } from './netns';
 
-/** What runs behind a port: a container, a named netns or a process's netns. */
-export interface ContainerInfo {
-  id: string;
-  name: string;
-  image: string;
-  /** docker, containerd, kubernetes, netns (a named netns), process */
-  runtime: string;
-  pid?: number;
-  /** The netns, as a name or "net:[inode]". */
-  netns: string;
-}
+export type { ContainerInfo };
 
 export interface Link {
   ifindex: number;
