@@ -61,7 +61,7 @@ interface TracedRun {
 async function traced(
   lab: DockerLikeLab, command: string, args: string[], opts: { rate?: string; seconds?: number } = {},
 ): Promise<TracedRun> {
-  const w: ChildProcess = spawn(process.execPath, [BIN, command, lab.bridge, '--netns', lab.host, '--ring-size', '64M', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const w: ChildProcess = spawn(process.execPath, [BIN, command, lab.bridge, '--netns', lab.host, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   let stdout = '';
   w.stderr!.on('data', (d) => (stderr += d));

@@ -92,7 +92,7 @@ static __always_inline void emit_record(struct bn_record *r, __u8 flags)
 	if (r->n_hops >= BN_MAX_HOPS)
 		size = sizeof(*r);
 	r->flags = flags;
-	if (bpf_ringbuf_output(&events, r, size, 0))
+	if (bpf_ringbuf_output(&events, r, size, wakeup_flags(bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size, size)))
 		count_lost();
 }
 

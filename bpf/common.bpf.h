@@ -28,10 +28,6 @@ struct tracked_skb {
 	__u8 rejected;  /* the filter said no: remembered so it runs once per packet */
 };
 
-/* The span of queued bytes in which a record counts as the one that crossed the
- * wakeup threshold: a few records, so that two CPUs racing past it still wake once. */
-#define WAKEUP_BAND 2048
-
 /* An skb can be freed where no tracepoint sees it (GRO merges, partial frees)
  * and its memory reused: silence this long means a new packet. */
 #define STALE_NS 1000000000ULL
@@ -162,6 +158,17 @@ static __always_inline void count_lost(void)
 
 	if (n)
 		__sync_fetch_and_add(n, 1);
+}
+
+/* Wakes the reader once, for the record that makes the queue cross
+ * wakeup_bytes; its timer picks up anything less within its poll interval.
+ * Never on every record past that point: while the reader is behind, a wakeup
+ * per record (an irq_work each) slowed the traced packets several times over.
+ * `queued` counts this record. */
+static __always_inline __u64 wakeup_flags(__u64 queued, __u64 size)
+{
+	/* + 8: the ring's own header of each record. */
+	return queued >= wakeup_bytes && queued < wakeup_bytes + size + 8 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 #include "assembly.bpf.h"
@@ -402,18 +409,14 @@ static __always_inline struct bn_event *reserve(struct sk_buff *skb, struct trac
 	return e;
 }
 
-/* Wakes the reader once, when the queue grows past wakeup_bytes: its timer
- * picks up anything less within its poll interval. Not on every record past
- * that point: while the reader is behind, a wakeup per event (an irq_work
- * each) would slow the very packets being traced. */
+/* Submits an event built in place. */
 static __always_inline void submit(struct bn_event *e)
 {
 	if (capture_mode == BN_MODE_EVENTS) {
-		__u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-		__u64 flags = queued >= wakeup_bytes && queued < wakeup_bytes + WAKEUP_BAND ? BPF_RB_FORCE_WAKEUP
-											   : BPF_RB_NO_WAKEUP;
+		/* The reservation already counts as queued. */
+		__u64 size = snaplen ? sizeof(*e) + sizeof(struct bn_snap) : sizeof(*e);
 
-		bpf_ringbuf_submit(e, flags);
+		bpf_ringbuf_submit(e, wakeup_flags(bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA), size));
 		return;
 	}
 	record_hop(e);

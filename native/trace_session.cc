@@ -114,7 +114,8 @@ Napi::Function TraceSession::Define(Napi::Env env) {
                       InstanceMethod<&TraceSession::ReadPaths>("readPaths"),
                       InstanceMethod<&TraceSession::WriteFrame>("writeFrame"),
                       InstanceMethod<&TraceSession::TakeAddresses>("takeAddresses"),
-                      InstanceMethod<&TraceSession::SetWatched>("setWatched")});
+                      InstanceMethod<&TraceSession::SetWatched>("setWatched"),
+                      InstanceMethod<&TraceSession::SetPaused>("setPaused")});
 }
 
 // new TraceSession(onBatch(buffer), onError(error))
@@ -199,6 +200,15 @@ Napi::Value TraceSession::SetWatched(const Napi::CallbackInfo& info) {
   std::vector<uint32_t> add = IfindexList(env, info[0], "add"), remove = IfindexList(env, info[1], "remove");
   std::lock_guard<std::mutex> lock(tracer_mutex_);
   return Napi::Boolean::New(env, tracer_ != nullptr && tracer_->SetWatched(add, remove));
+}
+
+// setPaused(paused): while JS cannot keep up with its own output, the reader
+// stops taking from the ring; the kernel then counts what it cannot queue.
+Napi::Value TraceSession::SetPaused(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBoolean()) throw CodedError(env, "INVALID_ARGUMENT", "setPaused(paused: boolean)");
+  paused_ = info[0].As<Napi::Boolean>().Value();
+  return env.Undefined();
 }
 
 // writeFrame(frame): an encoded TraceFrame for the trace file, written by the
@@ -347,7 +357,9 @@ void TraceSession::Run(TracerConfig config) {
 
   auto lost_read_at = std::chrono::steady_clock::now();
   while (!stopping_ && !write_failed) {
-    int rc = tracer.Poll(kPollTimeoutMs);
+    int rc = 0;
+    if (paused_) std::this_thread::sleep_for(std::chrono::milliseconds(kPollTimeoutMs));
+    else rc = tracer.Poll(kPollTimeoutMs);
     if (rc < 0 && rc != -EINTR && rc != kBatchFull) {
       Send(new Message{Message::kError, {}, {"RINGBUF_POLL", "reading the ring buffer failed: " + ErrnoText(rc)}});
       break;

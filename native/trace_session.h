@@ -37,6 +37,7 @@ class TraceSession : public Napi::ObjectWrap<TraceSession> {
   Napi::Value WriteFrame(const Napi::CallbackInfo& info);
   Napi::Value TakeAddresses(const Napi::CallbackInfo& info);
   Napi::Value SetWatched(const Napi::CallbackInfo& info);
+  Napi::Value SetPaused(const Napi::CallbackInfo& info);
 
   void Run(TracerConfig config);
   void Send(Message* message);
@@ -51,6 +52,7 @@ class TraceSession : public Napi::ObjectWrap<TraceSession> {
   Napi::ThreadSafeFunction tsfn_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> paused_{false};
   std::atomic<uint64_t> lost_{0}, batches_{0}, events_{0}, packets_{0}, bytes_written_{0};
   // The running tracer, for readPaths() from the JS thread.
   std::mutex tracer_mutex_;

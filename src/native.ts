@@ -76,6 +76,8 @@ export interface NativeSession {
   takeAddresses(): string[];
   /** Devices whose packets start a traversal, changed while running; false when not running. */
   setWatched(add: number[], remove: number[]): boolean;
+  /** While JS's own output is backed up: stop reading the ring (the kernel counts the loss). */
+  setPaused(paused: boolean): void;
 }
 
 export interface NativeAddon {

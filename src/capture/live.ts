@@ -117,6 +117,15 @@ export class LiveCapture extends EventEmitter {
     return { added, removed };
   }
 
+  /** Output backed up (a slow pipe): stop taking events until it drains; the kernel counts the loss. */
+  pause(): void {
+    this.session?.setPaused(true);
+  }
+
+  resume(): void {
+    this.session?.setPaused(false);
+  }
+
   /** The native session's counters so far. */
   stats(): SessionStats | undefined {
     return this.session?.stats();

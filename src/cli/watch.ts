@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import type { BackendSelection } from '../capture/backend';
-import type { CaptureStats } from '../capture/live';
+import type { CaptureStats, LiveCapture } from '../capture/live';
 import type { Traversal } from '../model/traversal';
 import { formatJsonLine } from '../output/json';
 import { formatTraversal } from '../output/text';
@@ -19,6 +19,7 @@ export interface WatchOptions extends CaptureCliOptions {
 }
 
 export interface WatchStatus {
+  onCapture?(capture: LiveCapture): void;
   onStarted(view: BridgeView, backend: BackendSelection): void;
   onLost(total: number): void;
   onNotice(text: string): void;
@@ -35,6 +36,7 @@ export async function collectWatch(
   const { view, backend, capture } = await prepareCapture(bridge, filter, opts, {
     mode: opts.mode, tracePath: opts.write, snaplen: opts.write ? opts.snaplen : 0,
   });
+  status.onCapture?.(capture);
   const recorder = opts.write ? new TraceRecorder(opts.write, capture) : undefined;
   recorder?.create(traceMeta(bridge, filter, opts, view, backend.backend, opts.write ? opts.snaplen : 0));
   let seen = 0;
@@ -64,8 +66,23 @@ export async function collectWatch(
 }
 
 export function printWatch(bridge: string, filterWords: string[], opts: WatchOptions): Promise<void> {
-  const write = (t: Traversal) => process.stdout.write(`${opts.json ? formatJsonLine(t) : formatTraversal(t)}\n`);
+  let capture: LiveCapture | undefined;
+  let backedUp = false;
+  // A reader slower than the traffic (a pipe into jq) must not make us buffer without
+  // bound: stop taking events until stdout drains; the kernel counts what it drops.
+  const write = (t: Traversal) => {
+    if (process.stdout.write(`${opts.json ? formatJsonLine(t) : formatTraversal(t)}\n`) || backedUp) return;
+    backedUp = true;
+    capture?.pause();
+    process.stdout.once('drain', () => {
+      backedUp = false;
+      capture?.resume();
+    });
+  };
   return collectWatch(bridge, filterWords.join(' '), opts, write, {
+    onCapture(c) {
+      capture = c;
+    },
     onStarted(view, backend) {
       process.stderr.write(`${describeStart(view, backend)}\n`);
     },
