@@ -1,6 +1,5 @@
 import { Command, Option } from 'commander';
 import type { CaptureStats } from '../capture/live';
-import { projectRoot } from '../native';
 import { TraceRecorder } from '../trace/recorder';
 import { exportPcapng } from '../output/pcapngExport';
 import {

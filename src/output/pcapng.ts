@@ -9,7 +9,6 @@ const BT_SHB = 0x0a0d0d0a;
 const BT_IDB = 0x00000001;
 const BT_EPB = 0x00000006;
 
-const OPT_END = 0;
 const OPT_COMMENT = 1;
 const OPT_CUSTOM_STRING = 2988;
 const SHB_HARDWARE = 2;

@@ -70,6 +70,7 @@ export class TraceRecorder {
     if (!addresses.length) return undefined;
     const symbols = addresses.map((hex) => {
       const addr = BigInt(`0x${hex}`);
+      // A decimal string: protobufjs writes it as the exact uint64, where a number would round.
       return { address: addr.toString() as unknown as number, name: this.capture.ctx.symbol(addr) ?? '' };
     });
     return { symbols: { symbols } };
