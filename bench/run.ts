@@ -252,7 +252,11 @@ async function main(): Promise<void> {
       { what: 'events ratio', target: '>= 0.60', measured: find('events')?.ratio, ok: (v) => v >= 0.6 },
       { what: 'lossless record pps', target: '>= 250000', measured: losslessPps, ok: (v) => v >= 250000 },
       { what: 'TS events/s', target: '>= 1000000', measured: recorded.eventsPerS, ok: (v) => v >= 1e6 },
-      { what: 'peak RSS MB', target: '<= 300', measured: result.peak_rss_mb, ok: (v) => v <= 300 },
+      // With --soak: RSS after 5 minutes at full rate (the issue's measure); else the peak of the short runs.
+      {
+        what: soakResult ? 'RSS MB after soak' : 'peak RSS MB', target: '<= 300',
+        measured: soakResult ? soakResult.rss_mb[soakResult.rss_mb.length - 1] : result.peak_rss_mb, ok: (v) => v <= 300,
+      },
     ];
     console.log(`untraced: ${result.untraced_pps} pps (runs ${result.untraced_runs_pps.join(', ')})`);
     console.log('config        pps       ratio  lost      captured  rss MB');

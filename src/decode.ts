@@ -1,6 +1,7 @@
 /** Batch bytes (proto/bpftrace_net.proto) -> typed kernel events. */
 import { bpftrace_net as pb } from './gen/bpftrace_net';
 import { BnError } from './errors';
+import { decodeBatchWire } from './wire';
 
 export const EventKind = pb.EventKind;
 
@@ -124,18 +125,16 @@ export function toKernelEvent(e: pb.IEvent): KernelEvent {
     data: e.data ?? EMPTY,
     wireLen: e.wireLen ?? 0,
     dataFromMac: e.dataFromMac ?? false,
-    pathSignature: e.pathSignature ? toBigInt(e.pathSignature as Uint64).toString(16).padStart(16, '0') : '',
+    pathSignature: toBigInt(e.pathSignature as Uint64) ? toBigInt(e.pathSignature as Uint64).toString(16).padStart(16, '0') : '',
   };
 }
 
 export function decodeBatch(bytes: Uint8Array): DecodedBatch {
-  let batch: pb.Batch;
   try {
-    batch = pb.Batch.decode(bytes);
+    return decodeBatchWire(bytes);
   } catch (err) {
     throw new BnError('CORRUPT_BATCH', `cannot decode an event batch: ${(err as Error).message}`);
   }
-  return fromBatch(batch);
 }
 
 /** A batch protobufjs already decoded (a trace file's frame). */

@@ -64,7 +64,7 @@ const u32 = (n: number) => {
 };
 const u64 = (n: number | bigint) => {
   const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(n));
+  b.writeBigUInt64LE(BigInt.asUintN(64, BigInt(n)));
   return b;
 };
 
@@ -103,10 +103,12 @@ export interface PacketRecord {
 export function enhancedPacket(p: PacketRecord): Buffer {
   const fixed = Buffer.alloc(20);
   fixed.writeUInt32LE(p.interfaceId, 0);
-  fixed.writeUInt32LE(Number(p.timestampNs >> 32n), 4);
-  fixed.writeUInt32LE(Number(p.timestampNs & 0xffffffffn), 8);
+  // Whatever a damaged trace holds, the block stays well-formed.
+  const ts = BigInt.asUintN(64, p.timestampNs);
+  fixed.writeUInt32LE(Number(ts >> 32n), 4);
+  fixed.writeUInt32LE(Number(ts & 0xffffffffn), 8);
   fixed.writeUInt32LE(p.data.length, 12);
-  fixed.writeUInt32LE(Math.max(p.originalLength, p.data.length), 16);
+  fixed.writeUInt32LE(Math.min(Math.max(p.originalLength, p.data.length), 0xffffffff), 16);
   const data = Buffer.alloc(pad4(p.data.length));
   Buffer.from(p.data).copy(data);
   const opts: Option[] = [];

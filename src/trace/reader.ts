@@ -20,6 +20,10 @@ export class TraceFileError extends BnError {
 export interface Frame {
   offset: number;
   frame: pb.TraceFrame;
+  /** A batch frame's Batch bytes, left for the fast decoder (src/wire.ts). */
+  batch?: Uint8Array;
+  /** Where those bytes start in the file. */
+  batchOffset?: number;
 }
 
 /** The one-byte tag each frame body starts with (field number << 3 | length-delimited). */
@@ -99,6 +103,12 @@ export class TraceReader {
         throw new TraceFileError('TRACE_CORRUPT', this.file, bodyAt, `expected a frame kind (header, batch, loss, symbols, trailer, interfaces), found tag 0x${tag.toString(16)}`);
       }
       let frame: pb.TraceFrame;
+      if (tag === TAG.batch) {
+        const { value, next } = innerLength(body, this.file, bodyAt);
+        yield { offset, frame: pb.TraceFrame.create(), batch: decode(tag) ? body.subarray(next, next + value) : undefined, batchOffset: bodyAt + next };
+        offset = bodyAt + len;
+        continue;
+      }
       if (decode(tag) || tag === TAG.header || tag === TAG.trailer) {
         try {
           frame = pb.TraceFrame.decode(body);
@@ -119,6 +129,22 @@ export class TraceReader {
         'expected another frame or the trailer: the file ends without its trailer (the recording was cut short)');
     }
   }
+}
+
+/** The length of the one field a batch frame holds, checked against the frame. */
+function innerLength(body: Buffer, file: string, at: number): { value: number; next: number } {
+  let value = 0;
+  let i = 1;
+  for (let scale = 1; ; scale *= 128, i++) {
+    if (i >= body.length || i > 8) throw new TraceFileError('TRACE_CORRUPT', file, at + i, 'expected the batch length inside its frame');
+    value += (body[i] & 0x7f) * scale;
+    if (!(body[i] & 0x80)) break;
+  }
+  const next = i + 1;
+  if (next + value !== body.length) {
+    throw new TraceFileError('TRACE_CORRUPT', file, at, `expected a batch of ${body.length - next} bytes filling its frame, found a length of ${value}`);
+  }
+  return { value, next };
 }
 
 function checkHeader(file: string, frame: pb.TraceFrame): void {

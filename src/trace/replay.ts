@@ -2,7 +2,8 @@
  * the header and the symbol tables), the same correlation, the same traversals. */
 import { modelContextFrom } from '../capture/context';
 import { PipelineSinks, TraversalPipeline } from '../capture/pipeline';
-import { DecodedBatch, fromBatch } from '../decode';
+import type { DecodedBatch } from '../decode';
+import { decodeBatchWire } from '../wire';
 import { bpftrace_net as pb } from '../gen/bpftrace_net';
 import type { ContextData } from '../capture/context';
 import type { Link } from '../topology/links';
@@ -61,7 +62,7 @@ export function replayTrace(file: string, sinks: ReplaySinks): ReplayResult {
   let context: ContextData | undefined;
   let maxTs = 0;
   try {
-    for (const { frame } of reader.frames()) {
+    for (const { frame, batch: batchBytes, batchOffset } of reader.frames()) {
       if (frame.header) {
         result.header = frame.header;
         sinks.header?.(frame.header);
@@ -73,8 +74,13 @@ export function replayTrace(file: string, sinks: ReplaySinks): ReplayResult {
         context = { ...context, links: [...links.values()] };
         pipeline!.setContext(modelContextFrom(context, (a) => symbols.get(a)));
         sinks.interfaces?.(context.links);
-      } else if (frame.batch) {
-        const batch = fromBatch(frame.batch);
+      } else if (batchBytes) {
+        let batch: DecodedBatch;
+        try {
+          batch = decodeBatchWire(batchBytes);
+        } catch (err) {
+          throw new TraceFileError('TRACE_CORRUPT', file, batchOffset ?? 0, `expected a valid event batch: ${(err as Error).message}`);
+        }
         result.events += batch.events.length;
         result.lost = batch.lost;
         sinks.batch?.(batch);

@@ -1,7 +1,7 @@
 /** The native encoder and the protobufjs decoder agree on every field of proto/. */
 import { describe, expect, it } from 'vitest';
 import { EVENT_SIZE, forwardPathEvents, KIND, RawEvent, rawEvents } from '../../bench/synthetic';
-import { decodeBatch } from '../../src/decode';
+import { decodeBatch, fromBatch } from '../../src/decode';
 import { native } from '../../src/native';
 import { bpftrace_net as pb } from '../../src/gen/bpftrace_net';
 
@@ -69,5 +69,31 @@ describe('encoder <-> decoder', () => {
     expect(() => new (Session as unknown as new () => unknown)()).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     const s = new Session(() => undefined, () => undefined);
     expect(() => s.start({} as never)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+});
+
+describe('the hand-written wire decoder', () => {
+  it('reads exactly what protobufjs reads, every field set', () => {
+    const events: RawEvent[] = [
+      ...forwardPathEvents(7, 123456789n),
+      {
+        ts: 0xfffffffffffffn, packetId: 9n, skb: 0xffff8881deadbe00n, aux: 0xffffffff82159760n, seq: 3, kind: KIND.NF_TABLE,
+        verdict: -22, table: 'filter', chain: 'DOCKER-USER', netns: 4026531840, nfFamily: 7, nfHook: 2,
+      },
+      { ts: 5n, packetId: 9n, seq: 4, kind: KIND.NF_HOOK_ENTER, priorities: [-2147483647, -300, 0, 300], detail: 4 },
+    ];
+    const bytes = native().encodeBatch(rawEvents(events), 12345, 678);
+    // Buffers and Uint8Arrays alike as plain arrays, bigints as text.
+    const plain = (v: unknown) => JSON.parse(JSON.stringify(v, (_k, x) =>
+      typeof x === 'bigint' ? `${x}n` : x instanceof Uint8Array ? Array.from(x) : x?.type === 'Buffer' ? x.data : x));
+    const viaProtobufjs = plain(fromBatch(pb.Batch.decode(bytes)));
+    expect(plain(decodeBatch(bytes))).toEqual(viaProtobufjs);
+    expect(viaProtobufjs.events[16]).toMatchObject({ verdict: -22, table: 'filter', chain: 'DOCKER-USER', aux: `${0xffffffff82159760n}n` });
+  });
+
+  it('refuses bytes that are not a batch, in one clear error', () => {
+    const bytes = native().encodeBatch(rawEvents(forwardPathEvents(1, 1n)), 0, 0);
+    expect(() => decodeBatch(bytes.subarray(0, bytes.length - 3))).toThrow(/cannot decode an event batch: /);
+    expect(() => decodeBatch(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]))).toThrow(/runs past its message/);
   });
 });

@@ -109,7 +109,7 @@ describe('trace file fuzzing', () => {
   });
 
   it('replay and export survive 3000 mutated files with at most one located error each', () => {
-    const rand = rng(20261126);
+    const rand = rng(Number(process.env.BN_FUZZ_SEED ?? 20261126));
     const file = path.join(dir, 'mutant.bnt');
     const out = path.join(dir, 'mutant.pcapng');
     const errors = new Map<string, number>();
