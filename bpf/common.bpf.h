@@ -257,34 +257,37 @@ static __always_inline struct tracked_skb *track(struct sk_buff *skb, bool start
 	return track_at(skb, start, false);
 }
 
-static __always_inline void read_l4(struct bn_packet *p, unsigned char *l4)
+/* Ports (or ICMP type, code, id, sequence) from the first 8 bytes of L4. */
+static __always_inline void parse_l4(struct bn_packet *p, const __u8 *l4)
 {
 	if (p->l4proto == IPPROTO_TCP || p->l4proto == IPPROTO_UDP) {
-		__be16 ports[2];
-
-		if (bpf_probe_read_kernel(ports, sizeof(ports), l4) == 0) {
-			p->sport = bpf_ntohs(ports[0]);
-			p->dport = bpf_ntohs(ports[1]);
-		}
+		p->sport = (l4[0] << 8) | l4[1];
+		p->dport = (l4[2] << 8) | l4[3];
 	} else if (p->l4proto == IPPROTO_ICMP || p->l4proto == IPPROTO_ICMPV6) {
-		__u8 icmp[8];
-
-		if (bpf_probe_read_kernel(icmp, sizeof(icmp), l4) == 0) {
-			p->icmp_type = icmp[0];
-			p->icmp_code = icmp[1];
-			p->sport = (icmp[4] << 8) | icmp[5];
-			p->dport = (icmp[6] << 8) | icmp[7];
-		}
+		p->icmp_type = l4[0];
+		p->icmp_code = l4[1];
+		p->sport = (l4[4] << 8) | l4[5];
+		p->dport = (l4[6] << 8) | l4[7];
 	}
 }
 
+/* Ethernet + IPv6 + 8 bytes of L4, or Ethernet + IPv4 + 8: one read covers both. */
+#define HEADER_BYTES 64
+
 /* l3 points at the network header; at RX it is skb->data, elsewhere the
- * recorded network header (at TX skb->data is the Ethernet header). */
+ * recorded network header (at TX skb->data is the Ethernet header). The
+ * headers are copied in one read (they are the hot path's main cost); only
+ * IPv4 options or a detached MAC header take a second. */
 static __always_inline void read_packet(struct sk_buff *skb, struct bn_packet *p, bool at_rx)
 {
 	unsigned char *head = R(skb, head);
 	__u16 mac = R(skb, mac_header);
-	unsigned char *l3;
+	unsigned char *l3 = at_rx ? R(skb, data) : head + R(skb, network_header);
+	/* Two bytes ahead of the Ethernet header put the network header on an
+	 * 8-byte boundary: the verifier refuses misaligned stack loads. */
+	__u8 raw[HEADER_BYTES + 2] __attribute__((aligned(8))) = {};
+	__u8 *buf = raw + 2;
+	__u8 *net = raw + 2 + ETH_HLEN;
 
 	p->ethertype = bpf_ntohs(R(skb, protocol));
 	/* skb->_nfct: the conntrack entry with ip_conntrack_info in its low 3 bits. */
@@ -294,50 +297,54 @@ static __always_inline void read_packet(struct sk_buff *skb, struct bn_packet *p
 		if (nfct)
 			p->ct_state = (nfct & 7) + 1;
 	}
-	l3 = at_rx ? R(skb, data) : head + R(skb, network_header);
-	if (mac != MAC_HEADER_UNSET) {
-		__u8 eth[12];
-
-		if (bpf_probe_read_kernel(eth, sizeof(eth), head + mac) == 0) {
-			__builtin_memcpy(p->dmac, eth, 6);
-			__builtin_memcpy(p->smac, eth + 6, 6);
+	if (mac != MAC_HEADER_UNSET && head + mac + ETH_HLEN == l3) {
+		if (bpf_probe_read_kernel(buf, HEADER_BYTES, head + mac))
+			return;
+		p->has_mac = 1;
+	} else {
+		if (mac != MAC_HEADER_UNSET && bpf_probe_read_kernel(buf, ETH_HLEN, head + mac) == 0)
 			p->has_mac = 1;
-		}
+		if (bpf_probe_read_kernel(net, HEADER_BYTES - ETH_HLEN, l3))
+			return;
+	}
+	if (p->has_mac) {
+		__builtin_memcpy(p->dmac, buf, 6);
+		__builtin_memcpy(p->smac, buf + 6, 6);
 	}
 
 	if (p->ethertype == ETH_P_IP) {
-		struct iphdr ip;
+		struct iphdr *ip = (struct iphdr *)net;
 
-		if (bpf_probe_read_kernel(&ip, sizeof(ip), l3))
-			return;
 		p->ip_version = 4;
-		p->l4proto = ip.protocol;
-		p->ttl = ip.ttl;
-		p->ip_len = bpf_ntohs(ip.tot_len);
-		__builtin_memcpy(p->saddr, &ip.saddr, 4);
-		__builtin_memcpy(p->daddr, &ip.daddr, 4);
-		if (!(ip.frag_off & bpf_htons(0x1fff)))
-			read_l4(p, l3 + ip.ihl * 4);
+		p->l4proto = ip->protocol;
+		p->ttl = ip->ttl;
+		p->ip_len = bpf_ntohs(ip->tot_len);
+		__builtin_memcpy(p->saddr, &ip->saddr, 4);
+		__builtin_memcpy(p->daddr, &ip->daddr, 4);
+		if (ip->frag_off & bpf_htons(0x1fff))
+			return;
+		if (ip->ihl == 5) {
+			parse_l4(p, net + sizeof(struct iphdr));
+		} else {
+			__u8 l4[8];
+
+			if (bpf_probe_read_kernel(l4, sizeof(l4), l3 + ip->ihl * 4) == 0)
+				parse_l4(p, l4);
+		}
 	} else if (p->ethertype == ETH_P_IPV6) {
-		struct ipv6hdr ip6;
+		struct ipv6hdr *ip6 = (struct ipv6hdr *)net;
 
-		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), l3))
-			return;
 		p->ip_version = 6;
-		p->l4proto = ip6.nexthdr;
-		p->ttl = ip6.hop_limit;
-		p->ip_len = bpf_ntohs(ip6.payload_len);
-		__builtin_memcpy(p->saddr, &ip6.saddr, 16);
-		__builtin_memcpy(p->daddr, &ip6.daddr, 16);
-		read_l4(p, l3 + sizeof(ip6));
+		p->l4proto = ip6->nexthdr;
+		p->ttl = ip6->hop_limit;
+		p->ip_len = bpf_ntohs(ip6->payload_len);
+		__builtin_memcpy(p->saddr, &ip6->saddr, 16);
+		__builtin_memcpy(p->daddr, &ip6->daddr, 16);
+		parse_l4(p, net + sizeof(struct ipv6hdr));
 	} else if (p->ethertype == ETH_P_ARP) {
-		__u8 arp[28];
-
-		if (bpf_probe_read_kernel(arp, sizeof(arp), l3))
-			return;
-		p->l4proto = arp[7]; /* opcode, low byte */
-		__builtin_memcpy(p->saddr, arp + 14, 4);
-		__builtin_memcpy(p->daddr, arp + 24, 4);
+		p->l4proto = net[7]; /* opcode, low byte */
+		__builtin_memcpy(p->saddr, net + 14, 4);
+		__builtin_memcpy(p->daddr, net + 24, 4);
 	}
 }
 
