@@ -38,12 +38,15 @@ async function blast(lab: DockerLikeLab, rate?: string, seconds = SECONDS): Prom
   const conf = path.join(os.tmpdir(), `bn-trafgen-${process.pid}.cfg`);
   fs.writeFileSync(conf, `{ eth(da=02:42:ed:1a:30:67, sa=${c1.mac}), ipv4(saddr=${c1.ip}, daddr=${lab.wanIp}, ttl=64), udp(sp=4000, dp=9), fill(0x00, 18) }\n`);
   const before = rxPackets(lab);
-  // trafgen forks a sender per CPU: timeout stops the whole process group.
-  const gen = spawn('ip', ['netns', 'exec', c1.netns, 'timeout', String(seconds), 'trafgen', '--dev', 'eth0', '--conf', conf, '--cpus', '1', '--no-sock-mem', ...(rate ? ['--rate', rate] : [])], { stdio: 'ignore' });
-  const code = await new Promise((r) => gen.on('exit', r));
-  if (code !== 124) throw new Error(`trafgen ended with ${code} before its ${seconds} s`);
-  await sleep(200);
-  fs.rmSync(conf, { force: true });
+  try {
+    // trafgen forks a sender per CPU: timeout stops the whole process group.
+    const gen = spawn('ip', ['netns', 'exec', c1.netns, 'timeout', String(seconds), 'trafgen', '--dev', 'eth0', '--conf', conf, '--cpus', '1', '--no-sock-mem', ...(rate ? ['--rate', rate] : [])], { stdio: 'ignore' });
+    const code = await new Promise((r) => gen.on('exit', r));
+    if (code !== 124) throw new Error(`trafgen ended with ${code} before its ${seconds} s`);
+    await sleep(200);
+  } finally {
+    fs.rmSync(conf, { force: true });
+  }
   return (rxPackets(lab) - before) / seconds;
 }
 

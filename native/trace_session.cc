@@ -74,6 +74,7 @@ TracerConfig ParseConfig(Napi::Env env, const Napi::Value& value) {
   if (!trace_path.IsUndefined() && !trace_path.IsString())
     throw CodedError(env, "INVALID_ARGUMENT", "config.tracePath must be a string");
   if (trace_path.IsString()) config.trace_path = trace_path.As<Napi::String>().Utf8Value();
+  config.max_packets = RequireUint(env, obj, "maxPackets", false, 0);
   Napi::Value deliver = obj.Get("deliverBatches");
   if (!deliver.IsUndefined() && !deliver.IsBoolean())
     throw CodedError(env, "INVALID_ARGUMENT", "config.deliverBatches must be a boolean");
@@ -276,6 +277,7 @@ void TraceSession::Run(TracerConfig config) {
   }
   uint32_t mode = config.mode;
   bool deliver = config.deliver_batches;
+  uint64_t config_max_packets = config.max_packets;
   Tracer tracer(std::move(config));
   TraceError error;
   if (!tracer.Start(&error)) {
@@ -294,7 +296,14 @@ void TraceSession::Run(TracerConfig config) {
   BatchEncoder encoder;
   bool recording = file.is_open();
   std::unordered_set<uint64_t> addresses;
+  // --count N: exactly the first N packets whose first hop was seen, every hop of them.
+  uint64_t max_packets = config_max_packets;
+  std::unordered_set<uint64_t> admitted;
   auto append = [&](const bn_event& e, const bn_snap* snap, uint64_t signature) {
+    if (max_packets) {
+      if (e.seq == 0 && admitted.size() < max_packets) admitted.insert(e.packet_id);
+      if (!admitted.count(e.packet_id)) return;
+    }
     encoder.Append(e, snap, signature);
     if (e.seq == 0) packets_++;
     if (recording && e.aux && e.kind != BN_EV_NF_TABLE && e.kind != BN_EV_NF_HOOK_ENTER &&

@@ -46,6 +46,7 @@ struct TracerConfig {
   uint32_t max_assembling = 4096;   // packets and top modes: packets in flight at once
   std::string trace_path;           // batches are appended to this file (its header already written)
   bool deliver_batches = true;      // false: only to the file (record), JS gets stats
+  uint32_t max_packets = 0;         // > 0: keep only the first this many packets (record --count)
 };
 
 struct PathCount {

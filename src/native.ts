@@ -40,6 +40,8 @@ export interface SessionConfig {
   tracePath?: string;
   /** false: batches go only to the trace file. */
   deliverBatches?: boolean;
+  /** Keep exactly the first this many packets (all their hops); 0: no limit. */
+  maxPackets?: number;
 }
 
 export type CaptureMode = 'events' | 'packets' | 'top';

@@ -24,6 +24,8 @@ export interface CaptureOptions {
   tracePath?: string;
   /** false: batches go only to the trace file (record), not through the model. */
   deliverBatches?: boolean;
+  /** Keep exactly the first this many packets (record --count). */
+  maxPackets?: number;
   /** Follow ports as they come and go (netlink notifications). */
   follow?: { uplinks: string[]; dockerHost?: string };
 }
@@ -83,6 +85,7 @@ export class LiveCapture extends EventEmitter {
         snaplen: this.opts.snaplen,
         tracePath: this.opts.tracePath,
         deliverBatches: this.opts.deliverBatches,
+        maxPackets: this.opts.maxPackets,
       });
       for (const n of notices) this.emit('notice', n);
     } catch (err) {

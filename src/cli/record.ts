@@ -27,7 +27,7 @@ export async function collectRecord(
   onStarted: (text: string) => void,
 ): Promise<CaptureStats> {
   const { view, backend, capture } = await prepareCapture(bridge, filter, opts, {
-    mode: opts.mode, snaplen: opts.snaplen, tracePath: opts.write, deliverBatches: false,
+    mode: opts.mode, snaplen: opts.snaplen, tracePath: opts.write, deliverBatches: false, maxPackets: opts.count,
   });
   const recorder = new TraceRecorder(opts.write, capture);
   recorder.create(traceMeta(bridge, filter, opts, view, backend.backend, opts.snaplen));
@@ -82,7 +82,7 @@ export function recordCommand(): Command {
     .argument('<bridge>', 'the bridge to trace')
     .argument('[filter...]', 'a tcpdump filter expression (pcap-filter), run in the kernel')
     .requiredOption('-w, --write <file>', 'the trace file to write (.bnt; created with mode 0600)')
-    .option('-c, --count <n>', 'stop once n packets are recorded (packets already in flight are kept too)', positiveInt('--count'))
+    .option('-c, --count <n>', 'record exactly n packets (every hop of each), then stop', positiveInt('--count'))
     .option('-s, --snaplen <bytes>', `packet bytes kept at each hop (0: metadata only, at most 256)`, snaplenBytes, SNAPLEN_DEFAULT)
     .addOption(new Option('--mode <mode>', 'packets: one record per packet, assembled in the kernel; events: one per hook hit')
       .choices(['events', 'packets']).default('packets'))
