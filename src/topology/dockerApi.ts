@@ -3,6 +3,7 @@
  * container, with a short timeout; an absent engine is not an error. */
 import * as fs from 'fs';
 import * as http from 'http';
+import { BnError } from '../errors';
 
 export interface DockerContainerInfo {
   id: string;
@@ -16,9 +17,12 @@ const TIMEOUT_MS = 2000;
 /** --docker-host, then DOCKER_HOST, then the default socket; unix sockets only. */
 export function dockerSocket(explicit?: string): string | undefined {
   const value = explicit ?? process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
-  if (!value.startsWith('unix://') && !value.startsWith('/')) return undefined;
+  const unix = value.startsWith('unix://') || value.startsWith('/');
   const socket = value.replace(/^unix:\/\//, '');
-  return fs.existsSync(socket) ? socket : undefined;
+  // Asked for by name: say what is wrong with it. Found by default: optional.
+  if (explicit !== undefined && !unix) throw new BnError('DOCKER_HOST', `--docker-host ${explicit}: only unix sockets are supported`);
+  if (explicit !== undefined && !fs.existsSync(socket)) throw new BnError('DOCKER_HOST', `--docker-host ${explicit}: no such socket`);
+  return unix && fs.existsSync(socket) ? socket : undefined;
 }
 
 function get<T>(socketPath: string, path: string): Promise<T> {

@@ -44,6 +44,18 @@ describe('bad input', () => {
     expectOneLineError(runCli(['watch', lab.bridge, '--backend', 'magic']), /--backend.*magic.*(auto|hooks)/);
     expectOneLineError(runCli(['watch', lab.bridge, '--ring-size', '1000']), /power of two/);
     expectOneLineError(runCli(['frobnicate']), /unknown command 'frobnicate'/);
+    expectOneLineError(runCli(['watch', lab.bridge, '--sample', '1/0']), /--sample takes 1\/N/);
+    expectOneLineError(runCli(['record', lab.bridge, '-w', '/tmp/x.bnt', '--snaplen', '9000']), /--snaplen takes 0 .* to 256 bytes/);
+    expectOneLineError(runCli(['record', lab.bridge]), /required option '-w, --write <file>'/);
+    expectOneLineError(runCli(['top', lab.bridge, '--interval', '-1']), /--interval must be a positive number/);
+  });
+
+  it('names what is wrong with a trace file, an output file or a Docker socket', () => {
+    expectOneLineError(runCli(['replay', '/nonexistent.bnt']), /^bpftrace-net: cannot read \/nonexistent\.bnt: ENOENT$/);
+    expectOneLineError(runCli(['replay', '/etc/hostname']), /^bpftrace-net: \/etc\/hostname: (not a bpftrace-net trace|corrupt|truncated) at byte 0: /);
+    expectOneLineError(runCli(['export', '/etc/hostname', '-o', '/nonexistent/dir/x.pcapng']), /^bpftrace-net: cannot create \/nonexistent\/dir\/x\.pcapng: ENOENT$/);
+    expectOneLineError(runCli(['ports', lab.bridge, '--netns', lab.host, '--docker-host', '/nonexistent.sock']), /--docker-host \/nonexistent\.sock: no such socket/);
+    expectOneLineError(runCli(['whois', 'nothing-here', '--netns', lab.host]), /no interface, container, named netns or pid 'nothing-here'/);
   });
 
   it('leaves nothing attached after an error', () => {
