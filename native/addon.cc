@@ -7,6 +7,7 @@
 #include "encoder.h"
 
 #include "kernel_probe.h"
+#include "link_monitor.h"
 #include "netns_links.h"
 #include "packet_filter.h"
 #include "trace_session.h"
@@ -114,6 +115,7 @@ Napi::Value LinksInJs(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("LinkMonitor", LinkMonitor::Define(env));
   exports.Set("netnsIds", Napi::Function::New(env, NetnsIdsJs));
   exports.Set("linksIn", Napi::Function::New(env, LinksInJs));
   exports.Set("compileFilter", Napi::Function::New(env, CompileFilterJs));

@@ -92,6 +92,8 @@ export interface NativeAddon {
   eventSize: number;
   /** The nsid the netns at fromPath ('' = ours) gives each netns file in targets; -1 where none. */
   netnsIds(fromPath: string, targets: string[]): number[];
+  /** Calls onChange (coalesced) on netlink link notifications of the netns at path ('' = ours). */
+  LinkMonitor: new (netnsPath: string, onChange: () => void) => { stop(): void };
   /** Links of the netns at path, asked over netlink from a thread inside it. */
   linksIn(path: string): { ifindex: number; name: string }[];
 }

@@ -1,14 +1,14 @@
 /** Ports that come and go while tracing (containers started or stopped):
- * netlink link notifications, read through `ip monitor link` in the traced
- * netns, trigger a fresh look at the bridge and its containers. */
-import { ChildProcess, spawn } from 'child_process';
+ * netlink link notifications of the traced netns (read by the native side on a
+ * thread inside it) trigger a fresh look at the bridge and its containers. */
+import { native } from '../native';
 import { attachContainers } from './containers';
 import { BridgeView, describeBridge } from './links';
 
 const SETTLE_MS = 150;
 
 export class LinkWatcher {
-  private child: ChildProcess | undefined;
+  private monitor: { stop(): void } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
   private again = false;
@@ -21,18 +21,14 @@ export class LinkWatcher {
   ) {}
 
   start(): void {
-    const path = this.view.netns.path;
-    const [cmd, args] = path ? ['nsenter', [`--net=${path}`, 'ip', 'monitor', 'link']] : ['ip', ['monitor', 'link']];
-    this.child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] });
-    this.child.stdout!.on('data', () => this.schedule());
-    this.child.on('error', () => undefined);
+    this.monitor = new (native().LinkMonitor)(this.view.netns.path ?? '', () => this.schedule());
   }
 
   stop(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    this.child?.kill();
-    this.child = undefined;
+    this.monitor?.stop();
+    this.monitor = undefined;
   }
 
   /** A burst of notifications (a container's veth pair, its master, its state) is one change. */
@@ -51,7 +47,7 @@ export class LinkWatcher {
       const view = describeBridge(this.view.netns, this.view.bridge.name, this.uplinks);
       await attachContainers(view.netns, view.links.values(), this.dockerHost);
       this.view = view;
-      if (this.child) this.onChange(view);
+      if (this.monitor) this.onChange(view);
     } catch {
       // The bridge itself went away, or a device vanished mid-look: the next notification retries.
     } finally {

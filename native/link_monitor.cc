@@ -1,0 +1,84 @@
+#include "link_monitor.h"
+
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace {
+
+constexpr int kPollMs = 200;
+
+Napi::Error CodedError(Napi::Env env, const std::string& code, const std::string& message) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  return error;
+}
+
+}  // namespace
+
+Napi::Function LinkMonitor::Define(Napi::Env env) {
+  return DefineClass(env, "LinkMonitor", {InstanceMethod<&LinkMonitor::Stop>("stop")});
+}
+
+LinkMonitor::LinkMonitor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LinkMonitor>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsFunction())
+    throw CodedError(env, "INVALID_ARGUMENT", "new LinkMonitor(netnsPath: string, onChange: () => void)");
+  tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "bpftrace-net links", 1, 1);
+  // Notifications never keep the process alive by themselves.
+  tsfn_.Unref(env);
+  thread_ = std::thread(&LinkMonitor::Run, this, info[0].As<Napi::String>().Utf8Value());
+}
+
+LinkMonitor::~LinkMonitor() { Join(); }
+
+void LinkMonitor::Join() {
+  stopping_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+Napi::Value LinkMonitor::Stop(const Napi::CallbackInfo& info) {
+  Join();
+  return info.Env().Undefined();
+}
+
+void LinkMonitor::Run(std::string netns_path) {
+  if (!netns_path.empty()) {
+    int ns = open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
+    int rc = ns < 0 ? -1 : setns(ns, CLONE_NEWNET);
+    if (ns >= 0) close(ns);
+    if (rc) {
+      tsfn_.Release();
+      return;
+    }
+  }
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+  sockaddr_nl addr = {};
+  addr.nl_family = AF_NETLINK;
+  addr.nl_groups = RTMGRP_LINK;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr))) {
+    if (fd >= 0) close(fd);
+    tsfn_.Release();
+    return;
+  }
+  char buf[8192];
+  while (!stopping_) {
+    pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, kPollMs) <= 0) continue;
+    bool any = false;
+    while (recv(fd, buf, sizeof(buf), 0) > 0) any = true;
+    // One call in flight at a time: JS rescans everything anyway.
+    if (any && !pending_.exchange(true)) {
+      tsfn_.NonBlockingCall([this](Napi::Env env, Napi::Function on_change) {
+        pending_ = false;
+        if (env != nullptr) on_change.Call({});
+      });
+    }
+  }
+  close(fd);
+  tsfn_.Release();
+}
