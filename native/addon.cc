@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "encoder.h"
+#include "js_errors.h"
 
 #include "kernel_probe.h"
 #include "link_monitor.h"
@@ -63,18 +64,9 @@ Napi::Value CompileFilterJs(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "compileFilter(expression: string)");
   std::vector<sock_filter> insns;
   std::string message;
-  if (!CompilePacketFilter(info[0].As<Napi::String>().Utf8Value(), &insns, &message)) {
-    Napi::Error error = Napi::Error::New(env, message);
-    error.Set("code", Napi::String::New(env, "BAD_FILTER"));
-    throw error;
-  }
+  if (!CompilePacketFilter(info[0].As<Napi::String>().Utf8Value(), &insns, &message))
+    throw CodedError(env, "BAD_FILTER", message);
   return Napi::Number::New(env, static_cast<double>(insns.size()));
-}
-
-Napi::Error CodedError(Napi::Env env, const char* code, const std::string& message) {
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, code));
-  return error;
 }
 
 // netnsIds(fromPath, targets): the nsid the netns at fromPath ("" = ours)

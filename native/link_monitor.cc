@@ -8,15 +8,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "js_errors.h"
+
 namespace {
 
 constexpr int kPollMs = 200;
-
-Napi::Error CodedError(Napi::Env env, const std::string& code, const std::string& message) {
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, code));
-  return error;
-}
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "encoder.h"
+#include "js_errors.h"
 #include "records.h"
 
 namespace {
@@ -14,12 +15,6 @@ constexpr size_t kMaxEventsPerBatch = 4096;
 constexpr int kBatchFull = -1000;  // returned by the ring callback to end a wakeup early
 constexpr size_t kQueuedBatches = 16;
 constexpr auto kLostReadInterval = std::chrono::milliseconds(100);
-
-Napi::Error CodedError(Napi::Env env, const std::string& code, const std::string& message) {
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, code));
-  return error;
-}
 
 uint32_t RequireUint(Napi::Env env, const Napi::Object& obj, const char* key, bool required = true,
                      uint32_t fallback = 0) {

@@ -5,30 +5,25 @@ import { decodeBatch } from '../decode';
 import { asBnError } from '../errors';
 import type { ModelContext } from '../model/build';
 import { netfilterAttachments } from '../model/hooks';
-import { BackendName, CaptureMode, native, NativeSession, PathCount, SessionStats } from '../native';
+import { BackendName, native, NativeSession, PathCount, SessionConfig, SessionStats } from '../native';
 import { captureContextData, ContextData, liveModelContext, monotonicNs } from './context';
 import { TraversalPipeline } from './pipeline';
 import type { BridgeView } from '../topology/links';
 import { LinkWatcher } from '../topology/linkWatcher';
 
-export interface CaptureOptions {
+export interface CaptureOptions
+  extends Pick<SessionConfig, 'mode' | 'sampleEvery' | 'snaplen' | 'tracePath' | 'deliverBatches' | 'maxPackets'> {
   backend: BackendName;
   ringBytes?: number;
   filter?: string;
   mark?: { value: number; mask: number };
   idleTimeoutMs?: number;
-  mode?: CaptureMode;
-  sampleEvery?: number;
-  snaplen?: number;
-  /** Batches are also appended to this trace file (header already written) by the native side. */
-  tracePath?: string;
-  /** false: batches go only to the trace file (record), not through the model. */
-  deliverBatches?: boolean;
-  /** Keep exactly the first this many packets (record --count). */
-  maxPackets?: number;
   /** Follow ports as they come and go (netlink notifications). */
   follow?: { uplinks: string[]; dockerHost?: string };
 }
+
+/** The counters of a capture that never started. */
+export const EMPTY_SESSION_STATS: SessionStats = { lost: 0, lostPerCpu: [], batches: 0, events: 0, packets: 0, bytesWritten: 0 };
 
 export interface CaptureStats extends SessionStats {
   traversals: number;
@@ -154,9 +149,7 @@ export class LiveCapture extends EventEmitter {
     this.watcher = undefined;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    const stats = this.session
-      ? await this.session.stop()
-      : { lost: 0, lostPerCpu: [], batches: 0, events: 0, packets: 0, bytesWritten: 0 };
+    const stats = this.session ? await this.session.stop() : EMPTY_SESSION_STATS;
     this.session = undefined;
     this.pipeline.flush();
     return { ...stats, traversals: this.pipeline.traversals };

@@ -14,6 +14,7 @@ import { requirePrivileges } from '../system/privileges';
 import { BridgeView, describeBridge, Link } from '../topology/links';
 import { attachContainers } from '../topology/containers';
 import { resolveNetns } from '../topology/netns';
+import { withContainer } from '../output/text';
 import { markFilter, positiveNumber, powerOfTwoBytes, sampleRate } from './options';
 
 export interface CaptureCliOptions {
@@ -132,7 +133,6 @@ export function lostPerCpuText(stats: CaptureStats): string {
   return stats.lost ? ` (${stats.lostPerCpu.map((n, cpu) => `cpu${cpu}: ${n}`).join(', ')})` : '';
 }
 
-export const EMPTY_STATS = { lost: 0, lostPerCpu: [], batches: 0, events: 0, packets: 0, bytesWritten: 0 };
 
 export function traceMeta(
   bridge: string, filter: string, opts: CaptureCliOptions & { mode: string }, view: BridgeView, backend: string, snaplen: number,
@@ -157,7 +157,7 @@ export function describePortChange(change: { added: number[]; removed: number[] 
   const byIndex = new Map(known.map((l) => [l.ifindex, l]));
   const name = (i: number) => {
     const l = byIndex.get(i);
-    return l ? (l.container ? `${l.name} (${l.container.name})` : l.name) : `if${i}`;
+    return l ? withContainer(l.name, l.container) : `if${i}`;
   };
   return [...change.added.map((i) => `port added: ${name(i)}`), ...change.removed.map((i) => `port removed: ${name(i)}`)];
 }

@@ -1,9 +1,9 @@
 import { Command, Option } from 'commander';
-import type { CaptureStats } from '../capture/live';
+import { CaptureStats, EMPTY_SESSION_STATS } from '../capture/live';
 import { TraceRecorder } from '../trace/recorder';
 import { exportPcapng } from '../output/pcapngExport';
 import {
-  addCaptureOptions, CaptureCliOptions, describeStart, EMPTY_STATS, lostPerCpuText, prepareCapture, runUntilStopped, toolVersion, traceMeta,
+  addCaptureOptions, CaptureCliOptions, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, toolVersion, traceMeta,
 } from './capture';
 import { positiveInt, SNAPLEN_DEFAULT, snaplenBytes } from './options';
 
@@ -46,7 +46,7 @@ export async function collectRecord(
     });
   } finally {
     if (timer) clearInterval(timer);
-    recorder.finish(stats ?? capture.stats() ?? EMPTY_STATS);
+    recorder.finish(stats ?? capture.stats() ?? EMPTY_SESSION_STATS);
   }
   return stats;
 }

@@ -1,12 +1,12 @@
 import { Command, Option } from 'commander';
 import type { BackendSelection } from '../capture/backend';
-import type { CaptureStats, LiveCapture } from '../capture/live';
+import { CaptureStats, EMPTY_SESSION_STATS, LiveCapture } from '../capture/live';
 import type { Traversal } from '../model/traversal';
 import { formatJsonLine } from '../output/json';
 import { formatTraversal } from '../output/text';
 import type { BridgeView } from '../topology/links';
 import { TraceRecorder } from '../trace/recorder';
-import { addCaptureOptions, CaptureCliOptions, describePortChange, describeStart, EMPTY_STATS, lostPerCpuText, prepareCapture, runUntilStopped, traceMeta } from './capture';
+import { addCaptureOptions, CaptureCliOptions, describePortChange, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, traceMeta } from './capture';
 import { positiveInt, SNAPLEN_DEFAULT, snaplenBytes } from './options';
 
 export interface WatchOptions extends CaptureCliOptions {
@@ -60,7 +60,7 @@ export async function collectWatch(
       status.onStarted(view, backend);
     });
   } finally {
-    recorder?.finish(stats ?? capture.stats() ?? EMPTY_STATS);
+    recorder?.finish(stats ?? capture.stats() ?? EMPTY_SESSION_STATS);
   }
   return stats;
 }

@@ -2,10 +2,9 @@ import { Command } from 'commander';
 import { BnError } from '../errors';
 import { containerText } from '../output/ports';
 import { requirePrivileges } from '../system/privileges';
-import { allNetns, attachContainers, describeHolder, Resolution } from '../topology/containers';
+import { allNetns, attachContainers, describeHolder, peerName, Resolution } from '../topology/containers';
 import { ContainerInfo, Link, listLinks } from '../topology/links';
 import { Netns, resolveNetns } from '../topology/netns';
-import { native } from '../native';
 
 export interface WhoisOptions {
   netns?: string;
@@ -20,16 +19,6 @@ export interface WhoisAnswer {
   bridge?: string;
   peer?: { ifindex: number; name?: string };
   container?: ContainerInfo;
-}
-
-function peerName(resolution: Resolution, link: Link): string | undefined {
-  const holder = link.peerNetnsId !== undefined ? resolution.byNsid.get(link.peerNetnsId) : undefined;
-  if (!holder || link.peerIfindex === undefined) return undefined;
-  try {
-    return native().linksIn(holder.path).find((l) => l.ifindex === link.peerIfindex)?.name;
-  } catch {
-    return undefined;
-  }
 }
 
 function answer(link: Link, resolution: Resolution): WhoisAnswer {

@@ -11,7 +11,7 @@ import { contextFromHeader } from '../trace/format';
 import type { TraceFileError } from '../trace/reader';
 import { replayTrace } from '../trace/replay';
 import { BnError } from '../errors';
-import { deviceLabel, formatEnd, formatHop } from './text';
+import { deviceLabel, formatEnd, formatHop, withContainer } from './text';
 import {
   DIRECTION_INBOUND, DIRECTION_OUTBOUND, enhancedPacket, interfaceDescription, LINKTYPE_ETHERNET, LINKTYPE_RAW, sectionHeader,
 } from './pcapng';
@@ -88,12 +88,12 @@ class PcapngExporter {
     const ctx = contextFromHeader(h);
     this.netns = ctx.netns;
     this.epochOffset = BigInt(Math.round(ctx.epochOffsetNs));
-    this.names = new Map(ctx.links.map((l) => [l.ifindex, l.container ? `${l.name} (${l.container.name})` : l.name]));
+    this.devices(ctx.links);
     fs.writeSync(this.fd, sectionHeader(`bpftrace-net ${version} (${h.mode} mode, bridge ${h.bridge})`, `Linux ${h.kernelRelease}`, h.host ?? ''));
   }
 
   devices(links: Link[]): void {
-    this.names = new Map(links.map((l) => [l.ifindex, l.container ? `${l.name} (${l.container.name})` : l.name]));
+    this.names = new Map(links.map((l) => [l.ifindex, withContainer(l.name, l.container)]));
   }
 
   lost(total: number): void {

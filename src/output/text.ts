@@ -9,11 +9,12 @@ function clock(iso: string): string {
 /** A device name with the container behind it: "vethdcc08d7 (web-1)". */
 export type DeviceLabel = (name: string) => string;
 
+export function withContainer(name: string, container?: { name: string }): string {
+  return container ? `${name} (${container.name})` : name;
+}
+
 export function deviceLabel(t: Pick<Traversal, 'devices'>): DeviceLabel {
-  return (name) => {
-    const c = t.devices?.[name]?.container;
-    return c ? `${name} (${c.name})` : name;
-  };
+  return (name) => withContainer(name, t.devices?.[name]?.container);
 }
 
 const plain: DeviceLabel = (name) => name;

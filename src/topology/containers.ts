@@ -143,3 +143,14 @@ export function nameLinks(links: Iterable<Link>, resolution: Resolution): void {
     if (holder) link.container = describeHolder(holder, resolution.docker);
   }
 }
+
+/** The name a veth's peer has in its own netns, asked there over netlink. */
+export function peerName(resolution: Resolution, link: Link): string | undefined {
+  const holder = link.peerNetnsId !== undefined ? resolution.byNsid.get(link.peerNetnsId) : undefined;
+  if (!holder || link.peerIfindex === undefined) return undefined;
+  try {
+    return native().linksIn(holder.path).find((l) => l.ifindex === link.peerIfindex)?.name;
+  } catch {
+    return undefined;
+  }
+}

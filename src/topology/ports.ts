@@ -1,7 +1,6 @@
 /** A bridge's ports as `bpftrace-net ports` lists them: state, MAC, FDB,
  * hairpin, VLANs, the veth peer and who sits behind it. */
-import { native } from '../native';
-import { attachContainers, Resolution } from './containers';
+import { attachContainers, peerName } from './containers';
 import { BridgeView, ContainerInfo } from './links';
 import { Netns, runIn } from './netns';
 
@@ -39,18 +38,6 @@ function json<T>(ns: Netns, cmd: string, args: string[]): T {
   return (out ? JSON.parse(out) : []) as T;
 }
 
-/** The peer's own name for itself, asked in its netns over netlink. */
-function peerName(resolution: Resolution, nsid: number | undefined, ifindex: number | undefined): string | undefined {
-  if (nsid === undefined || ifindex === undefined) return undefined;
-  const holder = resolution.byNsid.get(nsid);
-  if (!holder) return undefined;
-  try {
-    return native().linksIn(holder.path).find((l) => l.ifindex === ifindex)?.name;
-  } catch {
-    return undefined;
-  }
-}
-
 export async function describePorts(view: BridgeView, dockerHost?: string): Promise<PortInfo[]> {
   const resolution = await attachContainers(view.netns, view.links.values(), dockerHost);
   const details = new Map(json<IpLinkDetail[]>(view.netns, 'ip', ['-j', '-d', 'link', 'show']).map((d) => [d.ifname, d]));
@@ -76,7 +63,7 @@ export async function describePorts(view: BridgeView, dockerHost?: string): Prom
       peer: p.peerIfindex !== undefined && p.kind === 'veth'
         ? {
           ifindex: p.peerIfindex,
-          name: p.peerNetnsId === undefined ? view.links.get(p.peerIfindex)?.name : peerName(resolution, p.peerNetnsId, p.peerIfindex),
+          name: p.peerNetnsId === undefined ? view.links.get(p.peerIfindex)?.name : peerName(resolution, p),
           netns: p.peerNetnsId === undefined ? view.netns.label : p.container?.netns ?? `nsid ${p.peerNetnsId}`,
         }
         : undefined,

@@ -3,6 +3,7 @@
  * loss counters and symbol tables between. */
 import * as os from 'os';
 import type { ContextData } from '../capture/context';
+import { toNumber, Uint64 } from '../decode';
 import { bpftrace_net as pb } from '../gen/bpftrace_net';
 import type { Link } from '../topology/links';
 
@@ -89,8 +90,6 @@ export function traceHeader(ctx: ContextData, meta: TraceMeta): pb.ITraceHeader 
   };
 }
 
-type Uint64 = number | { toNumber(): number } | null | undefined;
-const num = (v: Uint64) => (v == null ? 0 : typeof v === 'number' ? v : v.toNumber());
 
 export function contextFromHeader(h: pb.ITraceHeader): ContextData {
   const known = h.brNetfilter?.known ?? false;
@@ -99,7 +98,7 @@ export function contextFromHeader(h: pb.ITraceHeader): ContextData {
     bridgeIfindex: h.bridgeIfindex ?? 0,
     links: linksFromRows(h.interfaces ?? []),
     dropReasons: h.dropReasons ?? [],
-    epochOffsetNs: num(h.monotonicToEpochNs as Uint64),
+    epochOffsetNs: toNumber(h.monotonicToEpochNs as Uint64),
     brNetfilter: {
       iptables: known ? h.brNetfilter?.iptables ?? false : undefined,
       ip6tables: known ? h.brNetfilter?.ip6tables ?? false : undefined,

@@ -2,7 +2,7 @@
  * the header and the symbol tables), the same correlation, the same traversals. */
 import { modelContextFrom } from '../capture/context';
 import { PipelineSinks, TraversalPipeline } from '../capture/pipeline';
-import type { DecodedBatch } from '../decode';
+import { DecodedBatch, toBigInt, toNumber, Uint64 } from '../decode';
 import { decodeBatchWire } from '../wire';
 import { bpftrace_net as pb } from '../gen/bpftrace_net';
 import type { ContextData } from '../capture/context';
@@ -32,8 +32,6 @@ export interface ReplayResult {
 /** Matches the live capture's idle timeout, so packets close the same way. */
 const IDLE_TIMEOUT_NS = 2e9;
 
-type Uint64 = number | { toNumber(): number } | null | undefined;
-const num = (v: Uint64) => (v == null ? 0 : typeof v === 'number' ? v : v.toNumber());
 
 function readSymbols(file: string): Map<bigint, string> {
   const symbols = new Map<bigint, string>();
@@ -41,9 +39,7 @@ function readSymbols(file: string): Map<bigint, string> {
   try {
     for (const { frame } of reader.frames((tag) => tag === FRAME_TAG.symbols)) {
       for (const s of frame.symbols?.symbols ?? []) {
-        const a = s.address as Uint64 | { low: number; high: number };
-        const addr = a && typeof a === 'object' && 'high' in a ? (BigInt(a.high >>> 0) << 32n) | BigInt(a.low >>> 0) : BigInt(num(a as Uint64));
-        symbols.set(addr, s.name ?? '');
+        symbols.set(toBigInt(s.address as Uint64), s.name ?? '');
       }
     }
   } catch {
@@ -88,12 +84,12 @@ export function replayTrace(file: string, sinks: ReplaySinks): ReplayResult {
         for (const e of batch.events) if (e.ts > maxTs) maxTs = e.ts;
         pipeline!.expire(maxTs);
       } else if (frame.loss) {
-        result.lost = num(frame.loss.lost as Uint64);
-        result.lostPerCpu = (frame.loss.lostPerCpu ?? []).map((n) => num(n as Uint64));
+        result.lost = toNumber(frame.loss.lost as Uint64);
+        result.lostPerCpu = (frame.loss.lostPerCpu ?? []).map((n) => toNumber(n as Uint64));
       } else if (frame.trailer) {
         result.trailer = frame.trailer;
-        result.lost = num(frame.trailer.lost as Uint64);
-        result.lostPerCpu = (frame.trailer.lostPerCpu ?? []).map((n) => num(n as Uint64));
+        result.lost = toNumber(frame.trailer.lost as Uint64);
+        result.lostPerCpu = (frame.trailer.lostPerCpu ?? []).map((n) => toNumber(n as Uint64));
       }
     }
   } catch (err) {

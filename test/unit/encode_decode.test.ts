@@ -1,7 +1,8 @@
 /** The native encoder and the protobufjs decoder agree on every field of proto/. */
 import { describe, expect, it } from 'vitest';
 import { EVENT_SIZE, forwardPathEvents, KIND, RawEvent, rawEvents } from '../../bench/synthetic';
-import { decodeBatch, fromBatch } from '../../src/decode';
+import { decodeBatch } from '../../src/decode';
+import { decodeWithProtobufjs } from '../support/protobufjsDecode';
 import { native } from '../../src/native';
 import { bpftrace_net as pb } from '../../src/gen/bpftrace_net';
 
@@ -86,7 +87,7 @@ describe('the hand-written wire decoder', () => {
     // Buffers and Uint8Arrays alike as plain arrays, bigints as text.
     const plain = (v: unknown) => JSON.parse(JSON.stringify(v, (_k, x) =>
       typeof x === 'bigint' ? `${x}n` : x instanceof Uint8Array ? Array.from(x) : x?.type === 'Buffer' ? x.data : x));
-    const viaProtobufjs = plain(fromBatch(pb.Batch.decode(bytes)));
+    const viaProtobufjs = plain(decodeWithProtobufjs(bytes));
     expect(plain(decodeBatch(bytes))).toEqual(viaProtobufjs);
     expect(viaProtobufjs.events[16]).toMatchObject({ verdict: -22, table: 'filter', chain: 'DOCKER-USER', aux: `${0xffffffff82159760n}n` });
   });
