@@ -173,28 +173,45 @@ static __always_inline __u64 wakeup_flags(__u64 queued, __u64 size)
 
 #include "assembly.bpf.h"
 
+/* Where a packet's headers are: at RX the network header is skb->data,
+ * elsewhere the recorded network header (at TX skb->data is the Ethernet
+ * header). `eth` says the MAC header sits right before it. */
+struct frame_view {
+	unsigned char *head;
+	unsigned char *data;
+	unsigned char *l3;
+	__u16 mac;
+	bool eth;
+};
+
+static __always_inline void view_frame(struct sk_buff *skb, bool at_rx, struct frame_view *v)
+{
+	v->head = R(skb, head);
+	v->data = R(skb, data);
+	v->l3 = at_rx ? v->data : v->head + R(skb, network_header);
+	v->mac = R(skb, mac_header);
+	v->eth = v->mac != MAC_HEADER_UNSET && v->head + v->mac + ETH_HLEN == v->l3;
+}
+
 /* The filters that decide whether a packet is followed at all: mark, then the
  * pcap expression. */
 static __always_inline bool packet_matches(struct sk_buff *skb, bool at_rx)
 {
-	unsigned char *head, *data;
+	struct frame_view v;
 	struct cbpf_state s = {};
-	__u16 mac, proto;
 	__u32 skb_len, before;
+	__u16 proto;
 
 	if (mark_mask && (R(skb, mark) & mark_mask) != mark_value)
 		return false;
 	if (!filter_len)
 		return true;
-	head = R(skb, head);
-	data = R(skb, data);
-	s.l3 = at_rx ? data : head + R(skb, network_header);
+	view_frame(skb, at_rx, &v);
+	s.l3 = v.l3;
 	skb_len = R(skb, len);
-	before = s.l3 > data ? s.l3 - data : 0;
+	before = s.l3 > v.data ? s.l3 - v.data : 0;
 	s.len = ETH_HLEN + (skb_len > before ? skb_len - before : 0);
-	mac = R(skb, mac_header);
-	if (mac == MAC_HEADER_UNSET || head + mac + ETH_HLEN != s.l3 ||
-	    bpf_probe_read_kernel(s.eth, ETH_HLEN, head + mac)) {
+	if (!v.eth || bpf_probe_read_kernel(s.eth, ETH_HLEN, v.head + v.mac)) {
 		/* No Ethernet header (locally generated): zero MACs and the protocol. */
 		__builtin_memset(s.eth, 0, ETH_HLEN);
 		proto = R(skb, protocol);
@@ -274,15 +291,12 @@ static __always_inline void parse_l4(struct bn_packet *p, const __u8 *l4)
 /* Ethernet + IPv6 + 8 bytes of L4, or Ethernet + IPv4 + 8: one read covers both. */
 #define HEADER_BYTES 64
 
-/* l3 points at the network header; at RX it is skb->data, elsewhere the
- * recorded network header (at TX skb->data is the Ethernet header). The
- * headers are copied in one read (they are the hot path's main cost); only
+/* The headers are copied in one read (they are the hot path's main cost); only
  * IPv4 options or a detached MAC header take a second. */
-static __always_inline void read_packet(struct sk_buff *skb, struct bn_packet *p, bool at_rx)
+static __always_inline void read_packet(struct sk_buff *skb, struct bn_packet *p, const struct frame_view *v)
 {
-	unsigned char *head = R(skb, head);
-	__u16 mac = R(skb, mac_header);
-	unsigned char *l3 = at_rx ? R(skb, data) : head + R(skb, network_header);
+	unsigned char *head = v->head, *l3 = v->l3;
+	__u16 mac = v->mac;
 	/* Two bytes ahead of the Ethernet header put the network header on an
 	 * 8-byte boundary: the verifier refuses misaligned stack loads. */
 	__u8 raw[HEADER_BYTES + 2] __attribute__((aligned(8))) = {};
@@ -297,7 +311,7 @@ static __always_inline void read_packet(struct sk_buff *skb, struct bn_packet *p
 		if (nfct)
 			p->ct_state = (nfct & 7) + 1;
 	}
-	if (mac != MAC_HEADER_UNSET && head + mac + ETH_HLEN == l3) {
+	if (v->eth) {
 		if (bpf_probe_read_kernel(buf, HEADER_BYTES, head + mac))
 			return;
 		p->has_mac = 1;
@@ -350,19 +364,13 @@ static __always_inline void read_packet(struct sk_buff *skb, struct bn_packet *p
 
 /* The packet's bytes from its Ethernet header (or its network header when it
  * has none), as far as the linear data goes. */
-static __always_inline void read_snap(struct sk_buff *skb, struct bn_snap *snap, bool at_rx)
+static __always_inline void read_snap(struct sk_buff *skb, struct bn_snap *snap, const struct frame_view *v)
 {
-	unsigned char *head = R(skb, head), *data = R(skb, data);
-	unsigned char *l3 = at_rx ? data : head + R(skb, network_header);
-	unsigned char *start = l3, *end = head + R(skb, tail);
-	__u16 mac = R(skb, mac_header);
+	unsigned char *start = v->eth ? v->head + v->mac : v->l3, *end = v->head + R(skb, tail);
+	unsigned char *data = v->data;
 	__u32 len = R(skb, len), n;
 
-	snap->from_mac = 0;
-	if (mac != MAC_HEADER_UNSET && head + mac + ETH_HLEN == l3) {
-		start = head + mac;
-		snap->from_mac = 1;
-	}
+	snap->from_mac = v->eth;
 	snap->wire_len = start <= data ? len + (data - start) : len - (start - data);
 	n = end > start ? end - start : 0;
 	if (n > snaplen)
@@ -382,9 +390,12 @@ static __always_inline void read_snap(struct sk_buff *skb, struct bn_snap *snap,
 /* Headers always; bytes too when a snaplen was asked for. */
 static __always_inline void read_headers(struct sk_buff *skb, struct bn_event *e, bool at_rx)
 {
-	read_packet(skb, &e->pkt, at_rx);
+	struct frame_view v;
+
+	view_frame(skb, at_rx, &v);
+	read_packet(skb, &e->pkt, &v);
 	if (snaplen && e->has_snap)
-		read_snap(skb, (struct bn_snap *)(e + 1), at_rx);
+		read_snap(skb, (struct bn_snap *)(e + 1), &v);
 }
 
 /* An event under construction: a ring-buffer slot in events mode, a scratch
