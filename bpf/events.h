@@ -67,20 +67,12 @@ struct bn_config {
 	__u32 _pad;
 };
 
-/* Where a netfilter probe sits inside a hook: just after the standard priority
- * of the named table (or at the very start of the hook for BN_SLOT_ENTRY).
- * Mirrored by the hook catalog in src/model/hooks.ts. */
-enum bn_nf_slot {
-	BN_SLOT_ENTRY = 0,     /* INT_MIN + 1 */
-	BN_SLOT_RAW = 1,       /* -300 + 1 */
-	BN_SLOT_CONNTRACK = 2, /* -200 + 1 */
-	BN_SLOT_MANGLE = 3,    /* -150 + 1 */
-	BN_SLOT_NAT_DST = 4,   /* -100 + 1 */
-	BN_SLOT_FILTER = 5,    /*    0 + 1 */
-	BN_SLOT_SECURITY = 6,  /*   50 + 1 */
-	BN_SLOT_NAT_SRC = 7,   /*  100 + 1 */
-	BN_SLOT_COUNT = 8,
-};
+/* The `hooks` backend's netfilter probes: program i of a pool of identical
+ * programs reports nf_slot = i. User space places them where the netns's
+ * ruleset has its chains (one at a hook's start, one just after each occupied
+ * priority) and keeps what (family, hook, slot) meant: the ruleset's chains
+ * between that probe and the one before it (src/model/probes.ts). */
+#define BN_PROBE_POOL 16
 
 /* Packet headers as seen at the moment of the event (so NAT is visible). */
 struct bn_packet {
@@ -121,7 +113,7 @@ struct bn_event {
 	__u8 kind;             /* enum bn_event_kind */
 	__u8 nf_family;        /* NFPROTO_*: IPV4 = 2, BRIDGE = 7, IPV6 = 10 */
 	__u8 nf_hook;          /* NF_INET_PRE_ROUTING = 0 ... (NF_BR_* alike) */
-	__u8 nf_slot;          /* enum bn_nf_slot; NF_HOOK_ENTER: index of the first entry to run */
+	__u8 nf_slot;          /* NF: the probe (< BN_PROBE_POOL); NF_HOOK_ENTER: index of the first entry to run */
 	__u8 detail;           /* enum bn_bridge_decision / bn_route_decision / bn_table_worker;
 	                          NF_HOOK_ENTER: number of entries */
 	__u8 _pad;

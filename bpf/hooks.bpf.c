@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The `hooks` backend: for kernels without function tracing.
  * rx/tx/drop come from BTF tracepoints, netfilter hooks from BPF netfilter
- * links placed just after each standard table priority, so the slots a packet
- * reaches tell which tables it passed and where it stopped. */
+ * links placed where the traced netns's ruleset has its chains: the probes a
+ * packet reaches tell which chains it passed and where it stopped. */
 /* Every kernel pointer here comes typed from BTF: read fields with plain loads. */
 #define BN_BTF_POINTERS
 #include "common.bpf.h"
 #include "devices.bpf.h"
 
-/* ---- netfilter slots ----------------------------------------------------- */
+/* ---- netfilter probes ---------------------------------------------------- */
 
 static __always_inline int on_nf(struct bpf_nf_ctx *ctx, __u8 slot)
 {
@@ -21,18 +21,15 @@ static __always_inline int on_nf(struct bpf_nf_ctx *ctx, __u8 slot)
 	return NF_ACCEPT;
 }
 
-#define NF_SLOT_PROG(name, slot)                        \
+/* A netfilter program cannot tell at which priority it runs: each probe of a
+ * hook is a different program of this pool (see BN_PROBE_POOL). */
+#define NF_PROBE(i)                                     \
 	SEC("netfilter")                                \
-	int nf_##name(struct bpf_nf_ctx *ctx)           \
+	int nf_probe_##i(struct bpf_nf_ctx *ctx)        \
 	{                                               \
-		return on_nf(ctx, slot);                \
+		return on_nf(ctx, i);                   \
 	}
 
-NF_SLOT_PROG(entry, BN_SLOT_ENTRY)
-NF_SLOT_PROG(raw, BN_SLOT_RAW)
-NF_SLOT_PROG(conntrack, BN_SLOT_CONNTRACK)
-NF_SLOT_PROG(mangle, BN_SLOT_MANGLE)
-NF_SLOT_PROG(nat_dst, BN_SLOT_NAT_DST)
-NF_SLOT_PROG(filter, BN_SLOT_FILTER)
-NF_SLOT_PROG(security, BN_SLOT_SECURITY)
-NF_SLOT_PROG(nat_src, BN_SLOT_NAT_SRC)
+NF_PROBE(0) NF_PROBE(1) NF_PROBE(2) NF_PROBE(3) NF_PROBE(4) NF_PROBE(5) NF_PROBE(6) NF_PROBE(7)
+NF_PROBE(8) NF_PROBE(9) NF_PROBE(10) NF_PROBE(11) NF_PROBE(12) NF_PROBE(13) NF_PROBE(14) NF_PROBE(15)
+_Static_assert(BN_PROBE_POOL == 16, "one NF_PROBE per pool slot");

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "encoder.h"
+#include "hook_table.h"
 #include "js_errors.h"
 
 #include "kernel_probe.h"
@@ -106,7 +107,53 @@ Napi::Value LinksInJs(const Napi::CallbackInfo& info) {
   return out;
 }
 
+const char* OwnerName(uint8_t owner) {
+  switch (owner) {
+    case BN_OWNER_NFT_CHAIN: return "nft";
+    case BN_OWNER_XT_TABLE: return "xt";
+    case BN_OWNER_EBT_TABLE: return "ebt";
+    case BN_OWNER_NAT_CORE: return "nat";
+    case BN_OWNER_BPF_LINK: return "bpf";
+    default: return "other";
+  }
+}
+
+// hookTable(netnsPath): {entries: [{family, hook, index, priority, function, owner,
+// natIndex, table, chain, type, tableFamily, policy, handle, chainPriority}], truncated}.
+Napi::Value HookTableJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "hookTable(netnsPath: string)");
+  HookTable table;
+  std::string error;
+  if (!ReadHookTable(info[0].As<Napi::String>().Utf8Value(), &table, &error)) throw CodedError(env, "HOOK_TABLE", error);
+  Napi::Array entries = Napi::Array::New(env, table.entries.size());
+  for (uint32_t i = 0; i < table.entries.size(); i++) {
+    const bn_hook_entry& r = table.entries[i].raw;
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("family", r.pf);
+    e.Set("hook", r.hook);
+    e.Set("index", r.index);
+    e.Set("priority", r.priority);
+    e.Set("function", table.entries[i].function);
+    e.Set("owner", OwnerName(r.owner));
+    e.Set("natIndex", r.nat_index);
+    e.Set("table", std::string(r.table, strnlen(r.table, sizeof(r.table))));
+    e.Set("chain", std::string(r.chain, strnlen(r.chain, sizeof(r.chain))));
+    e.Set("type", std::string(r.type, strnlen(r.type, sizeof(r.type))));
+    e.Set("tableFamily", r.table_family);
+    e.Set("policy", r.policy);
+    e.Set("handle", Napi::Number::New(env, static_cast<double>(r.handle)));
+    e.Set("chainPriority", r.chain_priority);
+    entries.Set(i, e);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("entries", entries);
+  out.Set("truncated", table.truncated);
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("hookTable", Napi::Function::New(env, HookTableJs));
   exports.Set("LinkMonitor", LinkMonitor::Define(env));
   exports.Set("netnsIds", Napi::Function::New(env, NetnsIdsJs));
   exports.Set("linksIn", Napi::Function::New(env, LinksInJs));

@@ -1,6 +1,7 @@
 #include "link_monitor.h"
 
 #include <fcntl.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <poll.h>
@@ -22,12 +23,18 @@ Napi::Function LinkMonitor::Define(Napi::Env env) {
 
 LinkMonitor::LinkMonitor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LinkMonitor>(info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsFunction())
-    throw CodedError(env, "INVALID_ARGUMENT", "new LinkMonitor(netnsPath: string, onChange: () => void)");
-  tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "bpftrace-net links", 1, 1);
+  const char* usage = "new LinkMonitor(netnsPath: string, onChange: () => void, topic?: 'links' | 'nftables')";
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsFunction() || (info.Length() > 2 && !info[2].IsString()))
+    throw CodedError(env, "INVALID_ARGUMENT", usage);
+  std::string topic = info.Length() > 2 ? info[2].As<Napi::String>().Utf8Value() : "links";
+  Topic t;
+  if (topic == "links") t = {NETLINK_ROUTE, RTNLGRP_LINK};
+  else if (topic == "nftables") t = {NETLINK_NETFILTER, NFNLGRP_NFTABLES};
+  else throw CodedError(env, "INVALID_ARGUMENT", usage);
+  tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "bpftrace-net netlink", 1, 1);
   // Notifications never keep the process alive by themselves.
   tsfn_.Unref(env);
-  thread_ = std::thread(&LinkMonitor::Run, this, info[0].As<Napi::String>().Utf8Value());
+  thread_ = std::thread(&LinkMonitor::Run, this, info[0].As<Napi::String>().Utf8Value(), t);
 }
 
 LinkMonitor::~LinkMonitor() { Join(); }
@@ -42,7 +49,7 @@ Napi::Value LinkMonitor::Stop(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-void LinkMonitor::Run(std::string netns_path) {
+void LinkMonitor::Run(std::string netns_path, Topic topic) {
   if (!netns_path.empty()) {
     int ns = open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
     int rc = ns < 0 ? -1 : setns(ns, CLONE_NEWNET);
@@ -52,11 +59,12 @@ void LinkMonitor::Run(std::string netns_path) {
       return;
     }
   }
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, topic.protocol);
   sockaddr_nl addr = {};
   addr.nl_family = AF_NETLINK;
-  addr.nl_groups = RTMGRP_LINK;
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr))) {
+  int group = static_cast<int>(topic.group);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) ||
+      setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group))) {
     if (fd >= 0) close(fd);
     tsfn_.Release();
     return;

@@ -1,4 +1,5 @@
-// Netlink link notifications (RTMGRP_LINK) of one network namespace, read on
+// Netlink notifications of one network namespace (links, or nftables' ruleset
+// changes), read on
 // a thread that entered it, handed to JS as "something changed" through one
 // thread-safe function. Lives and dies with the process: no helper process.
 #pragma once
@@ -18,7 +19,11 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
 
  private:
   Napi::Value Stop(const Napi::CallbackInfo& info);
-  void Run(std::string netns_path);
+  struct Topic {
+    int protocol;
+    unsigned group;
+  };
+  void Run(std::string netns_path, Topic topic);
   void Join();
 
   Napi::ThreadSafeFunction tsfn_;

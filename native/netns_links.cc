@@ -18,7 +18,8 @@ namespace {
 
 std::string Errno(const std::string& what) { return what + ": " + strerror(errno); }
 
-// Runs fn on a thread that entered the netns at `path` ("" = stay).
+}  // namespace
+
 bool InNetns(const std::string& path, const std::function<bool(std::string*)>& fn, std::string* error) {
   bool ok = false;
   std::thread worker([&]() {
@@ -42,6 +43,8 @@ bool InNetns(const std::string& path, const std::function<bool(std::string*)>& f
   worker.join();
   return ok;
 }
+
+namespace {
 
 class RouteSocket {
  public:

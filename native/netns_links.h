@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,10 @@ struct NamedLink {
   uint32_t ifindex;
   std::string name;
 };
+
+// Runs fn on a thread that entered the netns at `path` ("" = stay) and waits
+// for it; fn's false (and *error) is returned.
+bool InNetns(const std::string& path, const std::function<bool(std::string*)>& fn, std::string* error);
 
 // The nsid the netns at `from_path` ("" = the caller's) gives to each netns
 // file in `targets`; -1 where it assigned none or the file cannot be opened.

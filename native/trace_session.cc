@@ -26,6 +26,29 @@ uint32_t RequireUint(Napi::Env env, const Napi::Object& obj, const char* key, bo
   return v.As<Napi::Number>().Uint32Value();
 }
 
+// [{family, hook, slot, priority, lastPriority?}]: where the hooks backend's probes go.
+std::vector<NetfilterAttachment> NetfilterList(Napi::Env env, const Napi::Value& value, const std::string& what) {
+  if (!value.IsArray()) throw CodedError(env, "INVALID_ARGUMENT", what + " must be an array");
+  Napi::Array list = value.As<Napi::Array>();
+  std::vector<NetfilterAttachment> out;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value v = list.Get(i);
+    if (!v.IsObject()) throw CodedError(env, "INVALID_ARGUMENT", what + " must hold objects");
+    Napi::Object a = v.As<Napi::Object>();
+    Napi::Value priority = a.Get("priority"), last = a.Get("lastPriority");
+    if (!priority.IsNumber()) throw CodedError(env, "INVALID_ARGUMENT", what + "[].priority must be a number");
+    if (!last.IsUndefined() && !last.IsNumber())
+      throw CodedError(env, "INVALID_ARGUMENT", what + "[].lastPriority must be a number");
+    uint32_t slot = RequireUint(env, a, "slot");
+    if (slot >= BN_PROBE_POOL)
+      throw CodedError(env, "INVALID_ARGUMENT", what + "[].slot must be below " + std::to_string(BN_PROBE_POOL));
+    int32_t p = priority.As<Napi::Number>().Int32Value();
+    out.push_back({RequireUint(env, a, "family"), RequireUint(env, a, "hook"), slot, p,
+                   last.IsNumber() ? last.As<Napi::Number>().Int32Value() : p});
+  }
+  return out;
+}
+
 TracerConfig ParseConfig(Napi::Env env, const Napi::Value& value) {
   if (!value.IsObject()) throw CodedError(env, "INVALID_ARGUMENT", "start(config) needs a config object");
   Napi::Object obj = value.As<Napi::Object>();
@@ -86,18 +109,7 @@ TracerConfig ParseConfig(Napi::Env env, const Napi::Value& value) {
     config.watched_ifindexes.push_back(v.As<Napi::Number>().Uint32Value());
   }
 
-  Napi::Value netfilter = obj.Get("netfilter");
-  if (!netfilter.IsArray()) throw CodedError(env, "INVALID_ARGUMENT", "config.netfilter must be an array");
-  Napi::Array nf_list = netfilter.As<Napi::Array>();
-  for (uint32_t i = 0; i < nf_list.Length(); i++) {
-    Napi::Value v = nf_list.Get(i);
-    if (!v.IsObject()) throw CodedError(env, "INVALID_ARGUMENT", "config.netfilter must hold objects");
-    Napi::Object a = v.As<Napi::Object>();
-    Napi::Value priority = a.Get("priority");
-    if (!priority.IsNumber()) throw CodedError(env, "INVALID_ARGUMENT", "config.netfilter[].priority must be a number");
-    config.netfilter.push_back({RequireUint(env, a, "family"), RequireUint(env, a, "hook"), RequireUint(env, a, "slot"),
-                                priority.As<Napi::Number>().Int32Value()});
-  }
+  config.netfilter = NetfilterList(env, obj.Get("netfilter"), "config.netfilter");
   return config;
 }
 
@@ -111,6 +123,7 @@ Napi::Function TraceSession::Define(Napi::Env env) {
                       InstanceMethod<&TraceSession::WriteFrame>("writeFrame"),
                       InstanceMethod<&TraceSession::TakeAddresses>("takeAddresses"),
                       InstanceMethod<&TraceSession::SetWatched>("setWatched"),
+                      InstanceMethod<&TraceSession::SetNetfilter>("setNetfilter"),
                       InstanceMethod<&TraceSession::SetPaused>("setPaused")});
 }
 
@@ -196,6 +209,24 @@ Napi::Value TraceSession::SetWatched(const Napi::CallbackInfo& info) {
   std::vector<uint32_t> add = IfindexList(env, info[0], "add"), remove = IfindexList(env, info[1], "remove");
   std::lock_guard<std::mutex> lock(tracer_mutex_);
   return Napi::Boolean::New(env, tracer_ != nullptr && tracer_->SetWatched(add, remove));
+}
+
+// setNetfilter(attachments): the ruleset changed, the probes move. Applied by
+// the reader thread (inside the traced netns) after the frames queued before
+// this call are written; resolves with {error} ('' when every probe attached).
+Napi::Value TraceSession::SetNetfilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1) throw CodedError(env, "INVALID_ARGUMENT", "setNetfilter(attachments: object[])");
+  std::vector<NetfilterAttachment> wanted = NetfilterList(env, info[0], "attachments");
+  Napi::Promise::Deferred deferred(env);
+  if (state_ != State::kRunning) {
+    deferred.Reject(CodedError(env, "NOT_RUNNING", "setNetfilter: the session is not running").Value());
+    return deferred.Promise();
+  }
+  netfilter_deferreds_.push_back(deferred);
+  std::lock_guard<std::mutex> lock(frames_mutex_);
+  pending_netfilter_.push_back(std::move(wanted));
+  return deferred.Promise();
 }
 
 // setPaused(paused): while JS cannot keep up with its own output, the reader
@@ -383,9 +414,20 @@ void TraceSession::Run(TracerConfig config) {
     }
     if (recording && frames_waiting && encoder.event_count() == 0 && unfolded.empty()) {
       flush(true);  // an empty batch carries the frames out
-      continue;
+    } else {
+      flush(lost_changed);
     }
-    flush(lost_changed);
+    // After the frames (a trace file names the new probes before their first event).
+    std::vector<std::vector<NetfilterAttachment>> moves;
+    {
+      std::lock_guard<std::mutex> lock(frames_mutex_);
+      if (!recording || pending_frames_.empty()) moves.swap(pending_netfilter_);
+    }
+    for (const auto& wanted : moves) {
+      TraceError why;
+      tracer.SetNetfilter(wanted, &why);
+      Send(new Message{Message::kNetfilterMoved, {}, why});
+    }
   }
   // Detach, then drain what the kernel already handed over and the packets
   // still being assembled, so nothing traced is lost.
@@ -464,6 +506,14 @@ void TraceSession::Deliver(Napi::Env env, Napi::Function on_batch, Message* mess
       }
       break;
     }
+    case Message::kNetfilterMoved: {
+      if (netfilter_deferreds_.empty()) break;
+      Napi::Object result = Napi::Object::New(env);
+      result.Set("error", message->error.message);
+      netfilter_deferreds_.front().Resolve(result);
+      netfilter_deferreds_.erase(netfilter_deferreds_.begin());
+      break;
+    }
     case Message::kBatch: {
       // A copy V8 accounts for: external buffers freed by finalizers let garbage
       // pile up unseen at high rates (RSS grew past a gigabyte).
@@ -478,6 +528,9 @@ void TraceSession::Finished(Napi::Env env) {
   if (thread_.joinable()) thread_.join();
   bool was_started = state_ != State::kIdle && state_ != State::kFinished;
   state_ = State::kFinished;
+  for (Napi::Promise::Deferred& deferred : netfilter_deferreds_)
+    deferred.Reject(CodedError(env, "NOT_RUNNING", "setNetfilter: the session stopped first").Value());
+  netfilter_deferreds_.clear();
   for (Napi::Promise::Deferred& deferred : stop_deferreds_) deferred.Resolve(StatsObject(env));
   stop_deferreds_.clear();
   if (was_started) Unref();

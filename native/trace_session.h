@@ -24,7 +24,7 @@ class TraceSession : public Napi::ObjectWrap<TraceSession> {
 
  private:
   struct Message {
-    enum Kind { kStarted, kBatch, kError } kind;
+    enum Kind { kStarted, kBatch, kError, kNetfilterMoved } kind;
     std::vector<uint8_t> bytes;
     TraceError error;
     std::vector<std::string> notices;
@@ -38,6 +38,7 @@ class TraceSession : public Napi::ObjectWrap<TraceSession> {
   Napi::Value TakeAddresses(const Napi::CallbackInfo& info);
   Napi::Value SetWatched(const Napi::CallbackInfo& info);
   Napi::Value SetPaused(const Napi::CallbackInfo& info);
+  Napi::Value SetNetfilter(const Napi::CallbackInfo& info);
 
   void Run(TracerConfig config);
   void Send(Message* message);
@@ -61,9 +62,11 @@ class TraceSession : public Napi::ObjectWrap<TraceSession> {
   std::mutex frames_mutex_;
   std::vector<std::vector<uint8_t>> pending_frames_;
   std::vector<uint64_t> new_addresses_;
+  std::vector<std::vector<NetfilterAttachment>> pending_netfilter_;
   mutable std::mutex lost_mutex_;
   std::vector<uint64_t> lost_per_cpu_;
   enum class State { kIdle, kStarting, kRunning, kFinished } state_ = State::kIdle;
   std::unique_ptr<Napi::Promise::Deferred> start_deferred_;
   std::vector<Napi::Promise::Deferred> stop_deferreds_;
+  std::vector<Napi::Promise::Deferred> netfilter_deferreds_;
 };

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <unordered_set>
 
@@ -20,15 +21,13 @@
 namespace {
 
 const char kNetfilterSection[] = "netfilter";
-// Slots sit one above a table's priority; the next tables are 50 or more away.
+// Probes sit one above an occupied priority; a taken one moves a little later.
 constexpr int32_t kPriorityRetries = 16;
 // Without this one a function-tracing backend sees no hook at all.
 const char kRequiredFunction[] = "nf_hook_slow";
 
-const char* SlotProgramName(uint32_t slot) {
-  static const char* const kNames[BN_SLOT_COUNT] = {"nf_entry",   "nf_raw",    "nf_conntrack", "nf_mangle",
-                                                    "nf_nat_dst", "nf_filter", "nf_security",  "nf_nat_src"};
-  return slot < BN_SLOT_COUNT ? kNames[slot] : nullptr;
+std::string ProbeProgramName(uint32_t slot) {
+  return slot < BN_PROBE_POOL ? "nf_probe_" + std::to_string(slot) : "";
 }
 
 // "fexit/nft_do_chain" -> "nft_do_chain"; "" for sections that name no function.
@@ -205,7 +204,8 @@ bool Tracer::AttachPrograms(TraceError* error) {
 }
 
 bool Tracer::AttachNetfilter(TraceError* error) {
-  if (config_.netfilter.empty()) return true;
+  // The hooks backend's thread stays in the traced netns: probes move there when the ruleset changes.
+  if (config_.backend != Backend::kHooks) return true;
   if (!config_.netns_path.empty()) {
     int ns = open(config_.netns_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (ns < 0) return Fail(error, "NETNS", "cannot open netns " + config_.netns_path + ": " + ErrnoText(errno));
@@ -215,21 +215,59 @@ bool Tracer::AttachNetfilter(TraceError* error) {
     if (rc) return Fail(error, "NETNS", "cannot enter netns " + config_.netns_path + ": " + ErrnoText(err));
   }
   for (const NetfilterAttachment& a : config_.netfilter) {
-    const char* name = SlotProgramName(a.slot);
-    bpf_program* prog = name ? bpf_object__find_program_by_name(obj_, name) : nullptr;
-    if (!prog) return Fail(error, "INVALID_ARGUMENT", "no netfilter program for slot " + std::to_string(a.slot));
-    // The kernel allows one BPF program per hook and priority: another tracer
-    // (a second watch, a top) already there pushes this one a little later.
-    int fd = -EBUSY;
-    for (int32_t shift = 0; shift < kPriorityRetries && fd == -EBUSY; shift++)
-      fd = CreateNetfilterLink(bpf_program__fd(prog), a.family, a.hook, a.priority + shift);
-    if (fd < 0)
-      return Fail(error, "NETFILTER_LINK",
-                  "cannot attach a BPF netfilter link (family " + std::to_string(a.family) + ", hook " +
-                      std::to_string(a.hook) + ", priority " + std::to_string(a.priority) + "): " + ErrnoText(fd));
-    netfilter_link_fds_.push_back(fd);
+    std::string why;
+    int fd = AttachProbe(a, &why);
+    if (fd < 0) return Fail(error, fd == -EINVAL ? "INVALID_ARGUMENT" : "NETFILTER_LINK", why);
+    probe_links_.push_back({a, fd});
   }
   return true;
+}
+
+int Tracer::AttachProbe(const NetfilterAttachment& a, std::string* error) {
+  std::string name = ProbeProgramName(a.slot);
+  bpf_program* prog = name.empty() ? nullptr : bpf_object__find_program_by_name(obj_, name.c_str());
+  if (!prog) {
+    *error = "no netfilter probe " + std::to_string(a.slot) + " (the pool has " + std::to_string(BN_PROBE_POOL) + ")";
+    return -EINVAL;
+  }
+  // The kernel allows one entry per hook and priority: a priority taken by
+  // another program (a second tracer) moves this probe a little later, never
+  // past the next chain.
+  int fd = -EBUSY;
+  int32_t last = a.last_priority > a.priority ? a.last_priority : a.priority;
+  for (int32_t p = a.priority; p <= last && p - a.priority < kPriorityRetries && fd == -EBUSY; p++)
+    fd = CreateNetfilterLink(bpf_program__fd(prog), a.family, a.hook, p);
+  if (fd < 0)
+    *error = "cannot attach a BPF netfilter link (family " + std::to_string(a.family) + ", hook " + std::to_string(a.hook) +
+             ", priority " + std::to_string(a.priority) + "): " + ErrnoText(fd);
+  return fd;
+}
+
+bool Tracer::SetNetfilter(const std::vector<NetfilterAttachment>& wanted, TraceError* error) {
+  auto same = [](const NetfilterAttachment& x, const NetfilterAttachment& y) {
+    return x.family == y.family && x.hook == y.hook && x.slot == y.slot && x.priority == y.priority;
+  };
+  // New probes first, then the old ones go: no moment without a probe.
+  std::vector<ProbeLink> kept;
+  for (const NetfilterAttachment& a : wanted) {
+    auto it = std::find_if(probe_links_.begin(), probe_links_.end(), [&](const ProbeLink& l) { return same(l.at, a); });
+    if (it != probe_links_.end()) {
+      kept.push_back(*it);
+      probe_links_.erase(it);
+      continue;
+    }
+    std::string why;
+    int fd = AttachProbe(a, &why);
+    if (fd < 0) {
+      error->code = "NETFILTER_LINK";
+      error->message = why;
+      continue;  // the others still go where they belong
+    }
+    kept.push_back({a, fd});
+  }
+  for (const ProbeLink& l : probe_links_) close(l.fd);
+  probe_links_ = std::move(kept);
+  return error->code.empty();
 }
 
 // The kernel wakes the reader only once an eighth of the ring is queued, so
@@ -299,8 +337,8 @@ std::vector<uint64_t> Tracer::LostEventsPerCpu() const {
 }
 
 void Tracer::Detach() {
-  for (int fd : netfilter_link_fds_) close(fd);
-  netfilter_link_fds_.clear();
+  for (const ProbeLink& l : probe_links_) close(l.fd);
+  probe_links_.clear();
   for (bpf_link* link : links_) bpf_link__destroy(link);
   links_.clear();
 }

@@ -25,8 +25,9 @@ enum class Backend { kHooks, kFentry, kKprobe };
 struct NetfilterAttachment {
   uint32_t family;    // NFPROTO_*
   uint32_t hook;      // NF_INET_*
-  uint32_t slot;      // enum bn_nf_slot: which program
+  uint32_t slot;      // which probe of the pool (< BN_PROBE_POOL)
   int32_t priority;
+  int32_t last_priority;  // when another program holds `priority`, the latest it may move to
 };
 
 struct TracerConfig {
@@ -73,6 +74,10 @@ class Tracer {
   // Packets and top modes: hands on_event each record still being assembled
   // (packets that had not ended), marked unfinished. Call after detaching.
   void DrainAssembling();
+  // The ruleset changed: attach the probes in `wanted` that are not attached yet
+  // and release those no longer wanted. Call from the thread that attached them
+  // (it is inside the traced netns).
+  bool SetNetfilter(const std::vector<NetfilterAttachment>& wanted, TraceError* error);
   // Ports come and go while tracing: devices whose packets start a traversal.
   bool SetWatched(const std::vector<uint32_t>& add, const std::vector<uint32_t>& remove);
   // Top mode: packets and bytes per path signature, summed over CPUs.
@@ -95,11 +100,16 @@ class Tracer {
   bool LeaveOutUntraceable(TraceError* error);
   bool AttachPrograms(TraceError* error);
   bool AttachNetfilter(TraceError* error);
+  int AttachProbe(const NetfilterAttachment& a, std::string* error);
 
   TracerConfig config_;
   bpf_object* obj_ = nullptr;
   std::vector<bpf_link*> links_;
-  std::vector<int> netfilter_link_fds_;
+  struct ProbeLink {
+    NetfilterAttachment at;
+    int fd;
+  };
+  std::vector<ProbeLink> probe_links_;
   ring_buffer* ring_ = nullptr;
   int lost_map_fd_ = -1;
   int paths_fd_ = -1;

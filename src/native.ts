@@ -11,8 +11,11 @@ export interface ProbeResult {
 export interface NetfilterAttachment {
   family: number;
   hook: number;
+  /** Which probe program of the pool. */
   slot: number;
   priority: number;
+  /** Where it may move when another program holds `priority`. */
+  lastPriority?: number;
 }
 
 export type BackendName = 'hooks' | 'fentry' | 'kprobe';
@@ -78,6 +81,8 @@ export interface NativeSession {
   takeAddresses(): string[];
   /** Devices whose packets start a traversal, changed while running; false when not running. */
   setWatched(add: number[], remove: number[]): boolean;
+  /** The ruleset changed: the hooks backend's probes move (applied after the frames queued before). */
+  setNetfilter(attachments: NetfilterAttachment[]): Promise<{ error: string }>;
   /** While JS's own output is backed up: stop reading the ring (the kernel counts the loss). */
   setPaused(paused: boolean): void;
 }
@@ -92,8 +97,11 @@ export interface NativeAddon {
   eventSize: number;
   /** The nsid the netns at fromPath ('' = ours) gives each netns file in targets; -1 where none. */
   netnsIds(fromPath: string, targets: string[]): number[];
-  /** Calls onChange (coalesced) on netlink link notifications of the netns at path ('' = ours). */
-  LinkMonitor: new (netnsPath: string, onChange: () => void) => { stop(): void };
+  /** Calls onChange (coalesced) on netlink notifications of the netns at path ('' = ours):
+   * its links (default), or its nftables ruleset. */
+  LinkMonitor: new (netnsPath: string, onChange: () => void, topic?: 'links' | 'nftables') => { stop(): void };
+  /** The netfilter hook table of the netns at path ('' = ours), read from the kernel. */
+  hookTable(path: string): { entries: unknown[]; truncated: boolean };
   /** Links of the netns at path, asked over netlink from a thread inside it. */
   linksIn(path: string): { ifindex: number; name: string }[];
 }

@@ -3,10 +3,12 @@
  * Captured once at start, as plain data, so that a trace file carries it and
  * a replay elsewhere explains packets exactly as the live run did. */
 import type { ModelContext } from '../model/build';
+import { planProbes, ProbeHistory, type ProbePlan } from '../model/probes';
 import { native } from '../native';
 import { Kallsyms } from '../topology/kallsyms';
 import type { BridgeNetfilter, BridgeView, Link } from '../topology/links';
 import { Route, RouteTable } from '../topology/routes';
+import { readRuleset } from '../topology/ruleset';
 
 export interface ContextData {
   netns: number;
@@ -18,6 +20,8 @@ export interface ContextData {
   epochOffsetNs: number;
   brNetfilter: BridgeNetfilter;
   routes: Route[];
+  /** The netns's hook table at the start and after each change, with the hooks backend's probes. */
+  probePlans: ProbePlan[];
 }
 
 export function monotonicNs(): number {
@@ -33,11 +37,16 @@ export function captureContextData(view: BridgeView): ContextData {
     epochOffsetNs: Date.now() * 1e6 - monotonicNs(),
     brNetfilter: view.brNetfilter,
     routes: RouteTable.load(view.netns).routes(),
+    probePlans: [planProbes(readRuleset(view.netns), 0)],
   };
 }
 
 /** symbol: kernel address -> name (live: /proc/kallsyms; replay: the file's symbol table). */
-export function modelContextFrom(data: ContextData, symbol: (addr: bigint) => string | undefined): ModelContext {
+export function modelContextFrom(
+  data: ContextData,
+  symbol: (addr: bigint) => string | undefined,
+  probes = new ProbeHistory(data.probePlans),
+): ModelContext {
   const names = new Map(data.links.map((l) => [l.ifindex, l.name]));
   const byName = new Map(data.links.filter((l) => l.container).map((l) => [l.name, l]));
   const routes = RouteTable.fromRoutes(data.routes);
@@ -50,6 +59,7 @@ export function modelContextFrom(data: ContextData, symbol: (addr: bigint) => st
     dropReason: (r) => data.dropReasons[r] || `reason ${r}`,
     toEpochNs: (ts) => ts + data.epochOffsetNs,
     brNetfilter: data.brNetfilter,
+    probes,
     route: (dst) => routes.lookup(dst),
     deviceInfo: (name) => {
       const l = byName.get(name);
@@ -58,7 +68,7 @@ export function modelContextFrom(data: ContextData, symbol: (addr: bigint) => st
   };
 }
 
-export function liveModelContext(data: ContextData): ModelContext {
+export function liveModelContext(data: ContextData, probes?: ProbeHistory): ModelContext {
   const kallsyms = new Kallsyms();
-  return modelContextFrom(data, (addr) => kallsyms.lookup(addr));
+  return modelContextFrom(data, (addr) => kallsyms.lookup(addr), probes);
 }

@@ -4,12 +4,14 @@ import { EventEmitter } from 'events';
 import { decodeBatch } from '../decode';
 import { asBnError } from '../errors';
 import type { ModelContext } from '../model/build';
-import { netfilterAttachments } from '../model/hooks';
+import { attachmentsOf, planProbes, ProbeHistory, type ProbePlan } from '../model/probes';
+import { rulesetChanges, type Ruleset } from '../model/ruleset';
 import { BackendName, native, NativeSession, PathCount, SessionConfig, SessionStats } from '../native';
 import { captureContextData, ContextData, liveModelContext, monotonicNs } from './context';
 import { TraversalPipeline } from './pipeline';
 import type { BridgeView } from '../topology/links';
 import { LinkWatcher } from '../topology/linkWatcher';
+import { RulesetWatcher } from '../topology/ruleset';
 
 export interface CaptureOptions
   extends Pick<SessionConfig, 'mode' | 'sampleEvery' | 'snaplen' | 'tracePath' | 'deliverBatches' | 'maxPackets'> {
@@ -32,12 +34,16 @@ export interface CaptureStats extends SessionStats {
 const EXPIRE_INTERVAL_MS = 250;
 
 /** Events: 'traversal' (Traversal, ClosedPacket), 'lost' (total lost so far), 'notice' (a program left
- * out on this kernel), 'ports' ({added, removed} ifindexes, the new BridgeView), 'error' (BnError). */
+ * out on this kernel, the ruleset changed), 'ports' ({added, removed} ifindexes, the new BridgeView),
+ * 'ruleset' (ProbePlan: the hook table changed, before the probes move), 'error' (BnError). */
 export class LiveCapture extends EventEmitter {
   private session: NativeSession | undefined;
   private readonly pipeline: TraversalPipeline;
   private timer: NodeJS.Timeout | undefined;
   private watcher: LinkWatcher | undefined;
+  private rulesetWatcher: RulesetWatcher | undefined;
+  /** The netns's hook table over time: what every netfilter event is read with. */
+  readonly probes: ProbeHistory;
   ctx: ModelContext;
   /** What a trace file's header keeps so a replay explains packets the same way. */
   contextData: ContextData;
@@ -48,7 +54,8 @@ export class LiveCapture extends EventEmitter {
   ) {
     super();
     this.contextData = captureContextData(view);
-    this.ctx = liveModelContext(this.contextData);
+    this.probes = new ProbeHistory(this.contextData.probePlans);
+    this.ctx = liveModelContext(this.contextData, this.probes);
     this.pipeline = new TraversalPipeline(this.ctx, (opts.idleTimeoutMs ?? 2000) * 1e6, {
       traversal: (t, packet) => this.emit('traversal', t, packet),
       lost: (n) => this.emit('lost', n),
@@ -70,7 +77,7 @@ export class LiveCapture extends EventEmitter {
         netnsInode: view.netns.inode,
         bridgeIfindex: view.bridge.ifindex,
         watchedIfindexes: watched,
-        netfilter: this.opts.backend === 'hooks' ? netfilterAttachments() : [],
+        netfilter: this.opts.backend === 'hooks' ? attachmentsOf(this.probes.latest!) : [],
         ringBytes: this.opts.ringBytes,
         filter: this.opts.filter,
         markValue: this.opts.mark?.value,
@@ -83,6 +90,8 @@ export class LiveCapture extends EventEmitter {
         maxPackets: this.opts.maxPackets,
       });
       for (const n of notices) this.emit('notice', n);
+      const unreadable = this.probes.latest?.ruleset.unreadable;
+      if (unreadable) this.emit('notice', `the ruleset of netns ${view.netns.label} cannot be read (${unreadable}): hops name hooks only, never tables`);
     } catch (err) {
       await session.stop();
       throw asBnError(err);
@@ -94,6 +103,27 @@ export class LiveCapture extends EventEmitter {
         if (change.added.length || change.removed.length) this.emit('ports', change, view);
       });
       this.watcher.start();
+    }
+    this.rulesetWatcher = new RulesetWatcher(view.netns, this.probes.latest!.ruleset, (r) => void this.rulesetChanged(r));
+    this.rulesetWatcher.start();
+  }
+
+  /** Tables or chains came or went: say what, keep the new plan (a trace file
+   * gets it before the first event of a moved probe), then move the probes. */
+  private async rulesetChanged(ruleset: Ruleset): Promise<void> {
+    const before = this.probes.latest!;
+    const plan: ProbePlan = planProbes(ruleset, monotonicNs(), before);
+    this.probes.add(plan);
+    this.contextData = { ...this.contextData, probePlans: [...this.contextData.probePlans, plan] };
+    const changes = rulesetChanges(before.ruleset, ruleset);
+    this.emit('notice', `ruleset changed: ${changes.join('; ') || 'entries reordered'}`);
+    this.emit('ruleset', plan);
+    if (this.opts.backend !== 'hooks' || !this.session) return;
+    try {
+      const { error } = await this.session.setNetfilter(attachmentsOf(plan));
+      if (error) this.emit('notice', `a probe could not move with the ruleset: ${error}`);
+    } catch {
+      // stopped meanwhile
     }
   }
 
@@ -110,7 +140,7 @@ export class LiveCapture extends EventEmitter {
     const links = new Map(this.contextData.links.map((l) => [l.ifindex, l]));
     for (const l of view.links.values()) links.set(l.ifindex, l);
     this.contextData = { ...this.contextData, links: [...links.values()] };
-    this.ctx = liveModelContext(this.contextData);
+    this.ctx = liveModelContext(this.contextData, this.probes);
     this.pipeline.setContext(this.ctx);
     return { added, removed };
   }
@@ -147,6 +177,8 @@ export class LiveCapture extends EventEmitter {
   async stop(): Promise<CaptureStats> {
     this.watcher?.stop();
     this.watcher = undefined;
+    this.rulesetWatcher?.stop();
+    this.rulesetWatcher = undefined;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     const stats = this.session ? await this.session.stop() : EMPTY_SESSION_STATS;

@@ -1,7 +1,9 @@
 /** One packet's kernel events -> a Traversal: hops in order, where it ended,
  * and the decisions the events imply. */
 import { EventKind, KernelEvent } from '../decode';
-import { familyName, hookName, slotById, tableAfter, verdictName } from './hooks';
+import { familyName, hookName, verdictName } from './hooks';
+import { ProbeHistory, type Probe, type ProbePlan } from './probes';
+import { describeUser, hasChains, runsRules, usersAt, type HookUser } from './ruleset';
 import { ctStateName, describePacket, formatAddress, natTableConsulted, protoName } from './packet';
 import type { Branch, Decision, DeviceInfo, Hop, HookRun, Traversal, TraversalEnd } from './traversal';
 
@@ -19,6 +21,8 @@ export interface ModelContext {
   route?(dst: string): { prefix: string; dev?: string; via?: string } | undefined;
   /** What sits behind a device of the traced netns (a port's container), where known. */
   deviceInfo?(name: string): DeviceInfo | undefined;
+  /** The traced netns's hook table over time, and where the hooks backend's probes were. */
+  probes?: ProbeHistory;
   /** br_netfilter's bridge-nf-call-* switches in the traced netns, where known. */
   brNetfilter?: { iptables: boolean | undefined; ip6tables: boolean | undefined };
 }
@@ -60,13 +64,76 @@ function netfilterHop(e: KernelEvent, ctx: ModelContext, table: Hop['table'], ve
   };
 }
 
-/** A netfilter DROP is seen as a kfree_skb after the last slot reached; the
- * table is the next one probed at that hook. */
+/** The hop a user of a hook that runs rules makes: its real table and chain. */
+function userHop(e: KernelEvent, ctx: ModelContext, u: HookUser, verdict: Hop['verdict']): Hop {
+  const hop = netfilterHop(e, ctx, u.table ?? null, verdict);
+  if (u.chain) hop.chain = u.chain;
+  if (u.tableFamily) hop.tableFamily = u.tableFamily;
+  hop.priority = u.priority;
+  if (u.kind === 'xtables' || u.kind === 'ebtables') hop.note = `${describeUser(u)} (legacy x_tables)`;
+  return hop;
+}
+
+/** The hops a probe stands for: every chain between it and the probe before it
+ * let the packet through. The NAT core runs its nat chains only for a
+ * connection's first packet; later ones get the translation conntrack holds. */
+function probeHops(e: KernelEvent, ctx: ModelContext, probe: Probe, plan: ProbePlan): Hop[] {
+  const hops: Hop[] = [];
+  if (probe.after === null) {
+    // The hook's first probe: where the hook has no chain at all (or the ruleset could
+    // not be read), the hook itself is the hop, so the path still shows it.
+    const users = usersAt(plan.ruleset, familyName(e.nfFamily), hookName(e.nfHook, e.nfFamily));
+    if (plan.ruleset.unreadable || !users.some(hasChains)) {
+      const hop = netfilterHop(e, ctx, null, null);
+      hop.note = plan.ruleset.unreadable ? 'hook reached (the ruleset could not be read)' : 'hook reached: no chain is registered here';
+      return [hop];
+    }
+  }
+  for (const u of probe.covers) {
+    if (!runsRules(u)) continue;
+    const chains = u.kind === 'nat' ? u.natChains ?? [] : [u];
+    for (const c of chains) {
+      const hop = userHop(e, ctx, c, 'ACCEPT');
+      if (u.kind === 'nat') {
+        hop.priority = u.priority;
+        if (c.chainPriority !== undefined && c.kind === 'chain') hop.chainPriority = c.chainPriority;
+        if (!natTableConsulted(e.packet)) {
+          hop.consulted = false;
+          const ct = ctStateName(e.packet.ctState);
+          hop.note = ct === null || ct === 'untracked'
+            ? 'nat chain not consulted: the packet has no conntrack entry (nat needs one)'
+            : `nat chain not consulted: the connection is ${ct}, conntrack applies its translation`;
+        }
+      }
+      hops.push(hop);
+    }
+  }
+  return hops;
+}
+
+/** A netfilter DROP seen as a kfree_skb after the last probe reached: it
+ * happened in what runs between that probe and the next one. One chain there
+ * is named as the dropper; several are named as candidates (inferred). */
 function dropHop(lastNf: KernelEvent, drop: KernelEvent, ctx: ModelContext): Hop {
-  const hook = hookName(lastNf.nfHook);
-  const hop = netfilterHop(lastNf, ctx, tableAfter(hook, lastNf.nfSlot), 'DROP');
+  const found = ctx.probes?.probe(lastNf.nfFamily, lastNf.nfHook, lastNf.nfSlot, lastNf.ts);
+  const after = found ? ProbeHistory.coveredAfter(found.plan, found.probe) : [];
+  const ruled = after.flatMap((u) => (u.kind === 'nat' ? u.natChains ?? [] : runsRules(u) ? [u] : []));
+  let hop: Hop;
+  if (ruled.length >= 1 && ruled.length === after.filter((u) => u.kind !== 'nat' || u.natChains?.length).length) {
+    hop = userHop(lastNf, ctx, ruled[0], 'DROP');
+    if (ruled.length > 1) {
+      hop.inferred = ['table'];
+      hop.note = `dropped in one of: ${ruled.map(describeUser).join(', ')}`;
+    }
+  } else {
+    hop = netfilterHop(lastNf, ctx, null, 'DROP');
+    hop.inferred = ['table'];
+    hop.note = after.length
+      ? `dropped between probes, where the kernel runs: ${after.map(describeUser).join(', ')}`
+      : 'dropped after the last probe of the hook';
+  }
   hop.ts = drop.ts;
-  hop.inferred = ['table'];
+  hop.observed = false;
   return hop;
 }
 
@@ -85,6 +152,11 @@ function tableHop(e: KernelEvent, ctx: ModelContext): Hop {
     if (hop.verdict === 'DROP') hop.note = "broute: DROP means 'route': the frame leaves the bridge for the port's own L3 stack";
   }
   if (e.chain) hop.chain = e.chain;
+  // The table's family and priority, from the hook table of the moment.
+  const users = usersAt(ctx.probes?.planAt(e.ts)?.ruleset, hop.family, hop.hook).flatMap((u) => [u, ...(u.natChains ?? [])]);
+  const u = users.find((x) => x.table === hop.table && (!e.chain || x.chain === e.chain));
+  if (u?.tableFamily) hop.tableFamily = u.tableFamily;
+  if (u) hop.priority = u.priority;
   return hop;
 }
 
@@ -142,6 +214,8 @@ function inferRouting(hops: Hop[], decisions: Decision[], ctx: ModelContext): vo
     prev = h;
     if (after?.hook !== 'PREROUTING' || after.family !== h.family) continue;
     if (h.hook === 'FORWARD') {
+      // br_netfilter runs ipv4 FORWARD for frames bridged port to port too: physout says so, no route was looked up.
+      if (h.physout) return;
       decisions.push({ ts: h.ts, kind: 'route', decision: 'forward', text: forwardText(h.dst, h.out, ctx), inferred: true });
       return;
     }
@@ -212,19 +286,47 @@ function explainNoIptables(first: KernelEvent, hops: Hop[], decisions: Decision[
   decisions.push({ ts: hops[0].ts, kind: 'bridge', decision: 'no-iptables', text: `${name}=0: bridged ${v6 ? 'IPv6' : 'IPv4'} is not passed to ${v6 ? 'ip6tables' : 'iptables'}` });
 }
 
-/** Addresses that change between two hops were rewritten there: say how. */
-function explainRewrites(first: KernelEvent, hops: Hop[], decisions: Decision[]): void {
-  let prev = addresses(first);
-  for (const h of hops) {
-    const where = h.family === 'netdev' ? `before ${h.hook} on ${h.in ?? h.out}` : `in ${h.table ?? '?'} ${h.hook}`;
-    const reply = h.ct?.includes('reply') ? ' (reply of a translated connection)' : '';
-    if (h.src && prev.src && h.src !== prev.src) {
-      decisions.push({ ts: h.ts, kind: 'nat', decision: 'snat', text: `SNAT ${prev.src} -> ${h.src} ${where}${reply}` });
+/** Where the packet's headers were read, and what ran just before. */
+interface Point {
+  ts: number;
+  src: string | null;
+  dst: string | null;
+  where: string;
+  ct: string | null;
+}
+
+/** "192.168.222.2:40000" for TCP and UDP, the address alone otherwise. */
+function endpoint(addr: string | null, port: number, e: KernelEvent): string | null {
+  if (!addr) return null;
+  const l4 = e.packet.l4proto;
+  if (l4 !== 6 && l4 !== 17 && l4 !== 132) return addr;
+  return e.packet.ipVersion === 6 ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
+function pointOf(e: KernelEvent, where: string): Point {
+  const a = addresses(e);
+  return { ts: e.ts, src: endpoint(a.src, e.packet.sport, e), dst: endpoint(a.dst, e.packet.dport, e), where, ct: ctStateName(e.packet.ctState) };
+}
+
+/** What ran between a probe and the one before it, in words. */
+function probeWhere(e: KernelEvent, probe: Probe | undefined): string {
+  const at = `${familyName(e.nfFamily)} ${hookName(e.nfHook, e.nfFamily)}`;
+  if (!probe?.covers.length) return `at ${at}`;
+  return `in ${probe.covers.map(describeUser).join(', ')} at ${at}`;
+}
+
+/** Addresses or ports that change between two points were rewritten there: say how. */
+function explainRewrites(first: KernelEvent, points: Point[], decisions: Decision[]): void {
+  let prev = pointOf(first, '');
+  for (const p of points) {
+    const reply = p.ct?.includes('reply') ? ' (reply of a translated connection)' : '';
+    if (p.src && prev.src && p.src !== prev.src) {
+      decisions.push({ ts: p.ts, kind: 'nat', decision: 'snat', text: `SNAT ${prev.src} -> ${p.src} ${p.where}${reply}` });
     }
-    if (h.dst && prev.dst && h.dst !== prev.dst) {
-      decisions.push({ ts: h.ts, kind: 'nat', decision: 'dnat', text: `DNAT ${prev.dst} -> ${h.dst} ${where}${reply}` });
+    if (p.dst && prev.dst && p.dst !== prev.dst) {
+      decisions.push({ ts: p.ts, kind: 'nat', decision: 'dnat', text: `DNAT ${prev.dst} -> ${p.dst} ${p.where}${reply}` });
     }
-    prev = { src: h.src ?? prev.src, dst: h.dst ?? prev.dst };
+    prev = { ...p, src: p.src ?? prev.src, dst: p.dst ?? prev.dst };
   }
 }
 
@@ -251,15 +353,18 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
   let lastHook: KernelEvent | null = null;
   const hookRuns: HookRun[] = [];
   const openRuns: HookRun[] = [];
+  const points: Point[] = [];
 
   for (const e of sorted) {
     switch (e.kind) {
       case EventKind.RX:
         hops.push(deviceHop(e, ctx, 'RX'));
+        points.push(pointOf(e, `before RX on ${ctx.deviceName(e.ifindex, e.netns)}`));
         lastNf = null;
         break;
       case EventKind.TX:
         hops.push(deviceHop(e, ctx, 'TX'));
+        points.push(pointOf(e, `before TX on ${ctx.deviceName(e.ifindex, e.netns)}`));
         lastNf = null;
         if (isEndEvent(e, ctx)) {
           end = { kind: 'tx', dev: ctx.deviceName(e.ifindex, e.netns), reason: null };
@@ -267,23 +372,14 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
         break;
       case EventKind.NF: {
         lastNf = e;
-        const slot = slotById(e.nfSlot);
-        if (!slot?.table) break;
-        const hop = netfilterHop(e, ctx, slot.table, 'ACCEPT');
-        // The nat hook ran, but its table only sees a connection's first packet: later
-        // ones get the translation conntrack already holds.
-        if (slot.table === 'nat' && !natTableConsulted(e.packet)) {
-          hop.consulted = false;
-          const ct = ctStateName(e.packet.ctState);
-          hop.note = ct === null || ct === 'untracked'
-            ? 'nat table not consulted: the packet has no conntrack entry (nat needs one)'
-            : `nat table not consulted: the connection is ${ct}, conntrack applies its translation`;
-        }
-        hops.push(hop);
+        const found = ctx.probes?.probe(e.nfFamily, e.nfHook, e.nfSlot, e.ts);
+        if (found) hops.push(...probeHops(e, ctx, found.probe, found.plan));
+        points.push(pointOf(e, probeWhere(e, found?.probe)));
         break;
       }
       case EventKind.NF_TABLE:
         hops.push(tableHop(e, ctx));
+        points.push(pointOf(e, `in ${e.table} ${hookName(e.nfHook, e.nfFamily)}`));
         lastNf = e;
         break;
       case EventKind.NF_HOOK_ENTER: {
@@ -348,7 +444,7 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
   inferRxHandlerResult(hops, decisions);
   explainNoIptables(first, hops, decisions, ctx);
   inferRouting(hops, decisions, ctx);
-  explainRewrites(first, hops, decisions);
+  explainRewrites(first, points, decisions);
   decisions.sort((a, b) => a.ts - b.ts);
   const { src, dst } = addresses(first);
   return {

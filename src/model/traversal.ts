@@ -1,6 +1,6 @@
 /** The traversal model: one packet's way through the traced bridge's netns.
  * Its JSON form is the `--json` contract (issue 2): keys stay, new ones may be added. */
-import type { Family, HookName, TableName } from './hooks';
+import type { Family, HookName } from './hooks';
 
 export type Verdict = 'ACCEPT' | 'DROP' | 'STOLEN' | 'QUEUE';
 
@@ -19,10 +19,16 @@ export type EndKind = 'tx' | 'local' | 'drop' | 'unknown';
 export interface Hop {
   family: Family;
   hook: HookName;
-  /** A standard table name, or an nftables table's own name. */
-  table: TableName | string | null;
-  /** The nftables chain (iptables-nft and ebtables-nft name it after the hook). */
+  /** The table's own name, as the netns's ruleset has it (nftables, iptables-nft, legacy x_tables). */
+  table: string | null;
+  /** The base chain (iptables-nft and ebtables-nft name theirs after the hook). */
   chain?: string;
+  /** The table's family as nftables names it: ip, ip6, inet, bridge, arp, netdev. */
+  tableFamily?: string;
+  /** Where the chain runs in the hook (the NAT core's priority for nat chains). */
+  priority?: number;
+  /** A nat chain's own priority, which orders it among the nat chains. */
+  chainPriority?: number;
   verdict: Verdict | null;
   in: string | null;
   out: string | null;

@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import type { ClosedPacket } from '../correlate/correlator';
 import { EventKind, KernelEvent } from '../decode';
-import { familyName, hookName, slotById } from '../model/hooks';
+import { familyName, hookName } from '../model/hooks';
 import type { Hop, Traversal } from '../model/traversal';
 import type { Link } from '../topology/links';
 import { contextFromHeader } from '../trace/format';
@@ -43,13 +43,13 @@ function hookPoint(e: KernelEvent, hop: Hop | undefined): string {
   const hook = hookName(e.nfHook, e.nfFamily);
   if (e.kind === EventKind.NF_HOOK_ENTER) return `${family}:${hook}:enter`;
   if (e.kind === EventKind.NF_HOOK_EXIT) return `${family}:${hook}:exit`;
-  const table = e.table || (e.kind === EventKind.NF ? slotById(e.nfSlot)?.table ?? 'entry' : hop?.table) || 'hook';
+  const table = e.table || hop?.table || 'hook';
   return `${family}:${table}:${hook}`;
 }
 
 function pointText(e: KernelEvent, point: string): string {
-  if (e.kind === EventKind.NF && !slotById(e.nfSlot)?.table) {
-    return `${familyName(e.nfFamily)} ${hookName(e.nfHook, e.nfFamily)} hook entered (before its first table)`;
+  if (e.kind === EventKind.NF) {
+    return `${familyName(e.nfFamily)} ${hookName(e.nfHook, e.nfFamily)} probe ${e.nfSlot} reached (no chain of the ruleset between it and the one before)`;
   }
   return point.replace(/:/g, ' ');
 }

@@ -28,6 +28,11 @@ function devices(h: Hop, label: DeviceLabel): string {
   return parts.join(' ');
 }
 
+/** nftables' name of the family a hook belongs to: an `ip` table at an ipv4 hook goes without saying. */
+function familyTableName(family: string): string {
+  return family === 'ipv4' ? 'ip' : family === 'ipv6' ? 'ip6' : family;
+}
+
 /** Addresses are printed where they differ from the hop before: that is NAT. */
 function rewrites(h: Hop, prev: { src: string | null; dst: string | null }): string {
   const parts: string[] = [];
@@ -37,8 +42,9 @@ function rewrites(h: Hop, prev: { src: string | null; dst: string | null }): str
 }
 
 export function formatHop(h: Hop, prev: { src: string | null; dst: string | null }, label: DeviceLabel = plain): string {
-  const table = `${h.table ?? '?'}${h.inferred?.includes('table') ? '?' : ''}`;
-  const where = h.family === 'netdev' ? h.hook : `${h.family} ${h.hook} ${table}${h.chain && h.chain !== h.hook ? `/${h.chain}` : ''}`;
+  const inferred = h.inferred?.includes('table') ? '?' : '';
+  const table = h.table === null ? inferred : `${h.tableFamily && h.tableFamily !== familyTableName(h.family) ? `${h.tableFamily} ` : ''}${h.table}${inferred}`;
+  const where = h.family === 'netdev' ? h.hook : `${h.family} ${h.hook} ${table}${h.chain && h.chain !== h.hook ? `/${h.chain}` : ''}`.trimEnd();
   const verdict = h.verdict ?? '';
   let line = `  ${where.padEnd(26)} ${verdict.padEnd(6)} ${devices(h, label)}`;
   if (h.rxHandler) line += ` rx_handler=${h.rxHandler}`;

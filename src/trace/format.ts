@@ -6,6 +6,9 @@ import type { ContextData } from '../capture/context';
 import { toNumber, Uint64 } from '../decode';
 import { bpftrace_net as pb } from '../gen/bpftrace_net';
 import type { Link } from '../topology/links';
+import type { Probe, ProbePlan } from '../model/probes';
+import type { HookUser, HookUserKind, TableFamily } from '../model/ruleset';
+import type { Family, HookName } from '../model/hooks';
 
 export const TRACE_MAGIC = 'bpftrace-net trace';
 export const TRACE_FORMAT_VERSION = 1;
@@ -87,6 +90,59 @@ export function traceHeader(ctx: ContextData, meta: TraceMeta): pb.ITraceHeader 
     },
     toolVersion: meta.toolVersion,
     command: meta.command,
+    probes: ctx.probePlans.length ? planToRow(ctx.probePlans[0]) : undefined,
+  };
+}
+
+function userToRow(u: HookUser): pb.IHookUser {
+  return {
+    kind: u.kind, priority: u.priority, function: u.function, table: u.table ?? '', chain: u.chain ?? '',
+    tableFamily: u.tableFamily ?? '', type: u.type ?? '', policy: u.policy ?? '', handle: u.handle ?? 0,
+    chainPriority: u.chainPriority ?? 0, hasChainPriority: u.chainPriority !== undefined,
+    natChains: u.natChains?.map(userToRow) ?? [],
+  };
+}
+
+function userFromRow(r: pb.IHookUser): HookUser {
+  const u: HookUser = { kind: (r.kind || 'other') as HookUserKind, priority: r.priority ?? 0, function: r.function ?? '' };
+  if (r.table) u.table = r.table;
+  if (r.chain) u.chain = r.chain;
+  if (r.tableFamily) u.tableFamily = r.tableFamily as TableFamily;
+  if (r.type) u.type = r.type;
+  if (r.policy) u.policy = r.policy as HookUser['policy'];
+  if (r.handle) u.handle = toNumber(r.handle as Uint64);
+  if (r.hasChainPriority) u.chainPriority = r.chainPriority ?? 0;
+  if (u.kind === 'nat') u.natChains = (r.natChains ?? []).map(userFromRow);
+  return u;
+}
+
+/** A probe plan (the hook table and where the probes were) as a trace file keeps it. */
+export function planToRow(plan: ProbePlan): pb.IProbePlan {
+  return {
+    since: plan.since,
+    hooks: plan.ruleset.hooks.map((h) => ({ family: h.family, hook: h.hook, users: h.users.map(userToRow) })),
+    probes: plan.probes.map((p) => ({
+      family: p.family, hook: p.hook, slot: p.slot, priority: p.priority, lastPriority: p.lastPriority,
+      atStart: p.after === null, after: p.after ?? 0, covers: p.covers.map(userToRow),
+    })),
+    truncated: plan.ruleset.truncated ?? false,
+    unreadable: plan.ruleset.unreadable ?? '',
+  };
+}
+
+export function planFromRow(r: pb.IProbePlan): ProbePlan {
+  const probes: Probe[] = (r.probes ?? []).map((p) => ({
+    family: p.family ?? 0, hook: p.hook ?? 0, slot: p.slot ?? 0, priority: p.priority ?? 0, lastPriority: p.lastPriority ?? 0,
+    after: p.atStart ? null : p.after ?? 0, covers: (p.covers ?? []).map(userFromRow),
+  }));
+  return {
+    since: toNumber(r.since as Uint64),
+    ruleset: {
+      hooks: (r.hooks ?? []).map((h) => ({ family: h.family as Family, hook: h.hook as HookName, users: (h.users ?? []).map(userFromRow) })),
+      truncated: r.truncated || undefined,
+      unreadable: r.unreadable || undefined,
+    },
+    probes,
   };
 }
 
@@ -107,6 +163,7 @@ export function contextFromHeader(h: pb.ITraceHeader): ContextData {
       prefix: r.prefix ?? '', dev: r.dev || undefined, via: r.via || undefined,
       family: r.family === 4 || r.family === 6 ? r.family : undefined,
     })),
+    probePlans: h.probes ? [planFromRow(h.probes)] : [],
   };
 }
 

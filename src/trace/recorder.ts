@@ -6,7 +6,8 @@ import type { LiveCapture } from '../capture/live';
 import { BnError } from '../errors';
 import type { SessionStats } from '../native';
 import type { BridgeView } from '../topology/links';
-import { encodeFrame, encodeFrameBody, interfaceRows, traceHeader, TraceMeta } from './format';
+import { encodeFrame, encodeFrameBody, interfaceRows, planToRow, traceHeader, TraceMeta } from './format';
+import type { ProbePlan } from '../model/probes';
 
 const SYMBOLS_INTERVAL_MS = 500;
 
@@ -36,6 +37,8 @@ export class TraceRecorder {
   /** While the native side writes batches: name the addresses it reports, follow the devices. */
   startSymbols(): void {
     this.capture.on('ports', (_change: unknown, view: BridgeView) => this.devicesChanged(view));
+    // Queued before the probes move: the file names them before their first event.
+    this.capture.on('ruleset', (plan: ProbePlan) => this.capture.writeFrame(encodeFrameBody({ probes: planToRow(plan) })));
     this.timer = setInterval(() => {
       const frame = this.symbolFrame();
       if (frame) this.capture.writeFrame(encodeFrameBody(frame));

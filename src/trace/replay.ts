@@ -7,7 +7,8 @@ import { decodeBatchWire } from '../wire';
 import { bpftrace_net as pb } from '../gen/bpftrace_net';
 import type { ContextData } from '../capture/context';
 import type { Link } from '../topology/links';
-import { contextFromHeader, linksFromRows } from './format';
+import { contextFromHeader, linksFromRows, planFromRow } from './format';
+import { ProbeHistory } from '../model/probes';
 import { FRAME_TAG, TraceFileError, TraceReader } from './reader';
 
 export interface ReplaySinks extends PipelineSinks {
@@ -56,6 +57,7 @@ export function replayTrace(file: string, sinks: ReplaySinks): ReplayResult {
   const reader = new TraceReader(file);
   let pipeline: TraversalPipeline | undefined;
   let context: ContextData | undefined;
+  let probes: ProbeHistory | undefined;
   let maxTs = 0;
   try {
     for (const { frame, batch: batchBytes, batchOffset } of reader.frames()) {
@@ -63,13 +65,17 @@ export function replayTrace(file: string, sinks: ReplaySinks): ReplayResult {
         result.header = frame.header;
         sinks.header?.(frame.header);
         context = contextFromHeader(frame.header);
-        pipeline = new TraversalPipeline(modelContextFrom(context, (a) => symbols.get(a)), IDLE_TIMEOUT_NS, sinks);
+        probes = new ProbeHistory(context.probePlans);
+        pipeline = new TraversalPipeline(modelContextFrom(context, (a) => symbols.get(a), probes), IDLE_TIMEOUT_NS, sinks);
       } else if (frame.interfaces && context) {
         const links = new Map(context.links.map((l) => [l.ifindex, l]));
         for (const l of linksFromRows(frame.interfaces.interfaces ?? [])) links.set(l.ifindex, l);
         context = { ...context, links: [...links.values()] };
-        pipeline!.setContext(modelContextFrom(context, (a) => symbols.get(a)));
+        pipeline!.setContext(modelContextFrom(context, (a) => symbols.get(a), probes));
         sinks.interfaces?.(context.links);
+      } else if (frame.probes && context) {
+        // The ruleset changed mid-trace: the history every traversal reads from.
+        probes!.add(planFromRow(frame.probes));
       } else if (batchBytes) {
         let batch: DecodedBatch;
         try {

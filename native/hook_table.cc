@@ -1,0 +1,113 @@
+#include "hook_table.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <unordered_map>
+
+#include "errors.h"
+#include "hook_table.skel.h"
+#include "libbpf_log.h"
+#include "netns_links.h"
+
+namespace {
+
+// Which hook functions' priv the reader may look into, and as what. A name this
+// kernel lacks (a module not loaded, a function folded into another) is skipped.
+struct OwnerFunction {
+  const char* name;
+  bn_hook_owner owner;
+};
+
+const OwnerFunction kOwnerFunctions[] = {
+    {"nft_do_chain_ipv4", BN_OWNER_NFT_CHAIN},      {"nft_do_chain_ipv6", BN_OWNER_NFT_CHAIN},
+    {"nft_do_chain_inet", BN_OWNER_NFT_CHAIN},      {"nft_do_chain_bridge", BN_OWNER_NFT_CHAIN},
+    {"nft_do_chain_arp", BN_OWNER_NFT_CHAIN},       {"nft_do_chain_netdev", BN_OWNER_NFT_CHAIN},
+    {"nft_do_chain_inet_ingress", BN_OWNER_NFT_CHAIN}, {"nft_nat_do_chain", BN_OWNER_NFT_CHAIN},
+    {"nf_route_table_hook4", BN_OWNER_NFT_CHAIN},   {"nf_route_table_hook6", BN_OWNER_NFT_CHAIN},
+    {"nf_route_table_inet", BN_OWNER_NFT_CHAIN},    {"ipt_do_table", BN_OWNER_XT_TABLE},
+    {"ip6t_do_table", BN_OWNER_XT_TABLE},           {"arpt_do_table", BN_OWNER_XT_TABLE},
+    {"iptable_mangle_hook", BN_OWNER_XT_TABLE},     {"ip6table_mangle_hook", BN_OWNER_XT_TABLE},
+    {"iptable_nat_do_chain", BN_OWNER_XT_TABLE},    {"ip6table_nat_do_chain", BN_OWNER_XT_TABLE},
+    {"arptable_filter_hook", BN_OWNER_XT_TABLE},    {"ebt_do_table", BN_OWNER_EBT_TABLE},
+    {"ebt_filter_hook", BN_OWNER_EBT_TABLE},        {"ebt_nat_hook", BN_OWNER_EBT_TABLE},
+    {"nf_nat_ipv4_pre_routing", BN_OWNER_NAT_CORE}, {"nf_nat_ipv4_out", BN_OWNER_NAT_CORE},
+    {"nf_nat_ipv4_local_fn", BN_OWNER_NAT_CORE},    {"nf_nat_ipv4_local_in", BN_OWNER_NAT_CORE},
+    {"nf_nat_ipv4_fn", BN_OWNER_NAT_CORE},          {"nf_nat_ipv6_in", BN_OWNER_NAT_CORE},
+    {"nf_nat_ipv6_out", BN_OWNER_NAT_CORE},         {"nf_nat_ipv6_local_fn", BN_OWNER_NAT_CORE},
+    {"nf_nat_ipv6_fn", BN_OWNER_NAT_CORE},          {"nf_hook_run_bpf", BN_OWNER_BPF_LINK},
+};
+
+// Text symbols of /proc/kallsyms by address (kernel and modules).
+std::unordered_map<uint64_t, std::string> TextSymbols() {
+  std::unordered_map<uint64_t, std::string> out;
+  std::ifstream in("/proc/kallsyms");
+  std::string addr, type, name;
+  while (in >> addr >> type >> name) {
+    in.ignore(4096, '\n');
+    if (type != "t" && type != "T") continue;
+    uint64_t a = strtoull(addr.c_str(), nullptr, 16);
+    if (a) out.emplace(a, name);
+  }
+  return out;
+}
+
+struct SkeletonCloser {
+  void operator()(hook_table_bpf* s) const { hook_table_bpf__destroy(s); }
+};
+
+}  // namespace
+
+bool ReadHookTable(const std::string& netns_path, HookTable* table, std::string* error) {
+  InstallLibbpfLog();
+  std::unordered_map<uint64_t, std::string> symbols = TextSymbols();
+  if (symbols.empty()) {
+    *error = "/proc/kallsyms lists no addresses (kptr_restrict?): hook functions cannot be named";
+    return false;
+  }
+  std::unordered_map<std::string, uint64_t> by_name;
+  for (const auto& [addr, name] : symbols) by_name.emplace(name, addr);
+
+  std::unique_ptr<hook_table_bpf, SkeletonCloser> skel(hook_table_bpf__open_and_load());
+  if (!skel) {
+    *error = "the kernel refused the hook-table reader: " + ErrnoText(-errno);
+    return false;
+  }
+  for (const OwnerFunction& f : kOwnerFunctions) {
+    auto it = by_name.find(f.name);
+    if (it == by_name.end()) continue;
+    uint8_t owner = f.owner;
+    if (bpf_map__update_elem(skel->maps.hook_owners, &it->second, sizeof(it->second), &owner, sizeof(owner), BPF_ANY)) {
+      *error = "cannot fill the hook-table reader's map: " + ErrnoText(-errno);
+      return false;
+    }
+  }
+  int prog_fd = bpf_program__fd(skel->progs.read_hook_table);
+  bool ran = InNetns(
+      netns_path,
+      [&](std::string* err) {
+        LIBBPF_OPTS(bpf_test_run_opts, opts);
+        int rc = bpf_prog_test_run_opts(prog_fd, &opts);
+        if (rc || opts.retval != 0) {
+          *err = "reading the hook table failed: " + (rc ? ErrnoText(-errno) : std::string("no network namespace"));
+          return false;
+        }
+        return true;
+      },
+      error);
+  if (!ran) return false;
+  uint32_t n = skel->bss->n_entries < BN_HOOK_ENTRIES_MAX ? skel->bss->n_entries : BN_HOOK_ENTRIES_MAX;
+  table->truncated = skel->bss->truncated != 0;
+  table->entries.clear();
+  for (uint32_t i = 0; i < n; i++) {
+    HookTableEntry e;
+    e.raw = skel->bss->entries[i];
+    auto it = symbols.find(e.raw.fn);
+    if (it != symbols.end()) e.function = it->second;
+    table->entries.push_back(std::move(e));
+  }
+  return true;
+}
