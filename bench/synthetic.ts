@@ -1,5 +1,7 @@
 /** Synthetic kernel events in the exact byte layout of bpf/events.h, for the
  * encoder round-trip tests and the benchmarks. */
+import { planProbes, type ProbePlan } from '../src/model/probes';
+import { rulesetFromEntries, type RawHookEntry } from '../src/model/ruleset';
 
 export interface RawEvent {
   ts: bigint;
@@ -102,24 +104,65 @@ export const LAB = {
   wan: [10, 200, 0, 2],
 };
 
+const INT_MAX = 2147483647;
+
+function entry(hook: number, priority: number, fn: string, owner: RawHookEntry['owner'], more: Partial<RawHookEntry> = {}): RawHookEntry {
+  return {
+    family: 2, hook, index: 0, priority, function: fn, owner, natIndex: 0, table: '', chain: '', type: '',
+    tableFamily: 0, policy: 1, handle: 0, chainPriority: 0, ...more,
+  };
+}
+
+const ipChain = (hook: number, priority: number, table: string, chain: string, type: string, handle: number, natIndex = 0) =>
+  entry(hook, priority, type === 'nat' ? 'nft_nat_do_chain' : 'nft_do_chain_ipv4', 'nft',
+    { table, chain, type, tableFamily: 2, handle, chainPriority: priority, natIndex });
+
+/** The hook table of the lab's netns as the kernel reports it, Docker-shaped:
+ * conntrack, the ip nat table (PREROUTING and POSTROUTING chains inside the NAT
+ * core's entries) and ip filter FORWARD. */
+export const LAB_HOOK_ENTRIES: RawHookEntry[] = [
+  entry(0, -400, 'ipv4_conntrack_defrag', 'other'),
+  entry(0, -200, 'ipv4_conntrack_in', 'other'),
+  entry(0, -100, 'nf_nat_ipv4_pre_routing', 'nat'),
+  ipChain(0, -100, 'nat', 'PREROUTING', 'nat', 1, 1),
+  entry(1, 100, 'nf_nat_ipv4_local_in', 'nat'),
+  entry(1, INT_MAX, 'nf_confirm', 'other'),
+  ipChain(2, 0, 'filter', 'FORWARD', 'filter', 2),
+  entry(3, -400, 'ipv4_conntrack_defrag', 'other'),
+  entry(3, -200, 'ipv4_conntrack_local', 'other'),
+  entry(3, -100, 'nf_nat_ipv4_local_fn', 'nat'),
+  entry(4, 100, 'nf_nat_ipv4_out', 'nat'),
+  ipChain(4, 100, 'nat', 'POSTROUTING', 'nat', 3, 1),
+  entry(4, INT_MAX, 'nf_confirm', 'other'),
+];
+
+export const LAB_PLAN: ProbePlan = planProbes(rulesetFromEntries(LAB_HOOK_ENTRIES), 0);
+
+/** The probe of the lab's plan that follows `after` (null: the hook's first). */
+export function labSlot(hook: number, after: number | null, plan: ProbePlan = LAB_PLAN): number {
+  const p = plan.probes.find((x) => x.family === 2 && x.hook === hook && x.after === after);
+  if (!p) throw new Error(`no probe after ${after} at hook ${hook}`);
+  return p.slot;
+}
+
 /** The events the hooks backend emits for one ICMP echo request from a
- * container to the wan: RX on the port, br_netfilter PREROUTING, routed
- * FORWARD, MASQUERADE in POSTROUTING, TX on the uplink. */
+ * container to the wan, with LAB_PLAN's probes: RX on the port, br_netfilter
+ * PREROUTING, routed FORWARD, MASQUERADE in POSTROUTING, TX on the uplink. */
 export function forwardPathEvents(packetId: number, ts0: bigint, cpu = 0): RawEvent[] {
   const base = {
     packetId: BigInt(packetId), cpu, netns: LAB.netns, ethertype: 0x0800, ipVersion: 4, l4proto: 1,
     icmpType: 8, sport: 77, dport: packetId & 0xffff, ipLen: 84, skb: 0xffff888012340000n + BigInt(packetId) * 256n,
   };
-  const nf = (hook: number, slot: number, ttl: number, saddr = LAB.container) => ({
-    kind: KIND.NF, nfFamily: 2, nfHook: hook, nfSlot: slot, ttl, saddr, daddr: LAB.wan,
+  const nf = (hook: number, after: number | null, ttl: number, saddr = LAB.container) => ({
+    kind: KIND.NF, nfFamily: 2, nfHook: hook, nfSlot: labSlot(hook, after), ttl, saddr, daddr: LAB.wan,
     inIfindex: LAB.bridge, outIfindex: hook === 0 ? 0 : LAB.uplink, physinIfindex: LAB.veth,
   });
   const steps = [
     { kind: KIND.RX, ifindex: LAB.veth, aux: 0xffffffff82159760n, ttl: 64, saddr: LAB.container, daddr: LAB.wan },
-    nf(0, 0, 64), nf(0, 1, 64), nf(0, 2, 64), nf(0, 3, 64), nf(0, 4, 64),
+    nf(0, null, 64), nf(0, -400, 64), nf(0, -200, 64), nf(0, -100, 64),
     { kind: KIND.RX, ifindex: LAB.bridge, ttl: 64, saddr: LAB.container, daddr: LAB.wan },
-    nf(2, 0, 63), nf(2, 3, 63), nf(2, 5, 63), nf(2, 6, 63),
-    nf(4, 0, 63), nf(4, 3, 63), nf(4, 7, 63, LAB.uplinkIp),
+    nf(2, null, 63), nf(2, 0, 63),
+    nf(4, null, 63), nf(4, 100, 63, LAB.uplinkIp),
     { kind: KIND.TX_QUEUE, ifindex: LAB.uplink, ttl: 63, saddr: LAB.uplinkIp, daddr: LAB.wan },
     { kind: KIND.TX, ifindex: LAB.uplink, ttl: 63, saddr: LAB.uplinkIp, daddr: LAB.wan },
   ];

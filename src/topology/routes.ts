@@ -60,7 +60,11 @@ export class RouteTable {
     for (const r of routes) {
       const [addr, lenText] = r.prefix === 'default' ? [r.family === 6 ? '::' : '0.0.0.0', '0'] : r.prefix.split('/');
       const parsed = parseAddress(addr);
-      if (parsed) entries.push({ ...r, bits: parsed.value, len: lenText === undefined ? parsed.width : Number(lenText), width: parsed.width });
+      const len = parsed && (lenText === undefined ? parsed.width : Number(lenText));
+      // A prefix length that is no length (a damaged trace file) names no route.
+      if (parsed && Number.isInteger(len) && (len as number) >= 0 && (len as number) <= parsed.width) {
+        entries.push({ ...r, bits: parsed.value, len: len as number, width: parsed.width });
+      }
     }
     return new RouteTable(entries.sort((a, b) => b.len - a.len));
   }

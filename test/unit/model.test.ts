@@ -1,8 +1,9 @@
 /** The model and the text output on synthetic events (no kernel needed). */
 import { describe, expect, it } from 'vitest';
-import { forwardPathEvents, KIND, LAB, RawEvent } from '../../bench/synthetic';
+import { forwardPathEvents, KIND, LAB, LAB_HOOK_ENTRIES, LAB_PLAN, labSlot, RawEvent } from '../../bench/synthetic';
 import { buildTraversal, ModelContext } from '../../src/model/build';
-import { netfilterAttachments, slotsAt, tableAfter } from '../../src/model/hooks';
+import { attachmentsOf, planProbes, ProbeHistory } from '../../src/model/probes';
+import { rulesetChanges, rulesetFromEntries, type RawHookEntry } from '../../src/model/ruleset';
 import { describePacket, formatAddress } from '../../src/model/packet';
 import { RouteTable } from '../../src/topology/routes';
 import { formatTraversal } from '../../src/output/text';
@@ -17,35 +18,61 @@ const ctx: ModelContext = {
   symbol: (a) => (a === 0xffffffff82159760n ? 'br_handle_frame' : a ? `nf_hook_slow+0x${(a & 0xffn).toString(16)}` : undefined),
   dropReason: (r) => (r === 12 ? 'NETFILTER_DROP' : `reason ${r}`),
   toEpochNs: (ts) => 1_700_000_000_000_000_000 + ts,
+  probes: new ProbeHistory([LAB_PLAN]),
 };
 
 describe('traversal model', () => {
   it('turns the forward path into hops with devices, NAT and the end', () => {
     const t = buildTraversal(throughPipe(forwardPathEvents(5, 0n)), ctx, 0);
-    expect(t.hops.map((h) => `${h.family} ${h.hook} ${h.table}`)).toEqual([
-      'netdev RX null',
-      'ipv4 PREROUTING raw', 'ipv4 PREROUTING conntrack', 'ipv4 PREROUTING mangle', 'ipv4 PREROUTING nat',
-      'netdev RX null',
-      'ipv4 FORWARD mangle', 'ipv4 FORWARD filter', 'ipv4 FORWARD security',
-      'ipv4 POSTROUTING mangle', 'ipv4 POSTROUTING nat',
-      'netdev TX null',
+    // Only what the netns's hook table has: no raw, mangle or security table, no "conntrack" table.
+    expect(t.hops.map((h) => `${h.family} ${h.hook} ${h.table} ${h.chain ?? '-'}`)).toEqual([
+      'netdev RX null -',
+      'ipv4 PREROUTING nat PREROUTING',
+      'netdev RX null -',
+      'ipv4 FORWARD filter FORWARD',
+      'ipv4 POSTROUTING nat POSTROUTING',
+      'netdev TX null -',
     ]);
     expect(t.hops[0]).toMatchObject({ in: 'vethdcc08d7', rxHandler: 'br_handle_frame' });
-    expect(t.hops[1]).toMatchObject({ in: 'br-d13c50d4c15b', physin: 'vethdcc08d7', verdict: 'ACCEPT', src: '192.168.222.2' });
-    expect(t.hops[10]).toMatchObject({ src: '10.200.0.1', dst: '10.200.0.2' });
+    expect(t.hops[1]).toMatchObject({ in: 'br-d13c50d4c15b', physin: 'vethdcc08d7', verdict: 'ACCEPT', src: '192.168.222.2', tableFamily: 'ip', priority: -100 });
+    expect(t.hops[4]).toMatchObject({ src: '10.200.0.1', dst: '10.200.0.2', priority: 100 });
+    expect(t.decisions.find((d) => d.kind === 'nat')?.text).toBe('SNAT 192.168.222.2 -> 10.200.0.1 in ip nat POSTROUTING at ipv4 POSTROUTING');
     expect(t).toMatchObject({ id: 5, src: '192.168.222.2', dst: '10.200.0.2', proto: 'icmp', end: { kind: 'tx', dev: 'enp4s0' }, missing: 0 });
     expect(t.summary).toBe('icmp echo request 192.168.222.2 > 10.200.0.2 id 77 seq 5 ttl 64');
   });
 
-  it('puts a netfilter drop at the table after the last slot reached', () => {
-    const events = forwardPathEvents(6, 0n).slice(0, 9); // ... FORWARD entry, FORWARD mangle
-    events.push({ ...events[8], seq: 9, kind: KIND.DROP, reason: 12, aux: 0xffffffff81000042n, nfFamily: 0, nfHook: 0, nfSlot: 0, ifindex: LAB.bridge });
+  it('puts a netfilter drop at the chain between the last probe reached and the next', () => {
+    const events = forwardPathEvents(6, 0n).slice(0, 7); // ... RX on the bridge, FORWARD's first probe
+    events.push({ ...events[6], seq: 7, kind: KIND.DROP, reason: 12, aux: 0xffffffff81000042n, nfFamily: 0, nfHook: 0, nfSlot: 0, ifindex: LAB.bridge });
     const t = buildTraversal(throughPipe(events), ctx, 3);
     const last = t.hops[t.hops.length - 1];
-    expect(last).toMatchObject({ family: 'ipv4', hook: 'FORWARD', table: 'filter', verdict: 'DROP', in: 'br-d13c50d4c15b', out: 'enp4s0', inferred: ['table'] });
+    // ip filter FORWARD is the only entry between those probes: named, not guessed.
+    expect(last).toMatchObject({ family: 'ipv4', hook: 'FORWARD', table: 'filter', chain: 'FORWARD', tableFamily: 'ip', verdict: 'DROP', in: 'br-d13c50d4c15b', out: 'enp4s0', observed: false });
+    expect(last.inferred).toBeUndefined();
     expect(t.end).toMatchObject({ kind: 'drop', reason: 'NETFILTER_DROP', location: 'nf_hook_slow+0x42' });
     expect(t.lost).toBe(3);
-    expect(formatTraversal(t)).toMatch(/ipv4 FORWARD filter\? +DROP +IN=br-d13c50d4c15b OUT=enp4s0 PHYSIN=vethdcc08d7[^\n]*\n {2}=> DROPPED on br-d13c50d4c15b: NETFILTER_DROP at nf_hook_slow\+0x42$/);
+    expect(formatTraversal(t)).toMatch(/ipv4 FORWARD filter +DROP +IN=br-d13c50d4c15b OUT=enp4s0 PHYSIN=vethdcc08d7[^\n]*\n {2}=> DROPPED on br-d13c50d4c15b: NETFILTER_DROP at nf_hook_slow\+0x42$/);
+  });
+
+  it('names every candidate when several chains share the priority a drop happened at', () => {
+    const inet: RawHookEntry = { ...LAB_HOOK_ENTRIES[6], function: 'nft_do_chain_inet', table: 'fw', chain: 'fwd', tableFamily: 1, handle: 9 };
+    const plan = planProbes(rulesetFromEntries([...LAB_HOOK_ENTRIES, inet]), 0);
+    const events = forwardPathEvents(6, 0n).slice(0, 7).map((e) => (e.kind === KIND.NF && e.nfHook === 2 ? { ...e, nfSlot: labSlot(2, null, plan) } : e));
+    events.push({ ...events[6], seq: 7, kind: KIND.DROP, reason: 12, nfFamily: 0, nfHook: 0, nfSlot: 0, ifindex: LAB.bridge });
+    const last = buildTraversal(throughPipe(events), { ...ctx, probes: new ProbeHistory([plan]) }, 0).hops.at(-1)!;
+    expect(last).toMatchObject({ hook: 'FORWARD', verdict: 'DROP', inferred: ['table'] });
+    expect(last.note).toBe('dropped in one of: ip filter FORWARD, inet fw fwd');
+  });
+
+  it('shows a hook with no chain as the hook itself, never as a table', () => {
+    const bare = planProbes(rulesetFromEntries(LAB_HOOK_ENTRIES.filter((e) => e.hook !== 2)), 0);
+    const events = forwardPathEvents(3, 0n).map((e) => (e.kind === KIND.NF && e.nfHook === 2 ? { ...e, nfSlot: labSlot(2, null, bare) } : e))
+      .filter((e) => !(e.kind === KIND.NF && e.nfHook === 2 && e.seq === 7));
+    const t = buildTraversal(throughPipe(events), { ...ctx, probes: new ProbeHistory([bare]) }, 0);
+    const fwd = t.hops.filter((h) => h.hook === 'FORWARD');
+    expect(fwd).toHaveLength(1);
+    expect(fwd[0]).toMatchObject({ table: null, verdict: null, note: 'hook reached: no chain is registered here' });
+    expect(formatTraversal(t)).toMatch(/\n {2}ipv4 FORWARD {10,}IN=br-d13c50d4c15b/);
   });
 
   it('counts the events of a packet the ring buffer lost', () => {
@@ -86,16 +113,33 @@ describe('routes', () => {
   });
 });
 
-describe('hook catalog', () => {
-  it('places one probe after each standard table priority', () => {
-    const a = netfilterAttachments();
-    expect(a).toHaveLength(2 * (5 + 5 + 4 + 7 + 3));
-    expect(a.find((x) => x.family === 2 && x.hook === 2 && x.slot === 5)?.priority).toBe(1);
-    expect(a.find((x) => x.slot === 0)?.priority).toBe(-2147483647);
-    expect(slotsAt('POSTROUTING').map((s) => s.table)).toEqual([null, 'mangle', 'nat']);
-    expect(tableAfter('FORWARD', 3)).toBe('filter');
-    expect(tableAfter('PREROUTING', 0)).toBe('raw');
-    expect(tableAfter('POSTROUTING', 7)).toBeNull();
+describe('probe plan', () => {
+  const at = (family: number, hook: number) => LAB_PLAN.probes.filter((p) => p.family === family && p.hook === hook);
+
+  it('places a probe at the start of each hook and after each occupied priority, nowhere else', () => {
+    expect(at(2, 0).map((p) => p.priority)).toEqual([-2147483647, -399, -199, -99]);
+    expect(at(2, 2).map((p) => p.priority)).toEqual([-2147483647, 1]);
+    // nf_confirm at INT_MAX: nothing can follow it; a drop there is blamed on what the last probe is followed by.
+    expect(at(2, 4).map((p) => p.priority)).toEqual([-2147483647, 101]);
+    expect(at(10, 2).map((p) => p.priority)).toEqual([-2147483647]);
+    expect(at(2, 0)[3].covers.map((u) => u.kind)).toEqual(['nat']);
+    expect(at(2, 0)[1].lastPriority).toBe(-201);
+    for (const hook of [0, 1, 2, 3, 4]) expect(new Set(at(2, hook).map((p) => p.slot)).size).toBe(at(2, hook).length);
+    expect(attachmentsOf(LAB_PLAN)).toHaveLength(LAB_PLAN.probes.length);
+  });
+
+  it('keeps the slots of probes that stay and gives a moved one a slot not used before', () => {
+    const added: RawHookEntry = { ...LAB_HOOK_ENTRIES[6], priority: 10, function: 'nft_do_chain_inet', table: 'fw', chain: 'fwd', tableFamily: 1, handle: 9, chainPriority: 10 };
+    const next = planProbes(rulesetFromEntries([...LAB_HOOK_ENTRIES, added]), 5, LAB_PLAN);
+    const before = at(2, 2);
+    const after = next.probes.filter((p) => p.family === 2 && p.hook === 2);
+    expect(after.map((p) => p.priority)).toEqual([-2147483647, 1, 11]);
+    expect(after.slice(0, 2).map((p) => p.slot)).toEqual(before.map((p) => p.slot));
+    expect(before.map((p) => p.slot)).not.toContain(after[2].slot);
+    const history = new ProbeHistory([LAB_PLAN, next]);
+    expect(history.probe(2, 2, after[2].slot, 4)).toBeUndefined();
+    expect(history.probe(2, 2, after[2].slot, 6)?.probe.covers[0]).toMatchObject({ table: 'fw', chain: 'fwd', tableFamily: 'inet' });
+    expect(rulesetChanges(LAB_PLAN.ruleset, next.ruleset)).toEqual(['+ ipv4 FORWARD 10: inet fw fwd']);
   });
 });
 
