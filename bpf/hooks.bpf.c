@@ -10,10 +10,46 @@
 
 /* ---- netfilter probes ---------------------------------------------------- */
 
-static __always_inline int on_nf(struct bpf_nf_ctx *ctx, __u8 slot)
-{
-	struct bn_event *e = nf_event(ctx->skb, ctx->state, BN_EV_NF, true);
+/* A netfilter program cannot tell at which priority it runs, so each probe of
+ * a hook is a different program of a pool (BN_PROBE_POOL). Each is a stub that
+ * notes its number and tail-calls one body: the body, the packet filter
+ * included, is verified once instead of once per probe. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} nf_body_prog SEC(".maps");
 
+/* The probe number, per CPU, for the body. A hook interrupted by a softirq's
+ * hook on the same CPU runs again inside it: the depth keeps each its own
+ * entry (incremented before the store, read before the decrement, so every
+ * interleaving leaves each reader its own value). */
+struct probe_stack {
+	__u32 depth;
+	__u32 slot[4];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct probe_stack);
+} nf_probe_stack SEC(".maps");
+
+SEC("netfilter")
+int nf_body(struct bpf_nf_ctx *ctx)
+{
+	__u32 zero = 0;
+	struct probe_stack *st = bpf_map_lookup_elem(&nf_probe_stack, &zero);
+	struct bn_event *e;
+	__u32 slot;
+
+	if (!st)
+		return NF_ACCEPT;
+	slot = st->slot[st->depth & 3];
+	st->depth--;
+	e = nf_event(ctx->skb, ctx->state, BN_EV_NF, true);
 	if (e) {
 		e->nf_slot = slot;
 		submit(e);
@@ -21,13 +57,19 @@ static __always_inline int on_nf(struct bpf_nf_ctx *ctx, __u8 slot)
 	return NF_ACCEPT;
 }
 
-/* A netfilter program cannot tell at which priority it runs: each probe of a
- * hook is a different program of this pool (see BN_PROBE_POOL). */
-#define NF_PROBE(i)                                     \
-	SEC("netfilter")                                \
-	int nf_probe_##i(struct bpf_nf_ctx *ctx)        \
-	{                                               \
-		return on_nf(ctx, i);                   \
+#define NF_PROBE(i)                                                             \
+	SEC("netfilter")                                                        \
+	int nf_probe_##i(struct bpf_nf_ctx *ctx)                                \
+	{                                                                       \
+		__u32 zero = 0;                                                 \
+		struct probe_stack *st = bpf_map_lookup_elem(&nf_probe_stack, &zero); \
+		if (!st)                                                        \
+			return NF_ACCEPT;                                       \
+		st->depth++;                                                    \
+		st->slot[st->depth & 3] = i;                                    \
+		bpf_tail_call(ctx, &nf_body_prog, 0);                           \
+		st->depth--; /* no body: nothing to record */                   \
+		return NF_ACCEPT;                                               \
 	}
 
 NF_PROBE(0) NF_PROBE(1) NF_PROBE(2) NF_PROBE(3) NF_PROBE(4) NF_PROBE(5) NF_PROBE(6) NF_PROBE(7)

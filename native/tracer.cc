@@ -72,6 +72,13 @@ bool Tracer::Start(TraceError* error) {
       return Fail(error, "BPF_MAP", "cannot load the packet filter: " + ErrnoText(errno));
   }
 
+  // The hooks backend's probes tail-call one body (bpf/hooks.bpf.c).
+  if (bpf_map* body = bpf_object__find_map_by_name(obj_, "nf_body_prog")) {
+    uint32_t zero = 0;
+    int fd = bpf_program__fd(bpf_object__find_program_by_name(obj_, "nf_body"));
+    if (bpf_map__update_elem(body, &zero, sizeof(zero), &fd, sizeof(fd), BPF_ANY))
+      return Fail(error, "BPF_MAP", "cannot link the netfilter probes to their body: " + ErrnoText(errno));
+  }
   if (!AttachPrograms(error) || !AttachNetfilter(error)) return false;
 
   ring_ = ring_buffer__new(

@@ -64,7 +64,8 @@ export function loadedProgramNames(): string[] {
   return (JSON.parse(r.stdout) as { name?: string }[]).map((p) => p.name ?? '');
 }
 
-export const OUR_PROGRAMS = ['on_rx', 'on_tx_queue', 'on_tx', 'on_kfree_skb', 'on_consume_skb', 'nf_entry', 'nf_raw', 'nf_conntrack', 'nf_mangle', 'nf_nat_dst', 'nf_filter', 'nf_security', 'nf_nat_src'];
+export const OUR_PROGRAMS = ['on_rx', 'on_tx_queue', 'on_tx', 'on_kfree_skb', 'on_consume_skb', 'nf_body', 'read_hook_table',
+  ...Array.from({ length: 16 }, (_, i) => `nf_probe_${i}`)];
 
 export function ourProgramsLoaded(): number {
   return loadedProgramNames().filter((n) => OUR_PROGRAMS.includes(n)).length;
