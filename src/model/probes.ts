@@ -40,7 +40,8 @@ function identity(p: Pick<Probe, 'family' | 'hook' | 'priority' | 'covers'>): st
 function probesOfHook(family: number, hook: number, users: HookUser[]): Omit<Probe, 'slot'>[] {
   // Our own probes, and other tracers', are BPF links: they run no rules and move with us.
   const real = users.filter((u) => u.kind !== 'bpf');
-  let priorities = [...new Set(real.map((u) => u.priority))].filter((p) => p !== INT_MIN && p !== INT_MAX).sort((a, b) => a - b);
+  // The kernel takes a BPF link strictly between INT_MIN and INT_MAX: nothing can follow INT_MAX - 1.
+  let priorities = [...new Set(real.map((u) => u.priority))].filter((p) => p > INT_MIN && p < INT_MAX - 1).sort((a, b) => a - b);
   // A hook with more priorities than the pool: probe after the ones that run rules first.
   if (priorities.length > PROBE_POOL - 1) {
     const ruled = new Set(real.filter(runsRules).map((u) => u.priority));

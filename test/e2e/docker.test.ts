@@ -31,7 +31,7 @@ describe('a real Docker engine', () => {
     expect(t, JSON.stringify(traced.map((x) => x.summary))).toBeDefined();
     expect(fromTool(t)).toEqual(logged.filter(echoRequests).map(fromOracle));
     expect(t.hops[0]).toMatchObject({ hook: 'RX', in: c1.hostVeth, rxHandler: 'br_handle_frame' });
-    expect(t.decisions.map((d) => d.text)).toContain(`SNAT ${c1.ip} -> ${engine.uplinkIp} in nat POSTROUTING`);
+    expect(t.decisions.map((d) => d.text)).toContain(`SNAT ${c1.ip} -> ${engine.uplinkIp} in ip nat POSTROUTING at ipv4 POSTROUTING`);
     expect(t.end).toMatchObject({ kind: 'tx', dev: engine.uplink });
   });
 

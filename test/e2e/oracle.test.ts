@@ -34,11 +34,11 @@ describe('hop for hop against the kernel LOG output', () => {
     expect(request.find((h) => h.table === 'nat' && h.hook === 'POSTROUTING')!.src).toBe(c1.ip);
     const t = findIcmp(traced, 'request', c1.ip)!;
     expect(t.hops.find((h) => h.table === 'nat' && h.hook === 'POSTROUTING')!.src).toBe(lab.uplinkIp);
-    expect(t.decisions.map((d) => d.text)).toContain(`SNAT ${c1.ip} -> ${lab.uplinkIp} in nat POSTROUTING`);
+    expect(t.decisions.map((d) => d.text)).toContain(`SNAT ${c1.ip} -> ${lab.uplinkIp} in ip nat POSTROUTING at ipv4 POSTROUTING`);
     expect(t.decisions.map((d) => d.text)).toContain(`routing: not for this host, forwarded out ${lab.uplink}, route 10.200.0.0/24`);
     const back = findIcmp(traced, 'reply', lab.wanIp)!;
     expect(back.decisions.map((d) => d.text)).toContain(`routing: not for this host, forwarded out ${lab.bridge}, route 192.168.222.0/24`);
-    expect(back.decisions.map((d) => d.text)).toContain(`DNAT ${lab.uplinkIp} -> ${c1.ip} in nat PREROUTING (reply of a translated connection)`);
+    expect(back.decisions.map((d) => d.text)).toContain(`DNAT ${lab.uplinkIp} -> ${c1.ip} in ip nat PREROUTING at ipv4 PREROUTING (reply of a translated connection)`);
   });
 
   for (const bnf of ['1', '0']) {
@@ -85,7 +85,7 @@ describe('hop for hop against the kernel LOG output', () => {
     expect(syn, JSON.stringify(run.traced.map((t) => t.summary))).toBeDefined();
     expect(fromTool(syn)).toEqual(run.logged.filter(isSyn).map(fromOracle));
     expect(fromTool(synAck)).toEqual(run.logged.filter(isSynAck).map(fromOracle));
-    expect(syn.decisions.map((d) => d.text)).toContain(`DNAT ${lab.uplinkIp} -> ${c1.ip} in nat PREROUTING`);
+    expect(syn.decisions.map((d) => d.text)).toContain(`DNAT ${lab.uplinkIp}:8080 -> ${c1.ip}:80 in ip nat PREROUTING at ipv4 PREROUTING`);
     expect(syn.end).toMatchObject({ kind: 'tx', dev: c1.hostVeth });
   });
 
@@ -133,7 +133,7 @@ describe('hop for hop against the kernel LOG output', () => {
       expect(t, JSON.stringify(run.traced.map((x) => x.summary))).toBeDefined();
       expect(logged.length).toBeGreaterThan(5);
       expect(fromTool(t)).toEqual(logged.map(fromOracle));
-      expect(t.decisions.map((d) => d.text)).toContain(`SNAT ${c1.ip6} -> ${lab6.uplinkIp6} in nat POSTROUTING`);
+      expect(t.decisions.map((d) => d.text)).toContain(`SNAT ${c1.ip6} -> ${lab6.uplinkIp6} in ip6 nat POSTROUTING at ipv6 POSTROUTING`);
       expect(t.end).toMatchObject({ kind: 'tx', dev: lab6.uplink });
     } finally {
       lab6.destroy();

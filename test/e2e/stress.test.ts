@@ -43,7 +43,8 @@ describe('correlation under load', () => {
         expect(t.end).toMatchObject({ kind: 'tx', dev: lab.uplink });
         expect(t.missing).toBe(0);
         expect(t.hops.filter((h) => h.hook === 'RX')[0]).toMatchObject({ in: c.hostVeth });
-        expect(t.hops.filter((h) => h.family === 'ipv4').length).toBeGreaterThanOrEqual(9);
+        // The lab's netns has one table (ip nat): the hooks without chains show as hooks.
+        expect(t.hops.filter((h) => h.family === 'ipv4').map((h) => `${h.hook} ${h.table}`)).toEqual(['PREROUTING null', 'FORWARD null', 'POSTROUTING nat']);
         for (const h of t.hops) if (h.cpu !== undefined) cpus.add(h.cpu);
       }
       expect(seen.size, `${c.name}: distinct echo requests`).toBe(PER_CONTAINER);

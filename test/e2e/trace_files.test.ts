@@ -6,6 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
+import { addIptablesChains } from '../support/ruleset';
 import type { Traversal } from '../../src/model/traversal';
 import { runCli, traceWhile, WatchProcess } from '../support/cli';
 import { findIcmp, label } from '../support/hops';
@@ -22,6 +23,7 @@ describe('trace files', () => {
   let dir: string;
   beforeAll(() => {
     lab = new DockerLikeLab().create();
+    addIptablesChains(lab);
     lab.ping(lab.containers[0].netns, lab.wanIp);
     lab.ping(lab.containers[0].netns, lab.containers[1].ip);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bn-trace-'));

@@ -1,6 +1,7 @@
 /** `watch --json` against the real kernel on the Docker-like lab. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
+import { addIptablesChains } from '../support/ruleset';
 import { traceWhile as traceAround, WatchProcess } from '../support/cli';
 import { findIcmp, hasInOrder, hop, label } from '../support/hops';
 
@@ -10,6 +11,7 @@ describe('watch on a Docker-like bridge', () => {
   let lab: DockerLikeLab;
   beforeAll(() => {
     lab = new DockerLikeLab().create();
+    addIptablesChains(lab);
     // Resolve neighbours first so that the traced pings are the packets under test.
     lab.ping(lab.containers[0].netns, lab.wanIp);
     lab.ping(lab.containers[0].netns, lab.containers[1].ip);

@@ -64,8 +64,16 @@ export function loadedProgramNames(): string[] {
   return (JSON.parse(r.stdout) as { name?: string }[]).map((p) => p.name ?? '');
 }
 
-export const OUR_PROGRAMS = ['on_rx', 'on_tx_queue', 'on_tx', 'on_kfree_skb', 'on_consume_skb', 'nf_body', 'read_hook_table',
-  ...Array.from({ length: 16 }, (_, i) => `nf_probe_${i}`)];
+/** The programs a built BPF object holds (global functions of its program sections), as the
+ * kernel names them (15 characters at most): read from the object, not listed by hand. */
+export function programsOf(object: 'hooks' | 'fentry' | 'kprobe' | 'probe' | 'hook_table'): string[] {
+  const file = path.resolve(__dirname, `../../build/bpf/${object}.bpf.o`);
+  const r = spawnSync('llvm-readelf', ['-sW', file], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`llvm-readelf ${file} failed: ${r.stderr}`);
+  return r.stdout.split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[3] === 'FUNC' && f[4] === 'GLOBAL').map((f) => f[7].slice(0, 15));
+}
+
+export const OUR_PROGRAMS = [...new Set((['hooks', 'fentry', 'kprobe', 'probe', 'hook_table'] as const).flatMap(programsOf))];
 
 export function ourProgramsLoaded(): number {
   return loadedProgramNames().filter((n) => OUR_PROGRAMS.includes(n)).length;
