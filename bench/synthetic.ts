@@ -41,6 +41,7 @@ export interface RawEvent {
   chain?: string;
   priorities?: number[];
   ctState?: number;
+  tcpFlags?: number;
 }
 
 export const EVENT_SIZE = 192;
@@ -77,6 +78,7 @@ export function writeRawEvent(buf: Buffer, off: number, e: RawEvent): void {
   buf.writeUInt8(e.icmpCode ?? 0, pkt + 56);
   buf.writeUInt8(e.smac || e.dmac ? 1 : 0, pkt + 57);
   buf.writeUInt8(e.ctState ?? 0, pkt + 58);
+  buf.writeUInt8(e.tcpFlags ?? 0, pkt + 59);
   // Names as the kernel leaves them: truncated, not always terminated.
   Buffer.from(e.table ?? '').copy(buf, off + 140, 0, 16);
   Buffer.from(e.chain ?? '').copy(buf, off + 156, 0, 32);

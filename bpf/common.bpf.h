@@ -274,12 +274,17 @@ static __always_inline struct tracked_skb *track(struct sk_buff *skb, bool start
 	return track_at(skb, start, false);
 }
 
-/* Ports (or ICMP type, code, id, sequence) from the first 8 bytes of L4. */
+/* The L4 bytes read: ports, ICMP's first 8, TCP's flags at 13. */
+#define L4_BYTES 14
+
+/* Ports and TCP flags (or ICMP type, code, id, sequence) from the start of L4. */
 static __always_inline void parse_l4(struct bn_packet *p, const __u8 *l4)
 {
 	if (p->l4proto == IPPROTO_TCP || p->l4proto == IPPROTO_UDP) {
 		p->sport = (l4[0] << 8) | l4[1];
 		p->dport = (l4[2] << 8) | l4[3];
+		if (p->l4proto == IPPROTO_TCP)
+			p->tcp_flags = l4[13];
 	} else if (p->l4proto == IPPROTO_ICMP || p->l4proto == IPPROTO_ICMPV6) {
 		p->icmp_type = l4[0];
 		p->icmp_code = l4[1];
@@ -288,8 +293,8 @@ static __always_inline void parse_l4(struct bn_packet *p, const __u8 *l4)
 	}
 }
 
-/* Ethernet + IPv6 + 8 bytes of L4, or Ethernet + IPv4 + 8: one read covers both. */
-#define HEADER_BYTES 64
+/* Ethernet + IPv6 + L4_BYTES (68, rounded up to 8), or Ethernet + IPv4 + L4_BYTES: one read covers both. */
+#define HEADER_BYTES 72
 
 /* The headers are copied in one read (they are the hot path's main cost); only
  * IPv4 options or a detached MAC header take a second. */
@@ -340,7 +345,7 @@ static __always_inline void read_packet(struct sk_buff *skb, struct bn_packet *p
 		if (ip->ihl == 5) {
 			parse_l4(p, net + sizeof(struct iphdr));
 		} else {
-			__u8 l4[8];
+			__u8 l4[L4_BYTES];
 
 			if (bpf_probe_read_kernel(l4, sizeof(l4), l3 + ip->ihl * 4) == 0)
 				parse_l4(p, l4);

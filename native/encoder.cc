@@ -15,7 +15,7 @@ enum EventField {
 };
 enum PacketField {
   kEthertype = 1, kIpVersion, kSaddr, kDaddr, kL4proto, kSport, kDport, kTtl, kIpLen,
-  kIcmpType, kIcmpCode, kSmac, kDmac, kCtState
+  kIcmpType, kIcmpCode, kSmac, kDmac, kCtState, kTcpFlags
 };
 using wire::PutBytes;
 using wire::PutUint;
@@ -63,6 +63,7 @@ void EncodePacket(std::vector<uint8_t>& out, const bn_packet& p) {
   PutUint(out, kIcmpType, p.icmp_type);
   PutUint(out, kIcmpCode, p.icmp_code);
   PutUint(out, kCtState, p.ct_state);
+  PutUint(out, kTcpFlags, p.tcp_flags);
   if (p.has_mac) {
     PutBytes(out, kSmac, p.smac, kMacLen);
     PutBytes(out, kDmac, p.dmac, kMacLen);

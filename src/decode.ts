@@ -21,6 +21,8 @@ export interface PacketHeaders {
   dmac: Uint8Array;
   /** 0: no conntrack entry yet; else ip_conntrack_info + 1. */
   ctState: number;
+  /** TCP header flags byte. */
+  tcpFlags: number;
 }
 
 export interface KernelEvent {

@@ -98,7 +98,7 @@ const zigzag = (n: number) => (n % 2 === 1 ? -(n + 1) / 2 : n / 2);
 function packet(c: Cursor, end: number): PacketHeaders {
   const p: PacketHeaders = {
     ethertype: 0, ipVersion: 0, saddr: EMPTY, daddr: EMPTY, l4proto: 0, sport: 0, dport: 0, ttl: 0, ipLen: 0,
-    icmpType: 0, icmpCode: 0, smac: EMPTY, dmac: EMPTY, ctState: 0,
+    icmpType: 0, icmpCode: 0, smac: EMPTY, dmac: EMPTY, ctState: 0, tcpFlags: 0,
   };
   const inner = new Cursor(c.buf, c.pos, end);
   while (inner.pos < end) {
@@ -118,6 +118,7 @@ function packet(c: Cursor, end: number): PacketHeaders {
         case 10: p.icmpType = v; break;
         case 11: p.icmpCode = v; break;
         case 14: p.ctState = v; break;
+        case 15: p.tcpFlags = v; break;
         default: break;
       }
     } else if (type === 2 && (field === 3 || field === 4 || field === 12 || field === 13)) {

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs one shell command as root in a guest booted from Debian's stock kernel
-# (linux-image-6.1.0-*-amd64, fetched with apt and cached, unpacked, not installed)
+# (linux-image-6.1.0-*-amd64 of bookworm, or with BN_VM_KERNEL=6.12 the newest
+# linux-image-6.12.*+deb12-amd64 of bookworm-backports; fetched with apt and cached, unpacked, not installed)
 # under qemu TCG. The host's root filesystem is the guest's, read-only over 9p;
 # the checkout is at the same path; /tmp and /run are fresh tmpfs; the command's
 # output and exit code pass through.
 #   usage: vm/run.sh '<shell command>'     (npm run vm -- '<shell command>')
-#   env:   BN_VM_KERNEL=6.1.0-NN-amd64  BN_VM_CACHE=DIR  BN_VM_MEM=2048  BN_VM_TIMEOUT=900
+#   env:   BN_VM_KERNEL=6.1 (default) | 6.12 | a full version (6.1.0-NN-amd64, 6.12.NN+deb12-amd64)  BN_VM_CACHE=DIR  BN_VM_MEM=2048  BN_VM_TIMEOUT=900
 #          BN_VM_PRELOAD='bridge br_netfilter veth' (modules loaded at boot)
 set -euo pipefail
 
@@ -18,13 +19,31 @@ for tool in qemu-system-x86_64 busybox apt-get dpkg-deb depmod modprobe cpio; do
   command -v "$tool" >/dev/null || { echo "vm: $tool is missing (apt-get install qemu-system-x86 busybox-static kmod cpio)" >&2; exit 2; }
 done
 
-# ---- the kernel: newest linux-image-6.1.0-*-amd64 Debian offers, or BN_VM_KERNEL
-VERSION=${BN_VM_KERNEL:-$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' | awk '{print $1}' | sed 's/^linux-image-//' | sort -V | tail -1)}
-[ -n "$VERSION" ] || { echo "vm: no linux-image-6.1.0-*-amd64 in apt's lists (run apt-get update)" >&2; exit 2; }
+# ---- the kernel: the newest of a series Debian offers, or BN_VM_KERNEL exactly.
+# bookworm-backports is read through a private apt list under the cache: the
+# machine's own apt sources stay as they are.
+APT=()
+backports() {
+  local mirror lists=$CACHE/apt/lists
+  mirror=$(sed -n 's/^URIs: *\([^ ]*debian\)$/\1/p; s/^deb  *\([^ ]*debian\)  *bookworm .*/\1/p' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -1)
+  mkdir -p "$lists/partial"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror:-http://deb.debian.org/debian} bookworm-backports main" > "$CACHE/apt/sources.list"
+  APT=(-o "Dir::Etc::SourceList=$CACHE/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$lists")
+  apt-get "${APT[@]}" update -qq >/dev/null 2>&1 || { echo "vm: apt-get update of bookworm-backports failed" >&2; exit 2; }
+}
+newest() { apt-cache "${APT[@]}" search --names-only "$1" | awk '{print $1}' | sed 's/^linux-image-//' | sort -V | tail -1; }
+case "${BN_VM_KERNEL:-6.1}" in
+  6.1) VERSION=$(newest '^linux-image-6\.1\.0-[0-9]+-amd64$') ;;
+  6.12) backports; VERSION=$(newest '^linux-image-6\.12\.[0-9]+\+deb12-amd64$') ;;
+  *+deb12-amd64) backports; VERSION=$BN_VM_KERNEL ;;
+  *) VERSION=$BN_VM_KERNEL ;;
+esac
+[ -n "$VERSION" ] || { echo "vm: no linux-image for BN_VM_KERNEL=${BN_VM_KERNEL:-6.1} in apt's lists (run apt-get update)" >&2; exit 2; }
 KDIR=$CACHE/$VERSION
 if [ ! -f "$KDIR/ready" ]; then
   mkdir -p "$KDIR" && rm -rf "$KDIR"/*
-  (cd "$KDIR" && apt-get download -q "linux-image-$VERSION" >/dev/null 2>&1) || { echo "vm: apt-get download linux-image-$VERSION failed" >&2; exit 2; }
+  [ -n "${APT[*]}" ] || case "$VERSION" in *+deb12-amd64) backports ;; esac
+  (cd "$KDIR" && apt-get "${APT[@]}" download -q "linux-image-$VERSION" >/dev/null 2>&1) || { echo "vm: apt-get download linux-image-$VERSION failed" >&2; exit 2; }
   dpkg-deb -x "$KDIR"/linux-image-*.deb "$KDIR/root"
   rm -f "$KDIR"/linux-image-*.deb
   depmod -b "$KDIR/root" "$VERSION"

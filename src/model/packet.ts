@@ -64,6 +64,13 @@ export function protoName(p: PacketHeaders): string {
   return L4_NAMES[p.l4proto] ?? `ip proto ${p.l4proto}`;
 }
 
+/** TCP flags as tcpdump writes them: [S], [S.], [.], [P.], [F.], [R.] (print-tcp.c's order, '.' for ACK). */
+export function tcpFlags(flags: number): string {
+  const letters: [number, string][] = [[0x01, 'F'], [0x02, 'S'], [0x04, 'R'], [0x08, 'P'], [0x10, '.'], [0x20, 'U'], [0x40, 'E'], [0x80, 'W']];
+  const out = letters.filter(([bit]) => flags & bit).map(([, c]) => c).join('');
+  return out || 'none';
+}
+
 /** One line in tcpdump's spirit: "icmp echo request 192.168.222.2 > 10.200.0.2 id 7 seq 1 ttl 64". */
 export function describePacket(p: PacketHeaders): string {
   const src = formatAddress(p.saddr);
@@ -77,6 +84,7 @@ export function describePacket(p: PacketHeaders): string {
     const echo = /echo/.test(kind) ? ` id ${p.sport} seq ${p.dport}` : '';
     return `${proto} ${kind} ${src} > ${dst}${echo} ttl ${p.ttl}`;
   }
-  if (proto === 'tcp' || proto === 'udp') return `${proto} ${src}:${p.sport} > ${dst}:${p.dport} ttl ${p.ttl}`;
+  if (proto === 'tcp') return `tcp ${src}:${p.sport} > ${dst}:${p.dport} [${tcpFlags(p.tcpFlags)}] len ${p.ipLen} ttl ${p.ttl}`;
+  if (proto === 'udp') return `udp ${src}:${p.sport} > ${dst}:${p.dport} len ${p.ipLen} ttl ${p.ttl}`;
   return `${proto} ${src} > ${dst} ttl ${p.ttl}`;
 }

@@ -87,6 +87,9 @@ describe('hop for hop against the kernel LOG output', () => {
     expect(fromTool(synAck)).toEqual(run.logged.filter(isSynAck).map(fromOracle));
     expect(syn.decisions.map((d) => d.text)).toContain(`DNAT ${lab.uplinkIp}:8080 -> ${c1.ip}:80 in ip nat PREROUTING at ipv4 PREROUTING`);
     expect(syn.end).toMatchObject({ kind: 'tx', dev: c1.hostVeth });
+    // Flags and length as tcpdump writes them (the kernel's LOG said SYN, then SYN ACK).
+    expect(syn.summary).toMatch(/^tcp \S+ > 10\.200\.0\.1:8080 \[S\] len \d+ ttl \d+$/);
+    expect(synAck.summary).toMatch(/^tcp 192\.168\.222\.2:80 > \S+ \[S\.\] len \d+ ttl \d+$/);
   });
 
   for (const target of ['DROP', 'REJECT']) {

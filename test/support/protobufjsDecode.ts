@@ -21,6 +21,7 @@ function toPacket(p: pb.IPacket | null | undefined): PacketHeaders {
     smac: p?.smac ?? EMPTY,
     dmac: p?.dmac ?? EMPTY,
     ctState: p?.ctState ?? 0,
+    tcpFlags: p?.tcpFlags ?? 0,
   };
 }
 

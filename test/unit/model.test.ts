@@ -90,6 +90,23 @@ describe('traversal model', () => {
   });
 });
 
+describe('packet summaries', () => {
+  const tcp = (flags: number) => describePacket({
+    ethertype: 0x0800, ipVersion: 4, saddr: Uint8Array.from([10, 99, 0, 1]), daddr: Uint8Array.from([172, 30, 0, 2]), l4proto: 6,
+    sport: 8080, dport: 80, ttl: 63, ipLen: 60, icmpType: 0, icmpCode: 0, smac: new Uint8Array(), dmac: new Uint8Array(), ctState: 0, tcpFlags: flags,
+  });
+
+  it('writes TCP flags and the length as tcpdump does', () => {
+    expect(tcp(0x02)).toBe('tcp 10.99.0.1:8080 > 172.30.0.2:80 [S] len 60 ttl 63');
+    expect(tcp(0x12)).toBe('tcp 10.99.0.1:8080 > 172.30.0.2:80 [S.] len 60 ttl 63');
+    expect(tcp(0x10)).toMatch(/\[\.\]/);
+    expect(tcp(0x18)).toMatch(/\[P\.\]/);
+    expect(tcp(0x11)).toMatch(/\[F\.\]/);
+    expect(tcp(0x04)).toMatch(/\[R\]/);
+    expect(tcp(0)).toMatch(/\[none\]/);
+  });
+});
+
 describe('routes', () => {
   it('finds the longest matching prefix, IPv4 and IPv6', () => {
     const table = RouteTable.fromRoutes([
