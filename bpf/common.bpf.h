@@ -476,11 +476,29 @@ static __always_inline void read_bridge_ports(struct sk_buff *skb, __u32 *physin
 	*physout = BPF_CORE_READ((struct nf_bridge_info *)info, physoutdev, ifindex);
 }
 
+#include "door.bpf.h"
+
+/* Devices and headers of a netfilter event. */
+static __always_inline void fill_nf(struct bn_event *e, struct sk_buff *skb, const struct nf_hook_state *state, __u32 netns,
+				    __u32 in_if, __u32 out_if, __u32 physin, __u32 physout)
+{
+	e->netns = netns;
+	e->nf_family = R(state, pf);
+	e->nf_hook = R(state, hook);
+	e->in_ifindex = in_if;
+	e->out_ifindex = out_if;
+	e->physin_ifindex = physin;
+	e->physout_ifindex = physout;
+	read_headers(skb, e, false);
+}
+
 /* An event at a netfilter hook of the traced netns, with its devices and
  * headers filled in; NULL when the packet is not followed or the ring is full.
- * A packet is followed from the first hook where a watched device shows. */
+ * A packet is followed from the first hook where a watched device shows; an
+ * unfollowed one that came in by another device is kept at the door (as hop
+ * `door_slot` of kind BN_EV_NF) in case it reaches the bridge later. */
 static __always_inline struct bn_event *nf_event(struct sk_buff *skb, const struct nf_hook_state *state, __u8 kind,
-						  bool may_start)
+						  bool may_start, int door_slot)
 {
 	__u64 key = (__u64)skb;
 	struct tracked_skb *known = bpf_map_lookup_elem(&tracked, &key);
@@ -502,19 +520,19 @@ static __always_inline struct bn_event *nf_event(struct sk_buff *skb, const stru
 		watched = ifindex_watched(in_if) || ifindex_watched(out_if) ||
 			  ifindex_watched(physin) || ifindex_watched(physout);
 	t = track_found(skb, known, watched && may_start, false);
-	if (!t)
+	if (!t) {
+		if (!known && door_slot >= 0 && (e = door_hop(skb, kind, false))) {
+			fill_nf(e, skb, state, netns, in_if, out_if, physin, physout);
+			e->nf_slot = door_slot;
+		}
 		return NULL;
+	}
+	if (!t->seq)
+		door_send(skb, t);
 	e = reserve(skb, t, kind);
 	if (!e)
 		return NULL;
-	e->netns = netns;
-	e->nf_family = R(state, pf);
-	e->nf_hook = R(state, hook);
-	e->in_ifindex = in_if;
-	e->out_ifindex = out_if;
-	e->physin_ifindex = physin;
-	e->physout_ifindex = physout;
-	read_headers(skb, e, false);
+	fill_nf(e, skb, state, netns, in_if, out_if, physin, physout);
 	return e;
 }
 

@@ -9,14 +9,26 @@ static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device 
 {
 	struct tracked_skb *t;
 	struct bn_event *e;
+	bool watched;
 
 	/* Elsewhere (a container's side of its veth, the far end of the uplink): a packet
 	 * that left the traced netns was unfollowed at its TX, so nothing to look up. */
 	if (dev_netns(dev) != target_netns)
 		return;
-	t = track_at(skb, is_watched(dev), kind == BN_EV_RX);
-	if (!t)
+	watched = is_watched(dev);
+	t = track_at(skb, watched, kind == BN_EV_RX);
+	if (!t) {
+		/* Came in by another device of the netns: kept at the door. */
+		if (kind == BN_EV_RX && !watched && (e = door_hop(skb, kind, true))) {
+			e->ifindex = dev_ifindex(dev);
+			e->netns = target_netns;
+			e->aux = (__u64)R(dev, rx_handler);
+			read_headers(skb, e, true);
+		}
 		return;
+	}
+	if (!t->seq)
+		door_send(skb, t);
 	e = reserve(skb, t, kind);
 	if (e) {
 		e->ifindex = dev_ifindex(dev);

@@ -42,7 +42,7 @@ struct net_bridge_port___bn {
 static __always_inline void emit_hook_enter(struct sk_buff *skb, const struct nf_hook_state *state,
 					    const struct nf_hook_entries *entries, unsigned int start)
 {
-	struct bn_event *e = nf_event(skb, state, BN_EV_NF_HOOK_ENTER, true);
+	struct bn_event *e = nf_event(skb, state, BN_EV_NF_HOOK_ENTER, true, -1);
 	struct nf_hook_ops **ops;
 	__u32 n;
 
@@ -69,7 +69,7 @@ static __always_inline void emit_hook_enter(struct sk_buff *skb, const struct nf
  * A dropped skb was already freed (and unfollowed) by then: never start here. */
 static __always_inline void emit_hook_exit(struct sk_buff *skb, const struct nf_hook_state *state, int ret)
 {
-	struct bn_event *e = nf_event(skb, state, BN_EV_NF_HOOK_EXIT, false);
+	struct bn_event *e = nf_event(skb, state, BN_EV_NF_HOOK_EXIT, false, -1);
 
 	if (e) {
 		e->verdict = ret;
@@ -83,7 +83,7 @@ static __always_inline void emit_hook_exit(struct sk_buff *skb, const struct nf_
 static __always_inline void emit_table(struct sk_buff *skb, const struct nf_hook_state *state, __u8 worker,
 				       const char *table, const char *chain, unsigned int verdict)
 {
-	struct bn_event *e = nf_event(skb, state, BN_EV_NF_TABLE, false);
+	struct bn_event *e = nf_event(skb, state, BN_EV_NF_TABLE, false, -1);
 
 	if (!e)
 		return;

@@ -49,7 +49,7 @@ int nf_body(struct bpf_nf_ctx *ctx)
 		return NF_ACCEPT;
 	slot = st->slot[st->depth & 3];
 	st->depth--;
-	e = nf_event(ctx->skb, ctx->state, BN_EV_NF, true);
+	e = nf_event(ctx->skb, ctx->state, BN_EV_NF, true, slot);
 	if (e) {
 		e->nf_slot = slot;
 		submit(e);

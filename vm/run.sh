@@ -15,8 +15,8 @@ COMMAND=$1
 CACHE=${BN_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bpftrace-net/vm}
 MEM=${BN_VM_MEM:-2048}
 TIMEOUT=${BN_VM_TIMEOUT:-900}
-for tool in qemu-system-x86_64 busybox apt-get dpkg-deb depmod modprobe cpio; do
-  command -v "$tool" >/dev/null || { echo "vm: $tool is missing (apt-get install qemu-system-x86 busybox-static kmod cpio)" >&2; exit 2; }
+for tool in qemu-system-x86_64 busybox apt-get dpkg-deb depmod modprobe cpio xz; do
+  command -v "$tool" >/dev/null || { echo "vm: $tool is missing (apt-get install qemu-system-x86 busybox-static kmod cpio xz-utils)" >&2; exit 2; }
 done
 
 # ---- the kernel: the newest of a series Debian offers, or BN_VM_KERNEL exactly.
@@ -25,7 +25,7 @@ done
 APT=()
 backports() {
   local mirror lists=$CACHE/apt/lists
-  mirror=$(sed -n 's/^URIs: *\([^ ]*debian\)$/\1/p; s/^deb  *\([^ ]*debian\)  *bookworm .*/\1/p' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -1)
+  mirror=$(sed -n 's/^URIs: *\([^ ]*debian\)$/\1/p; s/^deb  *\([^ ]*debian\)  *bookworm .*/\1/p' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -1 || true)
   mkdir -p "$lists/partial"
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror:-http://deb.debian.org/debian} bookworm-backports main" > "$CACHE/apt/sources.list"
   APT=(-o "Dir::Etc::SourceList=$CACHE/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$lists")
@@ -46,6 +46,9 @@ if [ ! -f "$KDIR/ready" ]; then
   (cd "$KDIR" && apt-get "${APT[@]}" download -q "linux-image-$VERSION" >/dev/null 2>&1) || { echo "vm: apt-get download linux-image-$VERSION failed" >&2; exit 2; }
   dpkg-deb -x "$KDIR"/linux-image-*.deb "$KDIR/root"
   rm -f "$KDIR"/linux-image-*.deb
+  # Newer kernels ship xz-compressed modules; the initramfs' busybox insmod and the
+  # kernel's autoload (busybox modprobe) take plain ELF only.
+  find "$KDIR/root/lib/modules" -name '*.ko.xz' -exec xz -d {} +
   depmod -b "$KDIR/root" "$VERSION"
   touch "$KDIR/ready"
 fi

@@ -2,6 +2,7 @@
  * every table hop is checked against `nft -j list chains` of the traced netns,
  * a drop in an nft-native inet chain at a non-standard priority is named, a
  * chain added while tracing is probed at once, a legacy table is named too. */
+import { execFileSync } from 'child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
 import type { Hop, Traversal } from '../../src/model/traversal';
@@ -113,6 +114,38 @@ describe('the ruleset that is there', () => {
       expectAllInRuleset([t], chainsThen);
     } finally {
       await w.stop();
+    }
+  });
+
+  it('shows a packet from its first hook when it came in by a second NIC (neither port nor uplink), DNAT included', async () => {
+    const c1 = lab.containers[0];
+    // A "lan" netns behind eth1: no default route points there, so eth1 is not an uplink.
+    const lan = `${lab.prefix}-lan`;
+    const run = (args: string[]) => execFileSync('ip', args, { stdio: 'ignore' });
+    run(['netns', 'add', lan]);
+    try {
+      run(['-n', lab.host, 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', lan]);
+      run(['-n', lab.host, 'addr', 'add', '10.201.0.1/24', 'dev', 'eth1']);
+      run(['-n', lab.host, 'link', 'set', 'eth1', 'up']);
+      run(['-n', lan, 'addr', 'add', '10.201.0.2/24', 'dev', 'eth0']);
+      run(['-n', lan, 'link', 'set', 'eth0', 'up']);
+      run(['-n', lan, 'link', 'set', 'lo', 'up']);
+      lab.exec(lab.host, 'iptables', ['-t', 'nat', '-A', 'PREROUTING', '-i', 'eth1', '-d', '10.201.0.1', '-p', 'icmp', '-j', 'DNAT', '--to-destination', c1.ip]);
+      expect(lab.ping(lan, '10.201.0.1')).toBe(true); // neighbours resolved before the traced ping
+      const w = await traceWhile(() => expect(lab.ping(lan, '10.201.0.1')).toBe(true));
+      expect(w.stderr).toMatch(/uplinks: enp4s0\)/);
+      const t = findIcmp(w.traversals(), 'request', '10.201.0.2')!;
+      expect(t, w.stdout).toBeDefined();
+      expect(t.hops[0]).toMatchObject({ family: 'netdev', hook: 'RX', in: 'eth1', dst: '10.201.0.1' });
+      expect(t.hops.map((h) => `${h.family} ${h.hook} ${h.table}`)).toEqual([
+        'netdev RX null', 'ipv4 PREROUTING nat', 'ipv4 FORWARD null', 'ipv4 POSTROUTING nat', 'netdev TX null', 'netdev TX null',
+      ]);
+      expect(t.hops[1]).toMatchObject({ in: 'eth1', chain: 'PREROUTING', dst: c1.ip });
+      expect(t.decisions.map((d) => d.text)).toContain(`DNAT 10.201.0.1 -> ${c1.ip} in ip nat PREROUTING at ipv4 PREROUTING`);
+      expect(t.end).toMatchObject({ kind: 'tx', dev: c1.hostVeth });
+      expect(t.missing).toBe(0);
+    } finally {
+      execFileSync('ip', ['netns', 'delete', lan], { stdio: 'ignore' });
     }
   });
 

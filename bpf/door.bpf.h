@@ -1,0 +1,100 @@
+/* The door: a packet that enters the traced netns by a device that is neither
+ * the bridge, a port nor an uplink (a second NIC, a published port reached
+ * there) meets the bridge only after routing. Its first hops (RX on that
+ * device, the PREROUTING probes with their DNAT) are kept per CPU until it
+ * does, then sent ahead of the hop that starts its traversal; a packet that
+ * never reaches the bridge is simply replaced by the next one.
+ * RX -> PREROUTING -> routing -> FORWARD runs in one softirq on one CPU, so one
+ * packet per CPU is enough. Bounded: DOOR_HOPS events per CPU; a packet of the
+ * netns that never meets the bridge costs one header read per RX and probe.
+ * Included by common.bpf.h after reserve()/submit(), before nf_event(). */
+#ifndef BPFTRACE_NET_DOOR_BPF_H
+#define BPFTRACE_NET_DOOR_BPF_H
+
+#define DOOR_HOPS 8
+
+struct door {
+	__u64 skb;
+	__u32 n;
+	__u32 _pad;
+	struct bn_event hops[DOOR_HOPS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct door);
+} door SEC(".maps");
+
+/* A hop of an unfollowed packet, kept at the door. `first`: it may be the
+ * packet's first (RX); later hops only add to a packet already there. */
+static __always_inline struct bn_event *door_hop(struct sk_buff *skb, __u8 kind, bool first)
+{
+	__u32 zero = 0;
+	struct door *d = bpf_map_lookup_elem(&door, &zero);
+	struct bn_event *e;
+
+	if (!d)
+		return NULL;
+	if (d->skb != (__u64)skb) {
+		if (!first)
+			return NULL;
+		d->skb = (__u64)skb;
+		d->n = 0;
+	}
+	if (d->n >= DOOR_HOPS)
+		return NULL;
+	e = &d->hops[d->n & (DOOR_HOPS - 1)];
+	d->n++;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts = bpf_ktime_get_ns();
+	e->skb = (__u64)skb;
+	e->kind = kind;
+	e->cpu = bpf_get_smp_processor_id();
+	e->mark = R(skb, mark);
+	return e;
+}
+
+struct door_flush {
+	struct sk_buff *skb;
+	struct tracked_skb *t;
+	struct door *d;
+};
+
+static long door_send_one(__u32 i, void *arg)
+{
+	struct door_flush *f = arg;
+	struct bn_event *h, *e;
+	__u64 packet_id;
+	__u16 seq;
+
+	if (i >= DOOR_HOPS)
+		return 1;
+	h = &f->d->hops[i & (DOOR_HOPS - 1)];
+	e = reserve(f->skb, f->t, h->kind);
+	if (!e)
+		return 0;
+	packet_id = e->packet_id;
+	seq = e->seq;
+	__builtin_memcpy(e, h, sizeof(*e));
+	e->packet_id = packet_id;
+	e->seq = seq;
+	e->has_snap = 0;
+	submit(e);
+	return 0;
+}
+
+/* The packet just started its traversal (call only then: t->seq == 0): what it met before comes first. */
+static __always_inline void door_send(struct sk_buff *skb, struct tracked_skb *t)
+{
+	__u32 zero = 0;
+	struct door_flush f = {skb, t, bpf_map_lookup_elem(&door, &zero)};
+
+	if (!f.d || f.d->skb != (__u64)skb)
+		return;
+	f.d->skb = 0;
+	bpf_loop(f.d->n < DOOR_HOPS ? f.d->n : DOOR_HOPS, door_send_one, &f, 0);
+}
+
+#endif
