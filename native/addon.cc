@@ -12,6 +12,7 @@
 #include "link_monitor.h"
 #include "netns_links.h"
 #include "packet_filter.h"
+#include "rule_tracer.h"
 #include "trace_session.h"
 
 namespace {
@@ -154,6 +155,7 @@ Napi::Value HookTableJs(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("hookTable", Napi::Function::New(env, HookTableJs));
+  exports.Set("RuleTracer", RuleTracer::Define(env));
   exports.Set("LinkMonitor", LinkMonitor::Define(env));
   exports.Set("netnsIds", Napi::Function::New(env, NetnsIdsJs));
   exports.Set("linksIn", Napi::Function::New(env, LinksInJs));

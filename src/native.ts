@@ -100,6 +100,8 @@ export interface NativeAddon {
   /** Calls onChange (coalesced) on netlink notifications of the netns at path ('' = ours):
    * its links (default), or its nftables ruleset. */
   LinkMonitor: new (netnsPath: string, onChange: () => void, topic?: 'links' | 'nftables') => { stop(): void };
+  /** --rules: nf_tables' rule tracer inside the netns at path (see native/rule_tracer.h). */
+  RuleTracer: new (netnsPath: string, onBatch: (batch: Buffer) => void) => unknown;
   /** The netfilter hook table of the netns at path ('' = ours), read from the kernel. */
   hookTable(path: string): { entries: unknown[]; truncated: boolean };
   /** Links of the netns at path, asked over netlink from a thread inside it. */

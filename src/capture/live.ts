@@ -8,7 +8,9 @@ import { attachmentsOf, planProbes, ProbeHistory, type ProbePlan } from '../mode
 import { rulesetChanges, type Ruleset } from '../model/ruleset';
 import { BackendName, native, NativeSession, PathCount, SessionConfig, SessionStats } from '../native';
 import { captureContextData, ContextData, liveModelContext, monotonicNs } from './context';
-import { TraversalPipeline } from './pipeline';
+import { RULES_HOLD_NS, TraversalPipeline } from './pipeline';
+import { decodeRuleBatch, RuleCapture } from './rules';
+import { RuleIndex, type RuleTexts } from '../model/rules';
 import type { BridgeView } from '../topology/links';
 import { LinkWatcher } from '../topology/linkWatcher';
 import { RulesetWatcher } from '../topology/ruleset';
@@ -22,6 +24,8 @@ export interface CaptureOptions
   idleTimeoutMs?: number;
   /** Follow ports as they come and go (netlink notifications). */
   follow?: { uplinks: string[]; dockerHost?: string };
+  /** --rules: switch on nf_tables' rule tracer for the traced devices. */
+  rules?: boolean;
 }
 
 /** The counters of a capture that never started. */
@@ -42,6 +46,9 @@ export class LiveCapture extends EventEmitter {
   private timer: NodeJS.Timeout | undefined;
   private watcher: LinkWatcher | undefined;
   private rulesetWatcher: RulesetWatcher | undefined;
+  private ruleCapture: RuleCapture | undefined;
+  /** --rules: the rule tracer's messages, waiting for their hops. */
+  readonly rules: RuleIndex | undefined;
   /** The netns's hook table over time: what every netfilter event is read with. */
   readonly probes: ProbeHistory;
   ctx: ModelContext;
@@ -55,11 +62,12 @@ export class LiveCapture extends EventEmitter {
     super();
     this.contextData = captureContextData(view);
     this.probes = new ProbeHistory(this.contextData.probePlans);
-    this.ctx = liveModelContext(this.contextData, this.probes);
+    this.rules = opts.rules ? new RuleIndex(() => this.probes.latest?.ruleset) : undefined;
+    this.ctx = { ...liveModelContext(this.contextData, this.probes), rules: this.rules };
     this.pipeline = new TraversalPipeline(this.ctx, (opts.idleTimeoutMs ?? 2000) * 1e6, {
       traversal: (t, packet) => this.emit('traversal', t, packet),
       lost: (n) => this.emit('lost', n),
-    });
+    }, opts.rules ? RULES_HOLD_NS : 0);
   }
 
   async start(): Promise<void> {
@@ -70,6 +78,7 @@ export class LiveCapture extends EventEmitter {
     );
     this.session = session;
     const watched = [view.bridge, ...view.ports, ...view.uplinks].map((l) => l.ifindex);
+    if (this.rules) this.startRules(view);
     try {
       const { notices } = await session.start({
         backend: this.opts.backend,
@@ -108,6 +117,27 @@ export class LiveCapture extends EventEmitter {
     this.rulesetWatcher.start();
   }
 
+  /** --rules, before the probes: a table of our own marks the traced devices' packets.
+   * A netns where it cannot be added says so in one line; the capture goes on without rules. */
+  private startRules(view: BridgeView): void {
+    const rc = new RuleCapture(view.netns, [view.bridge, ...view.ports, ...view.uplinks].map((l) => l.name));
+    rc.on('batch', (bytes: Buffer) => {
+      const { events, lost } = decodeRuleBatch(bytes);
+      this.pipeline.pushRules(events, lost);
+      this.emit('rules', bytes);
+    });
+    rc.on('texts', (texts: RuleTexts) => {
+      this.rules!.texts = texts;
+      this.emit('ruleTexts', texts);
+    });
+    try {
+      rc.start();
+      this.ruleCapture = rc;
+    } catch (err) {
+      this.emit('notice', `${(err as Error).message}; the capture goes on without rules`);
+    }
+  }
+
   /** Tables or chains came or went: say what, keep the new plan (a trace file
    * gets it before the first event of a moved probe), then move the probes. */
   private async rulesetChanged(ruleset: Ruleset): Promise<void> {
@@ -135,12 +165,13 @@ export class LiveCapture extends EventEmitter {
     const added = [...after].filter((i) => !before.has(i));
     const removed = [...before].filter((i) => !after.has(i));
     this.session?.setWatched(added, removed);
+    this.ruleCapture?.setDevices([view.bridge, ...view.ports, ...view.uplinks].map((l) => l.name));
     this.view = view;
     // Names of devices that left stay known: their last packets are still being explained.
     const links = new Map(this.contextData.links.map((l) => [l.ifindex, l]));
     for (const l of view.links.values()) links.set(l.ifindex, l);
     this.contextData = { ...this.contextData, links: [...links.values()] };
-    this.ctx = liveModelContext(this.contextData, this.probes);
+    this.ctx = { ...liveModelContext(this.contextData, this.probes), rules: this.rules };
     this.pipeline.setContext(this.ctx);
     return { added, removed };
   }
@@ -183,6 +214,9 @@ export class LiveCapture extends EventEmitter {
     this.timer = undefined;
     const stats = this.session ? await this.session.stop() : EMPTY_SESSION_STATS;
     this.session = undefined;
+    // The table goes with the tracer's socket; its last messages were handed over on the way.
+    this.ruleCapture?.stop();
+    this.ruleCapture = undefined;
     this.pipeline.flush();
     return { ...stats, traversals: this.pipeline.traversals };
   }

@@ -26,6 +26,7 @@ export interface CaptureCliOptions {
   mark?: { value: number; mask: number };
   sample?: number;
   dockerHost?: string;
+  rules?: boolean;
 }
 
 export function addCaptureOptions(cmd: Command): Command {
@@ -39,6 +40,11 @@ export function addCaptureOptions(cmd: Command): Command {
     .option('--mark <value[/mask]>', 'only packets whose mark matches', markFilter)
     .option('--sample <1/N>', 'follow one matching packet in N, at random', sampleRate)
     .option('--docker-host <socket>', 'Docker Engine API socket for container names (default: $DOCKER_HOST, /var/run/docker.sock)');
+}
+
+/** watch and record: what every chain's rules did to each packet. */
+export function addRulesOption(cmd: Command): Command {
+  return cmd.option('--rules', 'also name every rule a packet met at each chain: adds one table of its own (owner flag, gone with bpftrace-net however it ends) that switches on nf_tables\' rule tracer for the traced devices');
 }
 
 /** A malformed expression is refused before anything is loaded, in libpcap's words. */
@@ -70,7 +76,7 @@ export async function prepareCapture(
   const backend = selectBackend(opts.backend, native().probeKernel());
   const capture = new LiveCapture(view, {
     backend: backend.backend, ringBytes: opts.ringSize, filter, mark: opts.mark, sampleEvery: opts.sample,
-    follow: { uplinks: opts.uplink, dockerHost: opts.dockerHost }, ...more,
+    follow: { uplinks: opts.uplink, dockerHost: opts.dockerHost }, rules: opts.rules, ...more,
   });
   return { view, backend, capture };
 }

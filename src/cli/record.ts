@@ -3,7 +3,7 @@ import { CaptureStats, EMPTY_SESSION_STATS } from '../capture/live';
 import { TraceRecorder } from '../trace/recorder';
 import { exportPcapng } from '../output/pcapngExport';
 import {
-  addCaptureOptions, CaptureCliOptions, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, toolVersion, traceMeta,
+  addCaptureOptions, addRulesOption, CaptureCliOptions, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, toolVersion, traceMeta,
 } from './capture';
 import { positiveInt, SNAPLEN_DEFAULT, snaplenBytes } from './options';
 
@@ -87,7 +87,7 @@ export function recordCommand(): Command {
     .addOption(new Option('--mode <mode>', 'packets: one record per packet, assembled in the kernel; events: one per hook hit')
       .choices(['events', 'packets']).default('packets'))
     .option('--pcapng', 'also export to pcapng when done, next to the trace file (NAME.pcapng)');
-  return addCaptureOptions(cmd)
+  return addRulesOption(addCaptureOptions(cmd))
     .addHelpText('after', `
 Examples:
   sudo bpftrace-net record br-d13c50d4c15b -w trace.bnt

@@ -6,7 +6,7 @@ import { formatJsonLine } from '../output/json';
 import { formatTraversal } from '../output/text';
 import type { BridgeView } from '../topology/links';
 import { TraceRecorder } from '../trace/recorder';
-import { addCaptureOptions, CaptureCliOptions, describePortChange, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, traceMeta } from './capture';
+import { addCaptureOptions, addRulesOption, CaptureCliOptions, describePortChange, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, traceMeta } from './capture';
 import { positiveInt, SNAPLEN_DEFAULT, snaplenBytes } from './options';
 
 export interface WatchOptions extends CaptureCliOptions {
@@ -108,7 +108,7 @@ export function watchCommand(): Command {
       .choices(['events', 'packets']).default('events'))
     .option('-w, --write <file>', 'also record what is shown to this trace file (see replay, export)')
     .option('-s, --snaplen <bytes>', 'with --write: packet bytes kept at each hop (0 to 256)', snaplenBytes, SNAPLEN_DEFAULT);
-  return addCaptureOptions(cmd)
+  return addRulesOption(addCaptureOptions(cmd))
     .addHelpText('after', `
 Examples:
   sudo bpftrace-net watch br-d13c50d4c15b

@@ -4,6 +4,7 @@ import { EventKind, KernelEvent } from '../decode';
 import { familyName, hookName, verdictName } from './hooks';
 import { ProbeHistory, type Probe, type ProbePlan } from './probes';
 import { describeUser, hasChains, runsRules, usersAt, type HookUser } from './ruleset';
+import { decidingRule, type RuleIndex } from './rules';
 import { ctStateName, describePacket, formatAddress, natTableConsulted, protoName } from './packet';
 import type { Branch, Decision, DeviceInfo, Hop, HookRun, Traversal, TraversalEnd } from './traversal';
 
@@ -21,6 +22,8 @@ export interface ModelContext {
   route?(dst: string): { prefix: string; dev?: string; via?: string } | undefined;
   /** What sits behind a device of the traced netns (a port's container), where known. */
   deviceInfo?(name: string): DeviceInfo | undefined;
+  /** --rules: what nf_tables' rule tracer said, to be given to the hops it belongs to. */
+  rules?: RuleIndex;
   /** The traced netns's hook table over time, and where the hooks backend's probes were. */
   probes?: ProbeHistory;
   /** br_netfilter's bridge-nf-call-* switches in the traced netns, where known. */
@@ -119,7 +122,15 @@ function dropHop(lastNf: KernelEvent, drop: KernelEvent, ctx: ModelContext): Hop
   const after = found ? ProbeHistory.coveredAfter(found.plan, found.probe) : [];
   const ruled = after.flatMap((u) => (u.kind === 'nat' ? u.natChains ?? [] : runsRules(u) ? [u] : []));
   let hop: Hop;
-  if (ruled.length >= 1 && ruled.length === after.filter((u) => u.kind !== 'nat' || u.natChains?.length).length) {
+  // --rules: the rule tracer names the chain that said drop among several.
+  const told = ctx.rules && ruled.length > 1 ? ruled.map((u) => {
+    const h = userHop(lastNf, ctx, u, 'DROP');
+    attachRules(h, lastNf, undefined, ctx);
+    return h;
+  }).find((h) => h.rules && decidingRule(h.rules)?.verdict === 'drop') : undefined;
+  if (told) {
+    hop = told;
+  } else if (ruled.length >= 1 && ruled.length === after.filter((u) => u.kind !== 'nat' || u.natChains?.length).length) {
     hop = userHop(lastNf, ctx, ruled[0], 'DROP');
     if (ruled.length > 1) {
       hop.inferred = ['table'];
@@ -135,6 +146,18 @@ function dropHop(lastNf: KernelEvent, drop: KernelEvent, ctx: ModelContext): Hop
   hop.ts = drop.ts;
   hop.observed = false;
   return hop;
+}
+
+/** The rules the packet met in a hop's chain, from the rule tracer's run of that chain.
+ * A probe runs after its chains (NAT rewrites in between): the run may show the
+ * addresses before (`before`) or at the hop. */
+function attachRules(hop: Hop, e: KernelEvent, before: KernelEvent | undefined, ctx: ModelContext): void {
+  if (!ctx.rules || !hop.table || !hop.chain || !hop.tableFamily) return;
+  // A message read a little before the probe event's own clock read is the same moment.
+  const key = { tableFamily: hop.tableFamily, table: hop.table, chain: hop.chain, nfproto: e.nfFamily, inIfindex: e.inIfindex, outIfindex: e.outIfindex, ts: e.ts - 10e6 };
+  const run = ctx.rules.take({ ...key, saddr: e.packet.saddr, daddr: e.packet.daddr }) ??
+    (before ? ctx.rules.take({ ...key, saddr: before.packet.saddr, daddr: before.packet.daddr }) : undefined);
+  if (run) hop.rules = ctx.rules.rulesOf(run);
 }
 
 /** Events of this packet the kernel numbered but never delivered (ring full). */
@@ -234,6 +257,17 @@ function closeHookRun(run: HookRun, ret: number): void {
     run.verdict = 'DROP';
     run.errno = -ret;
   }
+}
+
+/** --rules: the chain and rule that dropped the packet. */
+function attributeDrop(hops: Hop[], end: TraversalEnd): void {
+  if (end.kind !== 'drop') return;
+  const at = hops.find((h) => h.verdict === 'DROP' && h.rules?.length);
+  const rule = at?.rules && decidingRule(at.rules);
+  if (!at || !rule || rule.verdict !== 'drop') return;
+  end.table = at.table ?? undefined;
+  end.chain = rule.chain;
+  end.rule = rule;
 }
 
 function explainDrop(hops: Hop[], end: TraversalEnd, decisions: Decision[]): void {
@@ -371,14 +405,21 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
         }
         break;
       case EventKind.NF: {
+        const before = lastNf ?? undefined;
         lastNf = e;
         const found = ctx.probes?.probe(e.nfFamily, e.nfHook, e.nfSlot, e.ts);
-        if (found) hops.push(...probeHops(e, ctx, found.probe, found.plan));
+        if (found) {
+          for (const hop of probeHops(e, ctx, found.probe, found.plan)) {
+            attachRules(hop, e, before, ctx);
+            hops.push(hop);
+          }
+        }
         points.push(pointOf(e, probeWhere(e, found?.probe)));
         break;
       }
       case EventKind.NF_TABLE:
         hops.push(tableHop(e, ctx));
+        attachRules(hops[hops.length - 1], e, undefined, ctx);
         points.push(pointOf(e, `in ${e.table} ${hookName(e.nfHook, e.nfFamily)}`));
         lastNf = e;
         break;
@@ -416,7 +457,11 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
           // Freed while a table ran (nftables drops inside nft_do_chain): seen, not inferred.
           hops.push({ ...tableHop(e, ctx), verdict: 'DROP' });
         } else if (reason === NETFILTER_DROP) {
-          if (lastNf?.kind === EventKind.NF) hops.push(dropHop(lastNf, e, ctx));
+          if (lastNf?.kind === EventKind.NF) {
+            const hop = dropHop(lastNf, e, ctx);
+            attachRules(hop, lastNf, undefined, ctx);
+            hops.push(hop);
+          }
           // Dropped by a hook function that is no table (conntrack, br_netfilter ...).
           else if (!lastNf && lastHook) hops.push({ ...netfilterHop(lastHook, ctx, null, 'DROP'), ts: e.ts });
         }
@@ -434,6 +479,7 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
     }
   }
 
+  attributeDrop(hops, end);
   explainDrop(hops, end, decisions);
   const branches: Branch[] = branchEvents.map((evs) => {
     const b = buildTraversal(evs, ctx, lost);

@@ -114,6 +114,9 @@ function userOf(e: RawHookEntry): HookUser {
   return u;
 }
 
+/** The table `--rules` adds (src/capture/rules.ts). */
+export const TRACER_TABLE = /^bpftrace_net_\d+$/;
+
 /** The kernel's flat entry list -> users per hook, NAT chains inside their NAT core entry. */
 export function rulesetFromEntries(entries: RawHookEntry[], truncated = false): Ruleset {
   const byHook = new Map<string, HookUsers>();
@@ -126,6 +129,8 @@ export function rulesetFromEntries(entries: RawHookEntry[], truncated = false): 
       byHook.set(key, group);
     }
     const u = userOf(e);
+    // `--rules` tables (this tracer's or another's) mark packets; they are tracers, like BPF links.
+    if (u.kind === 'chain' && TRACER_TABLE.test(u.table ?? '')) continue;
     if (e.natIndex > 0) {
       if (nat) (nat.natChains ??= []).push(u);
       continue;

@@ -4,6 +4,9 @@ import type { Family, HookName } from './hooks';
 
 export type Verdict = 'ACCEPT' | 'DROP' | 'STOLEN' | 'QUEUE';
 
+import type { HopRule } from './rules';
+export type { HopRule };
+
 /** What the kernel decided between hops: L2 vs L3, bridge port, routing. */
 export interface Decision {
   ts: number;
@@ -50,6 +53,11 @@ export interface Hop {
   ct?: string | null;
   /** false: the hook ran but its table's rules were not (nat after a connection's first packet). */
   consulted?: boolean;
+  /** --rules: every rule the packet met in this chain, in order, through jumps and returns
+   * (nf_tables' rule tracer), the policy when no rule decided. */
+  rules?: HopRule[];
+  /** --rules: the hop itself was seen only through the rule tracer (a chain no probe reaches). */
+  seenBy?: 'nftrace';
 }
 
 /** One run of a netfilter hook (function-tracing backends): its entries and
@@ -71,6 +79,10 @@ export interface TraversalEnd {
   dev: string | null;
   reason: string | null;
   location?: string | null;
+  /** --rules: the chain and rule that dropped it. */
+  table?: string;
+  chain?: string;
+  rule?: HopRule;
 }
 
 /** A copy of the packet the bridge made (flooding): where that copy went. */

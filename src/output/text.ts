@@ -56,6 +56,15 @@ export function formatHop(h: Hop, prev: { src: string | null; dst: string | null
   return line.trimEnd();
 }
 
+/** --rules: under a hop, the jumps the packet took and the rule that decided. */
+export function formatRules(h: Hop): string[] {
+  const rules = h.rules ?? [];
+  const last = [...rules].reverse().find((r) => ['accept', 'drop', 'stolen', 'queue'].includes(r.verdict) || (r.handle === null && r.text.startsWith('policy')));
+  return rules
+    .filter((r) => r === last || r.verdict.startsWith('jump') || r.verdict.startsWith('goto'))
+    .map((r) => (r.handle === null ? `${' '.repeat(6)}${r.text} in ${r.chain}` : `${' '.repeat(6)}rule ${r.handle} in ${r.chain}: ${r.text}`));
+}
+
 export function formatEnd(t: Traversal): string {
   const e = t.end;
   const label = deviceLabel(t);
@@ -65,7 +74,7 @@ export function formatEnd(t: Traversal): string {
     case 'local':
       return `  => delivered locally${e.dev ? ` (${label(e.dev)})` : ''}`;
     case 'drop':
-      return `  => DROPPED${e.dev ? ` on ${label(e.dev)}` : ''}: ${e.reason}${e.location ? ` at ${e.location}` : ''}`;
+      return `  => DROPPED${e.dev ? ` on ${label(e.dev)}` : ''}: ${e.reason}${e.location ? ` at ${e.location}` : ''}${e.rule ? ` by rule ${e.rule.handle} in ${e.table} ${e.chain}` : ''}`;
     default:
       return '  => end not seen (timed out)';
   }
@@ -83,7 +92,7 @@ export function formatTraversal(t: Traversal): string {
   const decisions = [...(t.decisions ?? [])];
   for (const h of t.hops) {
     while (decisions.length && decisions[0].ts <= h.ts) lines.push(formatDecision(decisions.shift()!));
-    lines.push(formatHop(h, prev, label));
+    lines.push(formatHop(h, prev, label), ...formatRules(h));
     prev = { src: h.src ?? prev.src, dst: h.dst ?? prev.dst };
   }
   for (const d of decisions) lines.push(formatDecision(d));

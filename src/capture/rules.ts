@@ -1,0 +1,136 @@
+/** `--rules`: nf_tables' own rule tracer, switched on for the traced bridge's
+ * packets only. Adds one table per family with the owner flag (the kernel
+ * deletes it when this process's netlink socket closes, however it ends):
+ *
+ *   table inet bpftrace_net_PID { flags owner; set watched { type ifname; }
+ *     chain pre { type filter hook prerouting priority -2147483648; iifname @watched meta nftrace set 1 }
+ *     chain out { type filter hook output priority -2147483648; oifname @watched meta nftrace set 1 } }
+ *   table bridge bpftrace_net_PID { the same, for the bridge family }
+ *
+ * where `watched` holds the bridge, its ports and the uplinks, followed as they
+ * change. Nothing else in the ruleset changes. Trace messages and the rules'
+ * texts are read natively, inside the netns. */
+import { EventEmitter } from 'events';
+import { toNumber, Uint64 } from '../decode';
+import { BnError } from '../errors';
+import { bpftrace_net as pb } from '../gen/bpftrace_net';
+import { native } from '../native';
+import { parseRuleTexts, type RuleEvent } from '../model/rules';
+import type { Netns } from '../topology/netns';
+
+const PRIORITY_FIRST = -2147483648;
+const SETTLE_MS = 50;
+
+export function rulesTableName(pid = process.pid): string {
+  return `bpftrace_net_${pid}`;
+}
+
+const quote = (name: string) => `"${name.replace(/["\\]/g, '')}"`;
+
+/** The nft script that switches the tracer on. */
+export function rulesScript(devices: string[], table = rulesTableName()): string {
+  const lines: string[] = [];
+  for (const family of ['inet', 'bridge']) {
+    lines.push(
+      `add table ${family} ${table} { flags owner; }`,
+      `add set ${family} ${table} watched { type ifname; }`,
+      `add chain ${family} ${table} pre { type filter hook prerouting priority ${PRIORITY_FIRST}; }`,
+      `add rule ${family} ${table} pre iifname @watched meta nftrace set 1`,
+      `add chain ${family} ${table} out { type filter hook output priority ${PRIORITY_FIRST}; }`,
+      `add rule ${family} ${table} out oifname @watched meta nftrace set 1`,
+    );
+    if (devices.length) lines.push(`add element ${family} ${table} watched { ${devices.map(quote).join(', ')} }`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function decodeRuleBatch(bytes: Uint8Array): { events: RuleEvent[]; lost: number } {
+  const b = pb.RuleBatch.decode(bytes);
+  return {
+    lost: toNumber(b.lost as Uint64),
+    events: b.events.map((e) => ({
+      ts: toNumber(e.ts as Uint64), id: e.id ?? 0, family: e.family ?? 0, table: e.table ?? '', chain: e.chain ?? '',
+      handle: toNumber(e.handle as Uint64), type: e.type ?? 0, verdict: e.verdict ?? 0, jumpTarget: e.jumpTarget ?? '',
+      iif: e.iif ?? 0, oif: e.oif ?? 0, nfproto: e.nfproto ?? 0, networkHeader: e.networkHeader ?? new Uint8Array(), policy: e.policy ?? 0,
+    })),
+  };
+}
+
+interface NativeRuleTracer {
+  start(script: string): void;
+  run(command: string): string;
+  stats(): { lost: number; events: number };
+  stop(): void;
+}
+
+/** Events: 'batch' (raw RuleBatch bytes), 'texts' (Map of rule texts, at the start and after each change). */
+export class RuleCapture extends EventEmitter {
+  private tracer: NativeRuleTracer | undefined;
+  private monitor: { stop(): void } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private devices: Set<string>;
+
+  constructor(
+    private readonly netns: Netns,
+    devices: string[],
+    private readonly table = rulesTableName(),
+  ) {
+    super();
+    this.devices = new Set(devices);
+  }
+
+  /** Adds the table; throws RULES with nft's own words when it cannot. */
+  start(): void {
+    const Tracer = native().RuleTracer as unknown as new (path: string, onBatch: (b: Buffer) => void) => NativeRuleTracer;
+    const tracer = new Tracer(this.netns.path ?? '', (b) => this.emit('batch', b));
+    try {
+      tracer.start(rulesScript([...this.devices], this.table));
+    } catch (err) {
+      throw new BnError('RULES', `cannot switch on nf_tables' rule tracer in netns ${this.netns.label}: ${(err as Error).message.trim().split('\n')[0]}`);
+    }
+    this.tracer = tracer;
+    this.refreshTexts();
+    this.monitor = new (native().LinkMonitor)(this.netns.path ?? '', () => this.schedule(), 'nftables');
+  }
+
+  /** Ports came or went: the tracer follows them. */
+  setDevices(devices: string[]): void {
+    const next = new Set(devices);
+    const add = [...next].filter((d) => !this.devices.has(d));
+    const remove = [...this.devices].filter((d) => !next.has(d));
+    this.devices = next;
+    for (const family of ['inet', 'bridge']) {
+      if (add.length) this.tracer?.run(`add element ${family} ${this.table} watched { ${add.map(quote).join(', ')} }`);
+      if (remove.length) this.tracer?.run(`delete element ${family} ${this.table} watched { ${remove.map(quote).join(', ')} }`);
+    }
+  }
+
+  stats(): { lost: number; events: number } {
+    return this.tracer?.stats() ?? { lost: 0, events: 0 };
+  }
+
+  /** The table goes with the socket that made it. */
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.monitor?.stop();
+    this.monitor = undefined;
+    this.tracer?.stop();
+    this.tracer = undefined;
+  }
+
+  private schedule(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.refreshTexts(), SETTLE_MS);
+  }
+
+  /** Every rule's text, rendered once by nftables' own printer, cached until the ruleset changes. */
+  private refreshTexts(): void {
+    try {
+      const listing = this.tracer?.run('list ruleset');
+      if (listing !== undefined) this.emit('texts', parseRuleTexts(listing));
+    } catch {
+      // stopped meanwhile, or a change mid-listing: the next notification lists again
+    }
+  }
+}

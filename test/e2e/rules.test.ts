@@ -1,0 +1,112 @@
+/** --rules: nf_tables' own rule tracer names every rule a packet met, by its
+ * real handle and text, through jumps into user chains; the table it adds is
+ * gone when the tracer is, SIGKILL included. The kernel's `nft monitor trace`
+ * is the second oracle. */
+import { spawn } from 'child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerLikeLab } from '../../src/lab/dockerLike';
+import type { Hop } from '../../src/model/traversal';
+import { traceWhile as traceAround, WatchProcess, waitUntil } from '../support/cli';
+import { findIcmp } from '../support/hops';
+
+interface NftRule {
+  family: string;
+  table: string;
+  chain: string;
+  handle: number;
+  expr: unknown[];
+}
+
+function rulesOf(lab: DockerLikeLab): NftRule[] {
+  const out = JSON.parse(lab.exec(lab.host, 'nft', ['-a', '-j', 'list', 'ruleset'])) as { nftables: { rule?: NftRule }[] };
+  return out.nftables.flatMap((o) => (o.rule ? [o.rule] : []));
+}
+
+const tables = (lab: DockerLikeLab) => lab.exec(lab.host, 'nft', ['list', 'tables']);
+
+describe('--rules', () => {
+  let lab: DockerLikeLab;
+  beforeAll(() => {
+    lab = new DockerLikeLab().create();
+    // Docker's shape: FORWARD jumps to DOCKER-USER, where the user's rules are.
+    lab.exec(lab.host, 'iptables', ['-N', 'DOCKER-USER']);
+    lab.exec(lab.host, 'iptables', ['-A', 'FORWARD', '-j', 'DOCKER-USER']);
+    lab.ping(lab.containers[0].netns, lab.wanIp);
+  });
+  afterAll(() => lab?.destroy());
+
+  const traceWhile = (action: () => void, args: string[] = []) => traceAround([lab.bridge, '--netns', lab.host, '--rules', ...args], action);
+
+  it('names the DROP rule in a user chain reached by a jump, and the jump, by their real handles', async () => {
+    const c1 = lab.containers[0];
+    lab.exec(lab.host, 'iptables', ['-A', 'DOCKER-USER', '-s', c1.ip, '-d', lab.wanIp, '-p', 'icmp', '-j', 'DROP']);
+    try {
+      const before = tables(lab);
+      const w = await traceWhile(() => expect(lab.ping(c1.netns, lab.wanIp)).toBe(false));
+      expect(tables(lab)).toBe(before);
+      const t = findIcmp(w.traversals(), 'request', c1.ip)!;
+      expect(t, w.stdout).toBeDefined();
+      const real = rulesOf(lab).filter((r) => r.family === 'ip' && r.table === 'filter');
+      const jump = real.find((r) => r.chain === 'FORWARD')!;
+      const drop = real.find((r) => r.chain === 'DOCKER-USER')!;
+      const hop = t.hops.find((h) => h.hook === 'FORWARD' && h.table === 'filter') as Hop;
+      expect(hop, JSON.stringify(t.hops)).toMatchObject({ verdict: 'DROP', chain: 'FORWARD' });
+      expect(hop.rules).toEqual([
+        { chain: 'FORWARD', handle: jump.handle, text: expect.stringMatching(/jump DOCKER-USER$/), verdict: 'jump DOCKER-USER' },
+        { chain: 'DOCKER-USER', handle: drop.handle, text: expect.stringMatching(/ip saddr 192\.168\.222\.2 ip daddr 10\.200\.0\.2 .*drop$/), verdict: 'drop' },
+      ]);
+      expect(t.end).toMatchObject({ kind: 'drop', table: 'filter', chain: 'DOCKER-USER', rule: { handle: drop.handle, verdict: 'drop' } });
+      // Accepted packets carry their rules too: the reply is not traced here (it never came), the NAT chain's are.
+      const nat = findIcmp(w.traversals(), 'request', c1.ip)!.hops.find((h) => h.table === 'nat');
+      expect(nat?.rules ?? []).toEqual([]);
+    } finally {
+      lab.exec(lab.host, 'iptables', ['-F', 'DOCKER-USER']);
+    }
+  });
+
+  it('prints the deciding rule under its hop, and the policy when no rule decided', async () => {
+    const c1 = lab.containers[0];
+    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--rules', '--count', '1', 'icmp and src host ' + c1.ip]);
+    await w.ready();
+    expect(lab.ping(c1.netns, lab.wanIp)).toBe(true);
+    await w.wait();
+    expect(w.stdout).toMatch(/ipv4 FORWARD filter +ACCEPT [^\n]*\n {6}rule \d+ in FORWARD: [^\n]*jump DOCKER-USER\n {6}policy accept in FORWARD\n/);
+    expect(w.stdout).toMatch(/ipv4 POSTROUTING nat +ACCEPT [^\n]*\n {6}rule \d+ in POSTROUTING: [^\n]*masquerade\n/);
+  });
+
+  it('agrees with the kernel\'s own `nft monitor trace`, rule for rule, in order', async () => {
+    const c1 = lab.containers[0];
+    const monitor = spawn('ip', ['netns', 'exec', lab.host, 'nft', 'monitor', 'trace'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    monitor.stdout!.on('data', (d) => (out += d));
+    let w: WatchProcess;
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      w = await traceWhile(() => expect(lab.ping(c1.netns, lab.wanIp)).toBe(true));
+    } finally {
+      monitor.kill('SIGINT');
+    }
+    // The echo request's trace id: its packet line says echo-request.
+    const id = /trace id (\w+) ip filter FORWARD packet: .*icmp type echo-request/.exec(out)?.[1];
+    expect(id, out).toBeDefined();
+    const fromMonitor = out.split('\n')
+      .filter((l) => l.startsWith(`trace id ${id} `) && / rule .*\(verdict \w+/.test(l) && !/bpftrace_net_/.test(l))
+      .map((l) => {
+        const m = /^trace id \w+ (\S+) (\S+) (\S+) rule .*\(verdict (\w+)/.exec(l)!;
+        return `${m[1]} ${m[2]} ${m[3]} ${m[4]}`;
+      });
+    const t = findIcmp(w!.traversals(), 'request', c1.ip)!;
+    const fromTool = t.hops.flatMap((h) => (h.rules ?? []).filter((r) => r.handle !== null).map((r) => `${h.tableFamily} ${h.table} ${r.chain} ${r.verdict.split(' ')[0]}`));
+    expect(fromMonitor.length).toBeGreaterThan(0);
+    expect(fromTool, JSON.stringify(t.hops.map((h) => [h.hook, h.table, h.chain, h.rules]))).toEqual(fromMonitor);
+  });
+
+  it('leaves the ruleset exactly as it was when the tracer is SIGKILLed', async () => {
+    const before = tables(lab);
+    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--rules']);
+    await w.ready();
+    expect(tables(lab)).toMatch(/table inet bpftrace_net_\d+\ntable bridge bpftrace_net_\d+/);
+    await w.stop('SIGKILL');
+    expect(await waitUntil(() => tables(lab) === before, 5000), tables(lab)).toBe(true);
+  });
+});
