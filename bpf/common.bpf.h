@@ -392,6 +392,15 @@ static __always_inline void read_snap(struct sk_buff *skb, struct bn_snap *snap,
 	snap->len = n;
 }
 
+/* Headers only (a door hop has no room for bytes). */
+static __always_inline void read_headers_only(struct sk_buff *skb, struct bn_event *e, bool at_rx)
+{
+	struct frame_view v;
+
+	view_frame(skb, at_rx, &v);
+	read_packet(skb, &e->pkt, &v);
+}
+
 /* Headers always; bytes too when a snaplen was asked for. */
 static __always_inline void read_headers(struct sk_buff *skb, struct bn_event *e, bool at_rx)
 {
@@ -478,9 +487,9 @@ static __always_inline void read_bridge_ports(struct sk_buff *skb, __u32 *physin
 
 #include "door.bpf.h"
 
-/* Devices and headers of a netfilter event. */
-static __always_inline void fill_nf(struct bn_event *e, struct sk_buff *skb, const struct nf_hook_state *state, __u32 netns,
-				    __u32 in_if, __u32 out_if, __u32 physin, __u32 physout)
+/* Devices (and headers, unless kept at the door) of a netfilter event. */
+static __always_inline void fill_nf_devices(struct bn_event *e, const struct nf_hook_state *state, __u32 netns,
+					    __u32 in_if, __u32 out_if, __u32 physin, __u32 physout)
 {
 	e->netns = netns;
 	e->nf_family = R(state, pf);
@@ -489,7 +498,6 @@ static __always_inline void fill_nf(struct bn_event *e, struct sk_buff *skb, con
 	e->out_ifindex = out_if;
 	e->physin_ifindex = physin;
 	e->physout_ifindex = physout;
-	read_headers(skb, e, false);
 }
 
 /* An event at a netfilter hook of the traced netns, with its devices and
@@ -522,7 +530,8 @@ static __always_inline struct bn_event *nf_event(struct sk_buff *skb, const stru
 	t = track_found(skb, known, watched && may_start, false);
 	if (!t) {
 		if (!known && door_slot >= 0 && (e = door_hop(skb, kind, false))) {
-			fill_nf(e, skb, state, netns, in_if, out_if, physin, physout);
+			fill_nf_devices(e, state, netns, in_if, out_if, physin, physout);
+			read_headers_only(skb, e, false);
 			e->nf_slot = door_slot;
 		}
 		return NULL;
@@ -532,7 +541,8 @@ static __always_inline struct bn_event *nf_event(struct sk_buff *skb, const stru
 	e = reserve(skb, t, kind);
 	if (!e)
 		return NULL;
-	fill_nf(e, skb, state, netns, in_if, out_if, physin, physout);
+	fill_nf_devices(e, state, netns, in_if, out_if, physin, physout);
+	read_headers(skb, e, false);
 	return e;
 }
 

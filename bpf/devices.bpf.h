@@ -23,7 +23,7 @@ static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device 
 			e->ifindex = dev_ifindex(dev);
 			e->netns = target_netns;
 			e->aux = (__u64)R(dev, rx_handler);
-			read_headers(skb, e, true);
+			read_headers_only(skb, e, true);
 		}
 		return;
 	}

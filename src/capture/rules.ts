@@ -44,11 +44,11 @@ export function rulesScript(devices: string[], table = rulesTableName()): string
   return `${lines.join('\n')}\n`;
 }
 
-export function decodeRuleBatch(bytes: Uint8Array): { events: RuleEvent[]; lost: number } {
-  const b = pb.RuleBatch.decode(bytes);
+export function decodeRuleBatch(bytes: Uint8Array | pb.IRuleBatch): { events: RuleEvent[]; lost: number } {
+  const b = bytes instanceof Uint8Array ? pb.RuleBatch.decode(bytes) : bytes;
   return {
     lost: toNumber(b.lost as Uint64),
-    events: b.events.map((e) => ({
+    events: (b.events ?? []).map((e) => ({
       ts: toNumber(e.ts as Uint64), id: e.id ?? 0, family: e.family ?? 0, table: e.table ?? '', chain: e.chain ?? '',
       handle: toNumber(e.handle as Uint64), type: e.type ?? 0, verdict: e.verdict ?? 0, jumpTarget: e.jumpTarget ?? '',
       iif: e.iif ?? 0, oif: e.oif ?? 0, nfproto: e.nfproto ?? 0, networkHeader: e.networkHeader ?? new Uint8Array(), policy: e.policy ?? 0,

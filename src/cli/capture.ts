@@ -146,7 +146,7 @@ export function traceMeta(
   return {
     bridge, netns: opts.netns ?? '', backend, filter, snaplen, mode: opts.mode, sampleEvery: opts.sample ?? 1,
     command: process.argv.slice(2).join(' '), toolVersion: toolVersion(),
-    ports: view.ports.map((p) => p.ifindex), uplinks: view.uplinks.map((u) => u.ifindex),
+    ports: view.ports.map((p) => p.ifindex), uplinks: view.uplinks.map((u) => u.ifindex), rules: opts.rules ?? false,
   };
 }
 

@@ -9,6 +9,7 @@ import type { Link } from '../topology/links';
 import type { Probe, ProbePlan } from '../model/probes';
 import type { HookUser, HookUserKind, TableFamily } from '../model/ruleset';
 import type { Family, HookName } from '../model/hooks';
+import { ruleKey, type RuleTexts } from '../model/rules';
 
 export const TRACE_MAGIC = 'bpftrace-net trace';
 export const TRACE_FORMAT_VERSION = 1;
@@ -16,6 +17,8 @@ export const TRACE_FORMAT_VERSION = 1;
 export const MAX_FRAME_BYTES = 256 << 20;
 
 export interface TraceMeta {
+  /** --rules: rule-tracer frames follow. */
+  rules?: boolean;
   bridge: string;
   netns: string;
   backend: string;
@@ -91,6 +94,7 @@ export function traceHeader(ctx: ContextData, meta: TraceMeta): pb.ITraceHeader 
     toolVersion: meta.toolVersion,
     command: meta.command,
     probes: ctx.probePlans.length ? planToRow(ctx.probePlans[0]) : undefined,
+    rules: meta.rules ?? false,
   };
 }
 
@@ -114,6 +118,18 @@ function userFromRow(r: pb.IHookUser): HookUser {
   if (r.hasChainPriority) u.chainPriority = r.chainPriority ?? 0;
   if (u.kind === 'nat') u.natChains = (r.natChains ?? []).map(userFromRow);
   return u;
+}
+
+/** Rule texts as a frame keeps them. */
+export function ruleTextRows(texts: RuleTexts): pb.IRuleText[] {
+  return [...texts].map(([key, text]) => {
+    const [family, table, chain, handle] = key.split(' ');
+    return { family, table, chain, handle: Number(handle), text };
+  });
+}
+
+export function ruleTextsFromRows(rows: pb.IRuleText[]): RuleTexts {
+  return new Map(rows.map((r) => [ruleKey(r.family ?? '', r.table ?? '', r.chain ?? '', toNumber(r.handle as Uint64)), r.text ?? '']));
 }
 
 /** A probe plan (the hook table and where the probes were) as a trace file keeps it. */

@@ -27,7 +27,7 @@ export interface Frame {
 }
 
 /** The one-byte tag each frame body starts with (field number << 3 | length-delimited). */
-const TAG = { header: 0x0a, batch: 0x12, loss: 0x1a, symbols: 0x22, trailer: 0x2a, interfaces: 0x32, probes: 0x3a } as const;
+const TAG = { header: 0x0a, batch: 0x12, loss: 0x1a, symbols: 0x22, trailer: 0x2a, interfaces: 0x32, probes: 0x3a, rules: 0x42, ruleTexts: 0x4a } as const;
 const CHUNK = 4 << 20;
 
 export class TraceReader {

@@ -6,10 +6,13 @@ import type { LiveCapture } from '../capture/live';
 import { BnError } from '../errors';
 import type { SessionStats } from '../native';
 import type { BridgeView } from '../topology/links';
-import { encodeFrame, encodeFrameBody, interfaceRows, planToRow, traceHeader, TraceMeta } from './format';
+import { encodeFrame, encodeFrameBody, interfaceRows, planToRow, ruleTextRows, traceHeader, TraceMeta, varint } from './format';
+import type { RuleTexts } from '../model/rules';
 import type { ProbePlan } from '../model/probes';
 
 const SYMBOLS_INTERVAL_MS = 500;
+/** TraceFrame.rules (field 8, length-delimited): the native RuleBatch bytes go in as they are. */
+const RULES_FIELD = 0x42;
 
 export class TraceRecorder {
   private timer: NodeJS.Timeout | undefined;
@@ -39,6 +42,12 @@ export class TraceRecorder {
     this.capture.on('ports', (_change: unknown, view: BridgeView) => this.devicesChanged(view));
     // Queued before the probes move: the file names them before their first event.
     this.capture.on('ruleset', (plan: ProbePlan) => this.capture.writeFrame(encodeFrameBody({ probes: planToRow(plan) })));
+    // --rules: the rule tracer's messages as read, and the rules' texts whenever they change.
+    this.capture.on('rules', (bytes: Buffer) => this.capture.writeFrame(Buffer.concat([Buffer.from([RULES_FIELD]), varint(bytes.length), bytes])));
+    const writeTexts = (texts: RuleTexts) => this.capture.writeFrame(encodeFrameBody({ ruleTexts: { rules: ruleTextRows(texts) } }));
+    this.capture.on('ruleTexts', writeTexts);
+    // Read while the capture started, before this listened.
+    if (this.capture.rules?.texts.size) writeTexts(this.capture.rules.texts);
     this.timer = setInterval(() => {
       const frame = this.symbolFrame();
       if (frame) this.capture.writeFrame(encodeFrameBody(frame));

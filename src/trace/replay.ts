@@ -7,7 +7,10 @@ import { decodeBatchWire } from '../wire';
 import { bpftrace_net as pb } from '../gen/bpftrace_net';
 import type { ContextData } from '../capture/context';
 import type { Link } from '../topology/links';
-import { contextFromHeader, linksFromRows, planFromRow } from './format';
+import { contextFromHeader, linksFromRows, planFromRow, ruleTextsFromRows } from './format';
+import { decodeRuleBatch } from '../capture/rules';
+import { RULES_HOLD_NS } from '../capture/pipeline';
+import { RuleIndex } from '../model/rules';
 import { ProbeHistory } from '../model/probes';
 import { FRAME_TAG, TraceFileError, TraceReader } from './reader';
 
@@ -58,6 +61,7 @@ export function replayTrace(file: string, sinks: ReplaySinks): ReplayResult {
   let pipeline: TraversalPipeline | undefined;
   let context: ContextData | undefined;
   let probes: ProbeHistory | undefined;
+  let rules: RuleIndex | undefined;
   let maxTs = 0;
   try {
     for (const { frame, batch: batchBytes, batchOffset } of reader.frames()) {
@@ -66,13 +70,21 @@ export function replayTrace(file: string, sinks: ReplaySinks): ReplayResult {
         sinks.header?.(frame.header);
         context = contextFromHeader(frame.header);
         probes = new ProbeHistory(context.probePlans);
-        pipeline = new TraversalPipeline(modelContextFrom(context, (a) => symbols.get(a), probes), IDLE_TIMEOUT_NS, sinks);
+        const history = probes;
+        rules = frame.header.rules ? new RuleIndex(() => history.latest?.ruleset) : undefined;
+        pipeline = new TraversalPipeline({ ...modelContextFrom(context, (a) => symbols.get(a), probes), rules }, IDLE_TIMEOUT_NS, sinks,
+          rules ? RULES_HOLD_NS : 0);
       } else if (frame.interfaces && context) {
         const links = new Map(context.links.map((l) => [l.ifindex, l]));
         for (const l of linksFromRows(frame.interfaces.interfaces ?? [])) links.set(l.ifindex, l);
         context = { ...context, links: [...links.values()] };
-        pipeline!.setContext(modelContextFrom(context, (a) => symbols.get(a), probes));
+        pipeline!.setContext({ ...modelContextFrom(context, (a) => symbols.get(a), probes), rules });
         sinks.interfaces?.(context.links);
+      } else if (frame.rules && rules) {
+        const { events, lost } = decodeRuleBatch(frame.rules);
+        pipeline!.pushRules(events, lost);
+      } else if (frame.ruleTexts && rules) {
+        rules.texts = ruleTextsFromRows(frame.ruleTexts.rules ?? []);
       } else if (frame.probes && context) {
         // The ruleset changed mid-trace: the history every traversal reads from.
         probes!.add(planFromRow(frame.probes));

@@ -3,10 +3,13 @@
  * gone when the tracer is, SIGKILL included. The kernel's `nft monitor trace`
  * is the second oracle. */
 import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
 import type { Hop } from '../../src/model/traversal';
-import { traceWhile as traceAround, WatchProcess, waitUntil } from '../support/cli';
+import { runCli, traceWhile as traceAround, WatchProcess, waitUntil } from '../support/cli';
 import { findIcmp } from '../support/hops';
 
 interface NftRule {
@@ -99,6 +102,25 @@ describe('--rules', () => {
     const fromTool = t.hops.flatMap((h) => (h.rules ?? []).filter((r) => r.handle !== null).map((r) => `${h.tableFamily} ${h.table} ${r.chain} ${r.verdict.split(' ')[0]}`));
     expect(fromMonitor.length).toBeGreaterThan(0);
     expect(fromTool, JSON.stringify(t.hops.map((h) => [h.hook, h.table, h.chain, h.rules]))).toEqual(fromMonitor);
+  });
+
+  it('keeps the rules and their texts in trace files: a replay prints them as watch did', async () => {
+    const c1 = lab.containers[0];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bn-rules-'));
+    try {
+      const file = path.join(dir, 'rules.bnt');
+      const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--rules', '-w', file, 'icmp']);
+      await w.ready();
+      expect(lab.ping(c1.netns, lab.wanIp)).toBe(true);
+      await new Promise((r) => setTimeout(r, 800));
+      expect(await w.stop()).toBe(0);
+      expect(w.stdout).toMatch(/rule \d+ in POSTROUTING: [^\n]*masquerade/);
+      const replay = runCli(['replay', file]);
+      expect(replay.code, replay.stderr).toBe(0);
+      expect(replay.stdout).toBe(w.stdout);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('leaves the ruleset exactly as it was when the tracer is SIGKILLed', async () => {
