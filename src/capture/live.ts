@@ -33,6 +33,8 @@ export const EMPTY_SESSION_STATS: SessionStats = { lost: 0, lostPerCpu: [], batc
 
 export interface CaptureStats extends SessionStats {
   traversals: number;
+  /** --rules: the rule tracer's messages read, and those the kernel could not deliver (ENOBUFS). */
+  rules?: { events: number; lost: number };
 }
 
 const EXPIRE_INTERVAL_MS = 250;
@@ -215,10 +217,13 @@ export class LiveCapture extends EventEmitter {
     const stats = this.session ? await this.session.stop() : EMPTY_SESSION_STATS;
     this.session = undefined;
     // The table goes with the tracer's socket; its last messages were handed over on the way.
+    const rules = this.ruleCapture?.stats();
     this.ruleCapture?.stop();
+    // Its last batch reaches JS through the event loop: let it in before the held packets go.
+    if (rules) await new Promise((r) => setTimeout(r, 20));
     this.ruleCapture = undefined;
     this.pipeline.flush();
-    return { ...stats, traversals: this.pipeline.traversals };
+    return { ...stats, traversals: this.pipeline.traversals, ...(rules ? { rules } : {}) };
   }
 
   private onBatch(bytes: Buffer): void {

@@ -14,7 +14,7 @@ export interface PipelineSinks {
 
 /** --rules: how long a closed packet waits for the rule tracer's messages about it
  * (they travel by netlink and another thread, the packet's events by the ring). */
-export const RULES_HOLD_NS = 300e6;
+export const RULES_HOLD_NS = 500e6;
 
 export class TraversalPipeline {
   private readonly correlator: Correlator;

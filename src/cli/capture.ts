@@ -136,7 +136,8 @@ export function describeStart(view: BridgeView, backend: BackendSelection): stri
 }
 
 export function lostPerCpuText(stats: CaptureStats): string {
-  return stats.lost ? ` (${stats.lostPerCpu.map((n, cpu) => `cpu${cpu}: ${n}`).join(', ')})` : '';
+  const perCpu = stats.lost ? ` (${stats.lostPerCpu.map((n, cpu) => `cpu${cpu}: ${n}`).join(', ')})` : '';
+  return `${perCpu}${stats.rules ? `; rule tracer: ${stats.rules.events} messages, ${stats.rules.lost} lost` : ''}`;
 }
 
 

@@ -4,7 +4,7 @@ import { EventKind, KernelEvent } from '../decode';
 import { familyName, hookName, verdictName } from './hooks';
 import { ProbeHistory, type Probe, type ProbePlan } from './probes';
 import { describeUser, hasChains, runsRules, usersAt, type HookUser } from './ruleset';
-import { decidingRule, type RuleIndex } from './rules';
+import { decidingRule, type RuleIndex, type RuleRun } from './rules';
 import { ctStateName, describePacket, formatAddress, natTableConsulted, protoName } from './packet';
 import type { Branch, Decision, DeviceInfo, Hop, HookRun, Traversal, TraversalEnd } from './traversal';
 
@@ -259,6 +259,58 @@ function closeHookRun(run: HookRun, ret: number): void {
   }
 }
 
+const BRIDGE_FIRST_HOOKS = new Set(['BROUTING', 'PREROUTING']);
+
+/** --rules on a backend that sees no bridge family (hooks): the bridge chains the rule
+ * tracer saw this packet cross (ebtables-nft, nft `bridge` tables) become hops of their
+ * own, marked seenBy 'nftrace'. Their place follows the bridge's order: BROUTING and
+ * PREROUTING after the port's RX, INPUT before the bridge device's RX, FORWARD before
+ * br_netfilter's FORWARD, OUTPUT and POSTROUTING before the port's TX. */
+function addBridgeHops(first: KernelEvent, last: KernelEvent, hops: Hop[], ctx: ModelContext): void {
+  if (!ctx.rules || hops.some((h) => h.family === 'bridge')) return;
+  const rx = hops.find((h) => h.hook === 'RX' && h.rxHandler === 'br_handle_frame');
+  const bridgeName = ctx.deviceName(ctx.bridgeIfindex, ctx.netns);
+  const ports = new Set(hops.filter((h) => h.hook === 'TX' && h.out !== bridgeName).map((h) => h.out));
+  const addrs = new Set(hops.flatMap((h) => [h.src, h.dst]).filter(Boolean));
+  const name = (i: number) => (i ? ctx.deviceName(i, ctx.netns) : null);
+  const fmt = (b: Uint8Array) => formatAddress(b);
+  // The same kind of packet: an IP packet's run has its protocol and addresses, a frame's that is not IP none.
+  const same = (r: RuleRun) => (first.packet.ipVersion
+    ? r.saddr.length > 0 && r.l4proto === first.packet.l4proto && addrs.has(fmt(r.saddr)) && addrs.has(fmt(r.daddr))
+    : r.saddr.length === 0);
+  const runs = ctx.rules.unclaimed((r) => r.tableFamily === 'bridge' && r.ts >= first.ts - 10e6 && r.ts <= last.ts + 1e9 &&
+    ((rx !== undefined && name(r.iif) === rx.in) || ports.has(name(r.oif))) && same(r));
+  const ruleset = ctx.probes?.planAt(first.ts)?.ruleset;
+  for (const run of runs) {
+    const hook = ruleset?.hooks.find((h) => h.family === 'bridge' && h.users.some((u) => u.kind === 'chain' && u.table === run.table && u.chain === run.chain))?.hook;
+    if (!hook) continue;
+    const rules = ctx.rules.rulesOf(run);
+    const decided = decidingRule(rules);
+    const hop: Hop = {
+      family: 'bridge', hook, table: run.table, chain: run.chain, tableFamily: 'bridge',
+      verdict: decided?.verdict === 'drop' ? 'DROP' : decided?.verdict === 'accept' ? 'ACCEPT' : null,
+      in: name(run.iif), out: name(run.oif), physin: null, physout: null,
+      src: run.saddr.length ? fmt(run.saddr) : null, dst: run.daddr.length ? fmt(run.daddr) : null,
+      observed: true, ts: run.ts, rules, seenBy: 'nftrace', note: 'seen through the rule tracer (no probe reaches the bridge family here)',
+    };
+    if (hop.verdict === 'DROP') {
+      // The tracer saw where it died: a drop only deduced from the probes around it goes.
+      const guessed = hops.findIndex((h) => h.verdict === 'DROP' && !h.observed && h.family !== 'bridge');
+      if (guessed >= 0) hops.splice(guessed, 1);
+    }
+    let at: number;
+    if (BRIDGE_FIRST_HOOKS.has(hook)) at = rx ? hops.indexOf(rx) + 1 : 0;
+    else if (hook === 'INPUT') at = hops.findIndex((h) => h.hook === 'RX' && h.in === bridgeName);
+    else if (hook === 'FORWARD') at = hops.findIndex((h) => h.hook === 'FORWARD' || h.hook === 'POSTROUTING' || h.hook === 'TX');
+    else at = hops.findIndex((h) => h.hook === 'TX' && h.out === hop.out);
+    if (hop.verdict === 'DROP') at = hops.length;
+    if (at < 0) at = hops.length;
+    // After the bridge hops already placed there, in the order the tracer saw them.
+    while (at < hops.length && hops[at].seenBy === 'nftrace') at++;
+    hops.splice(at, 0, { ...hop, ts: hops[Math.max(0, at - 1)]?.ts ?? hop.ts });
+  }
+}
+
 /** --rules: the chain and rule that dropped the packet. */
 function attributeDrop(hops: Hop[], end: TraversalEnd): void {
   if (end.kind !== 'drop') return;
@@ -479,6 +531,7 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
     }
   }
 
+  addBridgeHops(first, sorted[sorted.length - 1], hops, ctx);
   attributeDrop(hops, end);
   explainDrop(hops, end, decisions);
   const branches: Branch[] = branchEvents.map((evs) => {

@@ -110,20 +110,21 @@ export interface RuleRun {
   nfproto: number;
   iif: number;
   oif: number;
-  /** The addresses in the network header when the base chain ran. */
+  /** The addresses and L4 protocol in the network header when the base chain ran (none: not IP). */
   saddr: Uint8Array;
   daddr: Uint8Array;
+  l4proto: number;
   ts: number;
   events: RuleEvent[];
   done: boolean;
   taken: boolean;
 }
 
-function addressesOf(nh: Uint8Array): { saddr: Uint8Array; daddr: Uint8Array } {
+function addressesOf(nh: Uint8Array): { saddr: Uint8Array; daddr: Uint8Array; l4proto: number } {
   const version = nh.length ? nh[0] >> 4 : 0;
-  if (version === 4 && nh.length >= 20) return { saddr: nh.subarray(12, 16), daddr: nh.subarray(16, 20) };
-  if (version === 6 && nh.length >= 40) return { saddr: nh.subarray(8, 24), daddr: nh.subarray(24, 40) };
-  return { saddr: new Uint8Array(), daddr: new Uint8Array() };
+  if (version === 4 && nh.length >= 20) return { saddr: nh.subarray(12, 16), daddr: nh.subarray(16, 20), l4proto: nh[9] };
+  if (version === 6 && nh.length >= 40) return { saddr: nh.subarray(8, 24), daddr: nh.subarray(24, 40), l4proto: nh[6] };
+  return { saddr: new Uint8Array(), daddr: new Uint8Array(), l4proto: 0 };
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -185,10 +186,10 @@ export class RuleIndex {
       const key = `${e.id}/${family}/${e.table}`;
       let run = this.open.get(key);
       if (!run || run.done || (this.isBaseChain(family, e.table, e.chain) && e.chain !== run.chain && !run.events.some((x) => x.jumpTarget === e.chain))) {
-        const { saddr, daddr } = addressesOf(e.networkHeader);
+        const { saddr, daddr, l4proto } = addressesOf(e.networkHeader);
         run = {
           id: e.id, tableFamily: family, table: e.table, chain: e.chain, nfproto: e.nfproto, iif: e.iif, oif: e.oif,
-          saddr, daddr, ts: e.ts, events: [], done: false, taken: false,
+          saddr, daddr, l4proto, ts: e.ts, events: [], done: false, taken: false,
         };
         this.open.set(key, run);
         this.runs.push(run);

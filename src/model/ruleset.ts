@@ -122,15 +122,15 @@ export function rulesetFromEntries(entries: RawHookEntry[], truncated = false): 
   const byHook = new Map<string, HookUsers>();
   let nat: HookUser | undefined;
   for (const e of entries) {
+    const u = userOf(e);
+    // `--rules` tables (this tracer's or another's) mark packets; they are tracers, like BPF links.
+    if (u.kind === 'chain' && TRACER_TABLE.test(u.table ?? '')) continue;
     const key = `${e.family}/${e.hook}`;
     let group = byHook.get(key);
     if (!group) {
       group = { family: familyName(e.family), hook: hookName(e.hook, e.family), users: [] };
       byHook.set(key, group);
     }
-    const u = userOf(e);
-    // `--rules` tables (this tracer's or another's) mark packets; they are tracers, like BPF links.
-    if (u.kind === 'chain' && TRACER_TABLE.test(u.table ?? '')) continue;
     if (e.natIndex > 0) {
       if (nat) (nat.natChains ??= []).push(u);
       continue;

@@ -19,7 +19,7 @@ export function readRuleset(netns: Netns): Ruleset {
 
 /** A stable text of a ruleset: equal texts, nothing changed (BPF links aside: they are tracers). */
 export function rulesetKey(r: Ruleset): string {
-  return JSON.stringify(r.hooks.map((h) => [h.family, h.hook, h.users.filter((u) => u.kind !== 'bpf')]));
+  return JSON.stringify(r.hooks.map((h) => [h.family, h.hook, h.users.filter((u) => u.kind !== 'bpf')]).filter(([, , users]) => users.length));
 }
 
 const SETTLE_MS = 50;

@@ -123,6 +123,27 @@ describe('--rules', () => {
     }
   });
 
+  it('shows ebtables-nft chains, which no probe reaches on this kernel, as hops seen through the rule tracer', async () => {
+    const [c1, c2] = lab.containers;
+    const rule = ['-A', 'FORWARD', '-p', 'IPv4', '--ip-dst', c2.ip, '-j', 'DROP'];
+    lab.exec(lab.host, 'ebtables', rule);
+    try {
+      const w = await traceWhile(() => expect(lab.ping(c1.netns, c2.ip)).toBe(false));
+      const t = findIcmp(w.traversals(), 'request', c1.ip)!;
+      expect(t, w.stdout).toBeDefined();
+      const real = rulesOf(lab).find((r) => r.family === 'bridge' && r.table === 'filter' && r.chain === 'FORWARD')!;
+      const hop = t.hops.find((h) => h.family === 'bridge')!;
+      expect(hop, JSON.stringify(t.hops)).toMatchObject({
+        hook: 'FORWARD', table: 'filter', chain: 'FORWARD', tableFamily: 'bridge', verdict: 'DROP', seenBy: 'nftrace', in: c1.hostVeth, out: c2.hostVeth,
+      });
+      expect(hop.rules?.at(-1)).toMatchObject({ handle: real.handle, verdict: 'drop' });
+      expect(t.hops.at(-1)).toBe(hop);
+      expect(t.end).toMatchObject({ kind: 'drop', table: 'filter', chain: 'FORWARD', rule: { handle: real.handle } });
+    } finally {
+      lab.exec(lab.host, 'ebtables', ['-D', ...rule.slice(1)]);
+    }
+  });
+
   it('leaves the ruleset exactly as it was when the tracer is SIGKILLed', async () => {
     const before = tables(lab);
     const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--rules']);
