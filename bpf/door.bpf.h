@@ -13,6 +13,11 @@
 
 #define DOOR_HOPS 8
 
+/* The hooks backend keeps a door (bpf/hooks.bpf.c defines BN_DOOR); the
+ * function-tracing backends start at the first hook that shows a watched
+ * device, and their programs have no stack to spare for it. */
+#ifdef BN_DOOR
+
 struct door {
 	__u64 skb;
 	__u32 n;
@@ -96,5 +101,15 @@ static __always_inline void door_send(struct sk_buff *skb, struct tracked_skb *t
 	f.d->skb = 0;
 	bpf_loop(f.d->n < DOOR_HOPS ? f.d->n : DOOR_HOPS, door_send_one, &f, 0);
 }
+#else
+static __always_inline struct bn_event *door_hop(struct sk_buff *skb, __u8 kind, bool first)
+{
+	return NULL;
+}
+
+static __always_inline void door_send(struct sk_buff *skb, struct tracked_skb *t)
+{
+}
+#endif
 
 #endif

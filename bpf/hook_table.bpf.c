@@ -58,12 +58,20 @@ static __always_inline struct bn_hook_entry *next_slot(void)
 	return &entries[i];
 }
 
+/* nf_tables, x_tables, the NAT core may be modules: where one is not loaded its
+ * types are absent too (and no hook of it is registered), so every reader of a
+ * module's structure is guarded by the type's existence. */
 static __always_inline void read_nft_chain(struct bn_hook_entry *out, struct nft_chain *chain)
 {
-	struct nft_base_chain *base = (void *)chain - bpf_core_field_offset(struct nft_base_chain, chain);
-	struct nft_table *table = BPF_CORE_READ(chain, table);
-	const struct nft_chain_type *type = BPF_CORE_READ(base, type);
+	struct nft_base_chain *base;
+	struct nft_table *table;
+	const struct nft_chain_type *type;
 
+	if (!bpf_core_type_exists(struct nft_base_chain) || !bpf_core_type_exists(struct nft_table))
+		return;
+	base = (void *)chain - bpf_core_field_offset(struct nft_base_chain, chain);
+	table = BPF_CORE_READ(chain, table);
+	type = BPF_CORE_READ(base, type);
 	bpf_probe_read_kernel_str(out->chain, sizeof(out->chain), BPF_CORE_READ(chain, name));
 	bpf_probe_read_kernel_str(out->table, sizeof(out->table), BPF_CORE_READ(table, name));
 	if (type)
@@ -76,6 +84,8 @@ static __always_inline void read_nft_chain(struct bn_hook_entry *out, struct nft
 
 static __always_inline void read_xt_table(struct bn_hook_entry *out, struct xt_table *table)
 {
+	if (!bpf_core_type_exists(struct xt_table))
+		return;
 	bpf_probe_read_kernel_str(out->table, sizeof(out->table), &table->name);
 	out->table_family = BPF_CORE_READ(table, af);
 	out->chain_priority = BPF_CORE_READ(table, priority);
@@ -123,7 +133,8 @@ static __always_inline struct bn_hook_entry *record_entry(struct walk *w, __u32 
 	case BN_OWNER_BPF_LINK: {
 		struct bpf_nf_link *link = entry.priv;
 
-		out->handle = BPF_CORE_READ(link, link.prog, aux, id);
+		if (bpf_core_type_exists(struct bpf_nf_link))
+			out->handle = BPF_CORE_READ(link, link.prog, aux, id);
 		break;
 	}
 	}
@@ -146,7 +157,7 @@ static long walk_entry(__u32 i, void *arg)
 	out = record_entry(w, i, &priv);
 	if (!out)
 		return 1;
-	if (out->owner == BN_OWNER_NAT_CORE && priv) {
+	if (out->owner == BN_OWNER_NAT_CORE && priv && bpf_core_type_exists(struct nf_nat_lookup_hook_priv)) {
 		/* The chains the NAT core runs (nft nat chains, iptables' nat table). */
 		struct nf_nat_lookup_hook_priv *nat = priv;
 		struct nf_hook_entries *hooks = BPF_CORE_READ(nat, entries);

@@ -5,6 +5,8 @@
  * packet reaches tell which chains it passed and where it stopped. */
 /* Every kernel pointer here comes typed from BTF: read fields with plain loads. */
 #define BN_BTF_POINTERS
+/* Packets that come in by another device are kept until they meet the bridge: bpf/door.bpf.h. */
+#define BN_DOOR
 #include "common.bpf.h"
 #include "devices.bpf.h"
 
