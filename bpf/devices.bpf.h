@@ -27,8 +27,6 @@ static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device 
 		}
 		return;
 	}
-	if (!t->seq)
-		door_send(skb, t);
 	e = reserve(skb, t, kind);
 	if (e) {
 		e->ifindex = dev_ifindex(dev);

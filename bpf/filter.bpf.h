@@ -35,7 +35,9 @@ struct cbpf_state {
 	__u32 len;            /* virtual frame length: ETH_HLEN + network bytes */
 	__u8 eth[16];         /* ETH_HLEN used; 16 so that a masked index stays inside */
 	__u32 cached;         /* network bytes copied into l3buf */
-	__u8 l3buf[128];
+	/* IPv4 + TCP/UDP, IPv6 + 24 bytes of L4; beyond, a load reads the packet. Sized so that
+	 * a probe's body and the door's callback fit the 512-byte stack together (6.12). */
+	__u8 l3buf[64];
 };
 
 /* classic BPF opcodes (linux/filter.h, linux/bpf_common.h) */
