@@ -8,7 +8,9 @@ bool CompilePacketFilter(const std::string& expr, std::vector<sock_filter>* out,
     *error = "libpcap could not open a compiler handle";
     return false;
   }
-  bpf_program prog;
+  // Zeroed: on a syntax error pcap_compile leaves it untouched, and freeing what the
+  // stack happened to hold crashed.
+  bpf_program prog = {};
   bool ok = pcap_compile(dead, &prog, expr.c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0;
   if (!ok) {
     *error = pcap_geterr(dead);
@@ -23,7 +25,7 @@ bool CompilePacketFilter(const std::string& expr, std::vector<sock_filter>* out,
       out->push_back(sock_filter{in.code, in.jt, in.jf, in.k});
     }
   }
-  if (ok || prog.bf_insns) pcap_freecode(&prog);
+  if (prog.bf_insns) pcap_freecode(&prog);
   pcap_close(dead);
   return ok;
 }

@@ -1,9 +1,24 @@
 /** Decoded batches -> correlated packets -> traversals: the same steps for a
  * live capture and for a replayed trace file, so both print the same. */
 import { ClosedPacket, Correlator } from '../correlate/correlator';
-import type { DecodedBatch } from '../decode';
+import { EventKind, type DecodedBatch } from '../decode';
 import { buildTraversal, ModelContext } from '../model/build';
 import type { RuleEvent } from '../model/rules';
+import { linkRejects } from '../model/reject';
+
+/** Traversals kept to link a late-closing rejected packet to its ICMP error. */
+const RECENT = 64;
+/** Without --rules, dropped packets and ICMP errors still wait this long, so that a
+ * rejected packet and its answer are explained (and linked) together. */
+const REJECT_HOLD_NS = 50e6;
+
+const ICMP_ERROR_TYPES: Record<number, Set<number>> = { 1: new Set([3, 4, 5, 11, 12]), 58: new Set([1, 2, 3, 4]) };
+
+function mayBeRejectPair(p: ClosedPacket): boolean {
+  const first = p.events[0]?.packet;
+  if (first && ICMP_ERROR_TYPES[first.l4proto]?.has(first.icmpType)) return true;
+  return p.events.some((e) => e.kind === EventKind.DROP);
+}
 import type { Traversal } from '../model/traversal';
 
 export interface PipelineSinks {
@@ -19,7 +34,8 @@ export const RULES_HOLD_NS = 500e6;
 export class TraversalPipeline {
   private readonly correlator: Correlator;
   private lostSoFar = 0;
-  private readonly held: { packet: ClosedPacket; at: number }[] = [];
+  private readonly held: { packet: ClosedPacket; until: number }[] = [];
+  private readonly recent: Traversal[] = [];
   private latest = 0;
   traversals = 0;
 
@@ -31,18 +47,29 @@ export class TraversalPipeline {
     private readonly holdNs = 0,
   ) {
     this.correlator = new Correlator({ netns: ctx.netns, bridgeIfindex: ctx.bridgeIfindex, idleTimeoutNs }, (packet) => {
-      if (this.holdNs) this.held.push({ packet, at: this.latest });
-      else this.explain(packet);
+      const hold = this.holdNs || (mayBeRejectPair(packet) ? REJECT_HOLD_NS : 0);
+      if (hold) this.held.push({ packet, until: this.latest + hold });
+      else this.explain([packet]);
     });
   }
 
-  private explain(packet: ClosedPacket): void {
-    this.traversals++;
-    this.sinks.traversal(buildTraversal(packet.events, this.ctx, this.lostSoFar, packet.branches), packet);
+  /** Packets closed together are explained together: a rejected packet and the
+   * ICMP error answering it (sent from inside the rule) are linked before either goes out. */
+  private explain(packets: ClosedPacket[]): void {
+    const built = packets.map((p) => buildTraversal(p.events, this.ctx, this.lostSoFar, p.branches));
+    linkRejects(built, this.recent);
+    packets.forEach((p, i) => {
+      this.traversals++;
+      this.sinks.traversal(built[i], p);
+    });
+    this.recent.push(...built);
+    if (this.recent.length > RECENT) this.recent.splice(0, this.recent.length - RECENT);
   }
 
   private release(nowNs: number): void {
-    while (this.held.length && this.held[0].at <= nowNs - this.holdNs) this.explain(this.held.shift()!.packet);
+    const due: ClosedPacket[] = [];
+    while (this.held.length && this.held[0].until <= nowNs) due.push(this.held.shift()!.packet);
+    if (due.length) this.explain(due);
     this.ctx.rules?.expire(nowNs);
   }
 

@@ -555,6 +555,7 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
     dst,
     proto: protoName(first.packet),
     summary: describePacket(first.packet),
+    ...icmpErrorOf(first),
     hops,
     decisions,
     hookRuns,
@@ -564,6 +565,15 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
     missing: missingEvents(sorted),
     devices: devicesOf(hops, end, branches, ctx),
   };
+}
+
+const ICMP_ERRORS = new Set([3, 4, 5, 11, 12]);
+const ICMP6_ERRORS = new Set([1, 2, 3, 4]);
+
+function icmpErrorOf(e: KernelEvent): { icmpError?: { type: number; code: number } } {
+  const p = e.packet;
+  const error = (p.l4proto === 1 && ICMP_ERRORS.has(p.icmpType)) || (p.l4proto === 58 && ICMP6_ERRORS.has(p.icmpType));
+  return error ? { icmpError: { type: p.icmpType, code: p.icmpCode } } : {};
 }
 
 /** The devices a traversal names that have something behind them (containers). */

@@ -2,7 +2,8 @@
  * Its JSON form is the `--json` contract (issue 2): keys stay, new ones may be added. */
 import type { Family, HookName } from './hooks';
 
-export type Verdict = 'ACCEPT' | 'DROP' | 'STOLEN' | 'QUEUE';
+/** REJECT: dropped, and answered with an ICMP error (seen, or named by the rule that did it). */
+export type Verdict = 'ACCEPT' | 'DROP' | 'REJECT' | 'STOLEN' | 'QUEUE';
 
 import type { HopRule } from './rules';
 export type { HopRule };
@@ -79,6 +80,8 @@ export interface TraversalEnd {
   dev: string | null;
   reason: string | null;
   location?: string | null;
+  /** The drop was a REJECT: an ICMP error answered the packet (see answeredBy). */
+  rejected?: boolean;
   /** --rules: the chain and rule that dropped it. */
   table?: string;
   chain?: string;
@@ -130,6 +133,12 @@ export interface Traversal {
   lost: number;
   /** Events of this packet that were lost: its hops are incomplete. */
   missing: number;
+  /** An ICMP error (unreachable, time exceeded ...): its type and code. */
+  icmpError?: { type: number; code: number };
+  /** A rejected packet: the traversal of the ICMP error that answered it. */
+  answeredBy?: number;
+  /** An ICMP error: the traversal of the packet it answers. */
+  answers?: number;
   /** Devices named above that have a container (or netns) behind them, by name. */
   devices?: Record<string, DeviceInfo>;
 }

@@ -74,7 +74,7 @@ export function formatEnd(t: Traversal): string {
     case 'local':
       return `  => delivered locally${e.dev ? ` (${label(e.dev)})` : ''}`;
     case 'drop':
-      return `  => DROPPED${e.dev ? ` on ${label(e.dev)}` : ''}: ${e.reason}${e.location ? ` at ${e.location}` : ''}${e.rule ? ` by rule ${e.rule.handle} in ${e.table} ${e.chain}` : ''}`;
+      return `  => ${e.rejected ? 'REJECTED' : 'DROPPED'}${e.dev ? ` on ${label(e.dev)}` : ''}: ${e.reason}${e.location ? ` at ${e.location}` : ''}${e.rule ? ` by rule ${e.rule.handle} in ${e.table} ${e.chain}` : ''}${t.answeredBy !== undefined ? `; answered by #${t.answeredBy}` : ''}`;
     default:
       return '  => end not seen (timed out)';
   }
@@ -86,7 +86,7 @@ export function formatDecision(d: Decision): string {
 }
 
 export function formatTraversal(t: Traversal): string {
-  const lines = [`#${t.id} ${clock(t.time)} ${t.summary}`];
+  const lines = [`#${t.id} ${clock(t.time)} ${t.summary}${t.answers !== undefined ? ` (answers #${t.answers}, which was rejected)` : ''}`];
   let prev = { src: t.src, dst: t.dst };
   const label = deviceLabel(t);
   const decisions = [...(t.decisions ?? [])];

@@ -105,7 +105,8 @@ describe('hop for hop against the kernel LOG output', () => {
       }
       const t = findIcmp(run.traced, 'request', c1.ip)!;
       expect(fromTool(t)).toEqual(run.logged.filter(icmpType(8)).map(fromOracle));
-      expect(t.hops[t.hops.length - 1]).toMatchObject({ hook: 'FORWARD', table: 'filter', verdict: 'DROP' });
+      // REJECT is told apart from DROP by the ICMP error the kernel answers with, even without --rules.
+      expect(t.hops[t.hops.length - 1]).toMatchObject({ hook: 'FORWARD', table: 'filter', verdict: target });
       expect(t.end).toMatchObject({ kind: 'drop', reason: 'NETFILTER_DROP' });
       if (target === 'REJECT') {
         // The rejection is a packet of its own, made by the host: out through OUTPUT to the container.
@@ -113,6 +114,12 @@ describe('hop for hop against the kernel LOG output', () => {
         expect(unreachable, JSON.stringify(run.traced.map((x) => x.summary))).toBeDefined();
         expect(fromTool(unreachable)).toEqual(run.logged.filter(icmpType(3)).map(fromOracle));
         expect(unreachable.end).toMatchObject({ kind: 'tx', dev: c1.hostVeth });
+        // Linked both ways.
+        expect(t).toMatchObject({ answeredBy: unreachable.id, end: { rejected: true } });
+        expect(unreachable.answers).toBe(t.id);
+      } else {
+        expect(t.answeredBy).toBeUndefined();
+        expect(t.end.rejected).toBeUndefined();
       }
     });
   }

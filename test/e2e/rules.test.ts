@@ -67,6 +67,27 @@ describe('--rules', () => {
     }
   });
 
+  it('tells a REJECT in a user chain from a DROP, by its rule, and links the ICMP error it sent both ways', async () => {
+    const c1 = lab.containers[0];
+    lab.exec(lab.host, 'iptables', ['-A', 'DOCKER-USER', '-s', c1.ip, '-d', lab.wanIp, '-p', 'icmp', '-j', 'REJECT']);
+    try {
+      const w = await traceWhile(() => expect(lab.ping(c1.netns, lab.wanIp)).toBe(false));
+      const ts = w.traversals();
+      const t = findIcmp(ts, 'request', c1.ip)!;
+      expect(t, w.stdout).toBeDefined();
+      const reject = rulesOf(lab).find((r) => r.family === 'ip' && r.table === 'filter' && r.chain === 'DOCKER-USER')!;
+      const hop = t.hops.find((h) => h.hook === 'FORWARD' && h.table === 'filter')!;
+      expect(hop.verdict).toBe('REJECT');
+      expect(hop.rules?.at(-1)).toMatchObject({ chain: 'DOCKER-USER', handle: reject.handle, text: expect.stringMatching(/reject/), verdict: 'drop' });
+      expect(t.end).toMatchObject({ kind: 'drop', rejected: true, chain: 'DOCKER-USER', rule: { handle: reject.handle } });
+      const error = ts.find((x) => x.id === t.answeredBy)!;
+      expect(error, JSON.stringify(ts.map((x) => [x.id, x.summary]))).toBeDefined();
+      expect(error).toMatchObject({ answers: t.id, dst: c1.ip, icmpError: { type: 3 } });
+    } finally {
+      lab.exec(lab.host, 'iptables', ['-F', 'DOCKER-USER']);
+    }
+  });
+
   it('prints the deciding rule under its hop, and the policy when no rule decided', async () => {
     const c1 = lab.containers[0];
     const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--rules', '--count', '1', 'icmp and src host ' + c1.ip]);

@@ -7,6 +7,8 @@ import { rulesetChanges, rulesetFromEntries, type RawHookEntry } from '../../src
 import { describePacket, formatAddress } from '../../src/model/packet';
 import { RouteTable } from '../../src/topology/routes';
 import { formatTraversal } from '../../src/output/text';
+import { linkRejects } from '../../src/model/reject';
+import type { Traversal } from '../../src/model/traversal';
 import { effectiveCapabilities, missingCapabilities } from '../../src/system/privileges';
 import { throughPipe } from '../support/events';
 
@@ -87,6 +89,41 @@ describe('traversal model', () => {
     expect(text).toMatch(/ipv4 POSTROUTING nat +ACCEPT [^\n]*\[SRC 192\.168\.222\.2 -> 10\.200\.0\.1\]/);
     expect(text.split('\n')[0]).toMatch(/^#8 \d\d:\d\d:\d\d\.\d{3} icmp echo request/);
     expect(text).toMatch(/=> left via enp4s0$/);
+  });
+});
+
+describe('REJECT', () => {
+  const base = (over: Partial<Traversal>): Traversal => ({
+    id: 1, ts: 100, time: '', netns: 1, src: '192.168.222.2', dst: '10.200.0.2', proto: 'icmp', summary: '', decisions: [], hookRuns: [],
+    branches: [], lost: 0, missing: 0, hops: [], end: { kind: 'tx', dev: null, reason: null }, ...over,
+  });
+  const dropped = () => base({
+    id: 7, ts: 100,
+    hops: [
+      { family: 'ipv4', hook: 'PREROUTING', table: null, verdict: null, in: null, out: null, physin: null, physout: null, src: '192.168.222.2', dst: '10.200.0.2', observed: true, ts: 110 },
+      { family: 'ipv4', hook: 'FORWARD', table: 'filter', verdict: 'DROP', in: null, out: null, physin: null, physout: null, src: '192.168.222.2', dst: '10.200.0.2', observed: false, ts: 130 },
+    ],
+    end: { kind: 'drop', dev: null, reason: 'NETFILTER_DROP' },
+  });
+  const error = (ts: number, dst = '192.168.222.2') => base({ id: 8, ts, src: '192.168.222.1', dst, icmpError: { type: 3, code: 10 } });
+
+  it('links a dropped packet and the ICMP error sent to its source while it was dropped, both ways', () => {
+    const [t, e] = [dropped(), error(120)];
+    linkRejects([e, t], []);
+    expect(t).toMatchObject({ answeredBy: 8, end: { rejected: true } });
+    expect(t.hops[1].verdict).toBe('REJECT');
+    expect(e.answers).toBe(7);
+    expect(formatTraversal(t)).toMatch(/=> REJECTED: NETFILTER_DROP; answered by #8$/);
+    expect(formatTraversal(e).split('\n')[0]).toMatch(/\(answers #7, which was rejected\)$/);
+  });
+
+  it('leaves a plain drop alone: an error for someone else, or long before', () => {
+    for (const e of [error(120, '192.168.222.9'), error(120 - 10e6)]) {
+      const t = dropped();
+      linkRejects([t], [e]);
+      expect(t.answeredBy).toBeUndefined();
+      expect(t.hops[1].verdict).toBe('DROP');
+    }
   });
 });
 
