@@ -41,7 +41,7 @@ describe.runIf(hasNetfilterLinks)('hooks and fentry on the same kernel', () => {
   afterAll(() => lab?.destroy());
 
   async function trace(backend: string, action: () => void): Promise<Traversal[]> {
-    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--json', '--backend', backend]);
+    const w = new WatchProcess([lab.bridge, "--netns", lab.host, "--json", "--backend", backend]);
     try {
       await w.ready(120_000);
       action();
@@ -80,6 +80,40 @@ describe.runIf(hasNetfilterLinks)('hooks and fentry on the same kernel', () => {
     } finally {
       lab.exec(lab.host, 'nft', ['flush chain inet bnfw fw_forward']);
     }
+  });
+});
+
+describe.runIf(hasNetfilterLinks)('--rules on both backends of the same kernel', () => {
+  let lab: DockerLikeLab;
+  beforeAll(() => {
+    lab = new DockerLikeLab().create();
+    lab.exec(lab.host, 'iptables', ['-N', 'DOCKER-USER']);
+    lab.exec(lab.host, 'iptables', ['-A', 'FORWARD', '-j', 'DOCKER-USER']);
+    lab.exec(lab.host, 'iptables', ['-A', 'DOCKER-USER', '-s', lab.containers[0].ip, '-p', 'icmp', '-j', 'DROP']);
+    lab.ping(lab.containers[1].netns, lab.wanIp);
+  });
+  afterAll(() => lab?.destroy());
+
+  it('name the same rules, by handle, through the jump, for the same drop', async () => {
+    const c1 = lab.containers[0];
+    const rulesOf = async (backend: string) => {
+      const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--json', '--backend', backend, '--rules']);
+      try {
+        await w.ready(120_000);
+        expect(lab.ping(c1.netns, lab.wanIp)).toBe(false);
+        await new Promise((r) => setTimeout(r, 2000));
+      } finally {
+        expect(await w.stop()).toBe(0);
+      }
+      const t = findIcmp(w.traversals(), 'request', c1.ip)!;
+      expect(t, w.stdout).toBeDefined();
+      return { rules: t.hops.flatMap((h) => (h.rules ?? []).map((r) => `${h.hook} ${h.table} ${r.chain} ${r.handle} ${r.verdict}`)), end: t.end.rule };
+    };
+    const hooks = await rulesOf('hooks');
+    const fentry = await rulesOf('fentry');
+    expect(hooks.rules).toEqual(fentry.rules);
+    expect(hooks.rules.at(-1)).toMatch(/^FORWARD filter DOCKER-USER \d+ drop$/);
+    expect(hooks.end).toEqual(fentry.end);
   });
 });
 
