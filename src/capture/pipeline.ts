@@ -76,7 +76,8 @@ export class TraversalPipeline {
   /** --rules: what the rule tracer said; the hops it belongs to take it when explained. */
   pushRules(events: RuleEvent[], lost: number): void {
     this.ctx.rules?.add(events);
-    if (this.ctx.rules) this.ctx.rules.lost = lost;
+    const ts = events.reduce((m, e) => Math.max(m, e.ts), this.latest);
+    this.ctx.rules?.noteLost(lost, ts);
   }
 
   /** Devices changed (a container started): later traversals are explained with this. */

@@ -311,6 +311,15 @@ function addBridgeHops(first: KernelEvent, last: KernelEvent, hops: Hop[], ctx: 
   }
 }
 
+/** --rules: chain hops left without their rules while the kernel could not deliver
+ * trace messages (ENOBUFS) say so, and count toward the packet's `missing`. */
+function countRulesLost(first: KernelEvent, last: KernelEvent, hops: Hop[], ctx: ModelContext): number {
+  if (!ctx.rules?.lostBetween(first.ts - 10e6, last.ts + 1e9)) return 0;
+  const bare = hops.filter((h) => h.tableFamily && h.table && !h.rules && h.consulted !== false);
+  for (const h of bare) h.note = `${h.note ? `${h.note}; ` : ''}its rules were lost: the rule tracer's messages overflowed`;
+  return bare.length;
+}
+
 /** --rules: the chain and rule that dropped the packet. */
 function attributeDrop(hops: Hop[], end: TraversalEnd): void {
   if (end.kind !== 'drop') return;
@@ -532,6 +541,7 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
   }
 
   addBridgeHops(first, sorted[sorted.length - 1], hops, ctx);
+  const rulesMissing = countRulesLost(first, sorted[sorted.length - 1], hops, ctx);
   attributeDrop(hops, end);
   explainDrop(hops, end, decisions);
   const branches: Branch[] = branchEvents.map((evs) => {
@@ -562,7 +572,7 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
     end,
     branches,
     lost,
-    missing: missingEvents(sorted),
+    missing: missingEvents(sorted) + rulesMissing,
     devices: devicesOf(hops, end, branches, ctx),
   };
 }

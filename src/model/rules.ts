@@ -164,6 +164,8 @@ export class RuleIndex {
   private open = new Map<string, RuleRun>();
   texts: RuleTexts = new Map();
   lost = 0;
+  /** When the kernel's count of undelivered trace messages grew (kernel clock, as read). */
+  private readonly lossTimes: number[] = [];
 
   constructor(
     /** Base chains of the moment: a message's chain is one, or a user chain of the last one. */
@@ -197,6 +199,18 @@ export class RuleIndex {
       run.events.push(e);
       if (terminal(e)) run.done = true;
     }
+  }
+
+  /** The kernel's count of trace messages it could not deliver (ENOBUFS), as of ts. */
+  noteLost(total: number, ts: number): void {
+    if (total > this.lost) this.lossTimes.push(ts);
+    this.lost = total;
+    if (this.lossTimes.length > 1024) this.lossTimes.splice(0, this.lossTimes.length - 1024);
+  }
+
+  /** Were trace messages lost while a packet crossed (from, to)? */
+  lostBetween(from: number, to: number): boolean {
+    return this.lossTimes.some((t) => t >= from && t <= to);
   }
 
   /** Drops runs too old to be claimed. */

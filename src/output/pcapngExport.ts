@@ -11,7 +11,7 @@ import { contextFromHeader } from '../trace/format';
 import type { TraceFileError } from '../trace/reader';
 import { replayTrace } from '../trace/replay';
 import { BnError } from '../errors';
-import { deviceLabel, formatEnd, formatHop, withContainer } from './text';
+import { deviceLabel, formatEnd, formatHop, formatRules, withContainer } from './text';
 import {
   DIRECTION_INBOUND, DIRECTION_OUTBOUND, enhancedPacket, interfaceDescription, LINKTYPE_ETHERNET, LINKTYPE_RAW, sectionHeader,
 } from './pcapng';
@@ -126,8 +126,11 @@ class PcapngExporter {
   }
 
   traversal(t: Traversal, packet: ClosedPacket): void {
-    const hopsByTs = new Map<number, Hop>();
-    for (const h of [...t.hops, ...t.branches.flatMap((b) => b.hops)]) if (h.observed && !hopsByTs.has(h.ts)) hopsByTs.set(h.ts, h);
+    // A probe stands for every chain between it and the one before: its hops share its time.
+    const hopsByTs = new Map<number, Hop[]>();
+    for (const h of [...t.hops, ...t.branches.flatMap((b) => b.hops)]) {
+      if (h.observed && !h.seenBy) hopsByTs.set(h.ts, [...(hopsByTs.get(h.ts) ?? []), h]);
+    }
     const decisions = [...t.decisions];
     const label = deviceLabel(t);
     const copies = [packet.events, ...packet.branches];
@@ -135,7 +138,8 @@ class PcapngExporter {
     copies.forEach((events, copy) => {
       let prev = { src: t.src, dst: t.dst };
       events.forEach((e, i) => {
-        const hop = hopsByTs.get(e.ts);
+        const hops = hopsByTs.get(e.ts) ?? [];
+        const hop = hops[0];
         const point = hookPoint(e, hop);
         const dev = this.deviceOf(e);
         const name = `${dev.split(' ')[0]}@${point}`;
@@ -143,8 +147,11 @@ class PcapngExporter {
         const id = this.interfaceId(name, linktype, `${dev} at ${point.replace(/:/g, ' ')}, traced by bpftrace-net`);
         const notes: string[] = [];
         const where = copy ? `#${t.id} copy ${copy}` : `#${t.id}`;
-        notes.push(hop ? `${where} ${formatHop(hop, prev, label).trim().replace(/\s{2,}/g, ' ')}` : `${where} ${pointText(e, point)} on ${dev}`);
-        if (hop) prev = { src: hop.src ?? prev.src, dst: hop.dst ?? prev.dst };
+        if (!hop) notes.push(`${where} ${pointText(e, point)} on ${dev}`);
+        for (const h of hops) {
+          notes.push(`${where} ${formatHop(h, prev, label).trim().replace(/\s{2,}/g, ' ')}`, ...formatRules(h).map((r) => r.trim()));
+          prev = { src: h.src ?? prev.src, dst: h.dst ?? prev.dst };
+        }
         while (copy === 0 && decisions.length && decisions[0].ts <= e.ts) notes.push(`* ${decisions.shift()!.text}`);
         const last = i === events.length - 1;
         if (last) notes.push(formatEnd(copy ? { ...t, end: t.branches[copy - 1]?.end ?? t.end } : t).trim());
@@ -157,7 +164,7 @@ class PcapngExporter {
           direction: direction(e),
           dropCount: this.lostPending,
           packetId: t.id,
-          custom: JSON.stringify({ traversal: t.id, copy, seq: e.seq, point, device: dev, hop: hop ?? null }),
+          custom: JSON.stringify({ traversal: t.id, copy, seq: e.seq, point, device: dev, hop: hop ?? null, ...(hops.length > 1 ? { hops } : {}) }),
         }));
         this.lostPending = 0;
         this.packets++;

@@ -8,6 +8,7 @@ import { describePacket, formatAddress } from '../../src/model/packet';
 import { RouteTable } from '../../src/topology/routes';
 import { formatTraversal } from '../../src/output/text';
 import { linkRejects } from '../../src/model/reject';
+import { parseRuleTexts, RuleIndex, type RuleEvent } from '../../src/model/rules';
 import type { Traversal } from '../../src/model/traversal';
 import { effectiveCapabilities, missingCapabilities } from '../../src/system/privileges';
 import { throughPipe } from '../support/events';
@@ -89,6 +90,51 @@ describe('traversal model', () => {
     expect(text).toMatch(/ipv4 POSTROUTING nat +ACCEPT [^\n]*\[SRC 192\.168\.222\.2 -> 10\.200\.0\.1\]/);
     expect(text.split('\n')[0]).toMatch(/^#8 \d\d:\d\d:\d\d\.\d{3} icmp echo request/);
     expect(text).toMatch(/=> left via enp4s0$/);
+  });
+});
+
+describe('rules from the rule tracer', () => {
+  const ipHeader = (src: number[], dst: number[]) => Uint8Array.from([0x45, 0, 0, 84, 0, 0, 0, 0, 63, 1, 0, 0, ...src, ...dst]);
+  const event = (over: Partial<RuleEvent>): RuleEvent => ({
+    ts: 1_000_000, id: 77, family: 2, table: 'filter', chain: 'FORWARD', handle: 0, type: 3, verdict: -1, jumpTarget: '',
+    iif: LAB.bridge, oif: LAB.uplink, nfproto: 2, networkHeader: ipHeader(LAB.container, LAB.wan), policy: 0, ...over,
+  });
+  const index = () => {
+    const r = new RuleIndex(() => LAB_PLAN.ruleset);
+    r.texts = parseRuleTexts('table ip filter { # handle 1\n\tchain FORWARD { # handle 2\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tcounter packets 3 bytes 252 jump DOCKER-USER # handle 5\n\t}\n\tchain DOCKER-USER { # handle 4\n\t\tip daddr 10.200.0.2 counter packets 0 bytes 0 accept # handle 6\n\t}\n}\n');
+    return r;
+  };
+
+  it('gives a run to the hop of its chain, through the jump, with the texts nft prints', () => {
+    const rules = index();
+    rules.add([
+      event({ handle: 5, verdict: -3, jumpTarget: 'DOCKER-USER' }),
+      event({ chain: 'DOCKER-USER', handle: 6, verdict: 1 }),
+    ]);
+    const t = buildTraversal(throughPipe(forwardPathEvents(5, 0n)), { ...ctx, rules }, 0);
+    expect(t.hops.find((h) => h.table === 'filter')?.rules).toEqual([
+      { chain: 'FORWARD', handle: 5, text: 'counter jump DOCKER-USER', verdict: 'jump DOCKER-USER' },
+      { chain: 'DOCKER-USER', handle: 6, text: 'ip daddr 10.200.0.2 counter accept', verdict: 'accept' },
+    ]);
+    expect(t.missing).toBe(0);
+  });
+
+  it('never gives a run to another packet: other addresses, or read before the hop ran', () => {
+    for (const other of [event({ networkHeader: ipHeader([10, 0, 0, 9], LAB.wan) }), event({ ts: -100_000_000 })]) {
+      const rules = index();
+      rules.add([{ ...other, handle: 5, verdict: 1 }]);
+      const t = buildTraversal(throughPipe(forwardPathEvents(5, 0n)), { ...ctx, rules }, 0);
+      expect(t.hops.find((h) => h.table === 'filter')?.rules).toBeUndefined();
+    }
+  });
+
+  it('counts a chain hop whose rules were lost to an overflow as missing', () => {
+    const rules = index();
+    rules.noteLost(3, 5_000);
+    const t = buildTraversal(throughPipe(forwardPathEvents(5, 0n)), { ...ctx, rules }, 0);
+    const filter = t.hops.find((h) => h.table === 'filter')!;
+    expect(filter.note).toMatch(/its rules were lost/);
+    expect(t.missing).toBe(1); // the nat chains were not consulted (no conntrack entry in these events)
   });
 });
 
