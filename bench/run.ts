@@ -10,7 +10,8 @@ import { DockerLikeLab } from '../src/lab/dockerLike';
 import { buildTraversal, ModelContext } from '../src/model/build';
 import { native } from '../src/native';
 import { replayTrace } from '../src/trace/replay';
-import { forwardPathEvents, LAB, rawEvents } from './synthetic';
+import { forwardPathEvents, LAB, LAB_PLAN, rawEvents } from './synthetic';
+import { ProbeHistory } from '../src/model/probes';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -112,6 +113,29 @@ async function traced(
   return { pps, captured, lost, rssMb: Math.round(peakKb / 1024), rssSeries, stderr, stdout };
 }
 
+/** A ruleset shaped like Docker's in the lab's netns: nat with a DOCKER chain in
+ * PREROUTING and OUTPUT, filter FORWARD through DOCKER-USER, the isolation chains and
+ * DOCKER (the MASQUERADE rule the lab has already). */
+function dockerShapedRuleset(lab: DockerLikeLab): void {
+  const ipt = (...args: string[]) => lab.exec(lab.host, 'iptables', args);
+  ipt('-t', 'nat', '-N', 'DOCKER');
+  ipt('-t', 'nat', '-A', 'PREROUTING', '-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'DOCKER');
+  ipt('-t', 'nat', '-A', 'OUTPUT', '!', '-d', '127.0.0.0/8', '-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'DOCKER');
+  ipt('-t', 'nat', '-A', 'DOCKER', '-i', lab.bridge, '-j', 'RETURN');
+  for (const c of ['DOCKER', 'DOCKER-USER', 'DOCKER-ISOLATION-STAGE-1', 'DOCKER-ISOLATION-STAGE-2']) ipt('-N', c);
+  ipt('-A', 'FORWARD', '-j', 'DOCKER-USER');
+  ipt('-A', 'FORWARD', '-j', 'DOCKER-ISOLATION-STAGE-1');
+  ipt('-A', 'FORWARD', '-o', lab.bridge, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT');
+  ipt('-A', 'FORWARD', '-o', lab.bridge, '-j', 'DOCKER');
+  ipt('-A', 'FORWARD', '-i', lab.bridge, '!', '-o', lab.bridge, '-j', 'ACCEPT');
+  ipt('-A', 'FORWARD', '-i', lab.bridge, '-o', lab.bridge, '-j', 'ACCEPT');
+  ipt('-A', 'DOCKER-ISOLATION-STAGE-1', '-i', lab.bridge, '!', '-o', lab.bridge, '-j', 'DOCKER-ISOLATION-STAGE-2');
+  ipt('-A', 'DOCKER-ISOLATION-STAGE-1', '-j', 'RETURN');
+  ipt('-A', 'DOCKER-ISOLATION-STAGE-2', '-o', lab.bridge, '-j', 'DROP');
+  ipt('-A', 'DOCKER-ISOLATION-STAGE-2', '-j', 'RETURN');
+  ipt('-A', 'DOCKER-USER', '-j', 'RETURN');
+}
+
 /** The notes' method: a LOG rule at the top of every chain of every table. */
 async function withLogRules(lab: DockerLikeLab): Promise<number> {
   const chains: [string, string[]][] = [
@@ -145,7 +169,7 @@ function tsThroughput(): number {
   }
   const ctx: ModelContext = {
     netns: LAB.netns, bridgeIfindex: LAB.bridge, deviceName: (i) => `if${i}`, symbol: () => undefined,
-    dropReason: (r) => `${r}`, toEpochNs: (t) => t,
+    dropReason: (r) => `${r}`, toEpochNs: (t) => t, probes: new ProbeHistory([LAB_PLAN]),
   };
   let built = 0;
   const corr = new Correlator({ netns: LAB.netns, bridgeIfindex: LAB.bridge }, (p) => {
@@ -187,6 +211,7 @@ async function main(): Promise<void> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bn-bench-'));
   try {
     lab.exec(lab.wan, 'iptables', ['-A', 'INPUT', '-p', 'udp', '--dport', '9', '-j', 'DROP']);
+    dockerShapedRuleset(lab);
     lab.ping(lab.containers[0].netns, lab.wanIp);
     progress(`untraced, ${SECONDS} s`);
     const untraced1 = await blast(lab);
@@ -204,6 +229,8 @@ async function main(): Promise<void> {
     const recordedBytes = fs.statSync(recordFile).size;
     await run('events', 'watch', ['--json', '--mode', 'events']);
     await run('packets', 'watch', ['--json', '--mode', 'packets']);
+    // --rules: nf_tables' rule tracer on top (a netlink message per rule each packet meets).
+    await run('rules', 'watch', ['--json', '--mode', 'packets', '--rules']);
     progress('LOG rules in every chain (the notes\' method)');
     configs.push({ name: 'log-rules', pps: await withLogRules(lab) });
     progress('untraced again');
