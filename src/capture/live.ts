@@ -115,7 +115,8 @@ export class LiveCapture extends EventEmitter {
       });
       this.watcher.start();
     }
-    this.rulesetWatcher = new RulesetWatcher(view.netns, this.probes.latest!.ruleset, (r) => void this.rulesetChanged(r));
+    this.rulesetWatcher = new RulesetWatcher(view.netns, this.probes.latest!.ruleset, (r) => void this.rulesetChanged(r),
+      () => this.ruleCapture?.refreshTexts());
     this.rulesetWatcher.start();
   }
 

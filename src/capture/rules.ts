@@ -19,7 +19,6 @@ import { parseRuleTexts, type RuleEvent } from '../model/rules';
 import type { Netns } from '../topology/netns';
 
 const PRIORITY_FIRST = -2147483648;
-const SETTLE_MS = 50;
 
 export function rulesTableName(pid = process.pid): string {
   return `bpftrace_net_${pid}`;
@@ -63,11 +62,10 @@ interface NativeRuleTracer {
   stop(): void;
 }
 
-/** Events: 'batch' (raw RuleBatch bytes), 'texts' (Map of rule texts, at the start and after each change). */
+/** Events: 'batch' (raw RuleBatch bytes), 'texts' (Map of rule texts, at the start and
+ * after each refreshTexts(): the capture calls it on every ruleset notification). */
 export class RuleCapture extends EventEmitter {
   private tracer: NativeRuleTracer | undefined;
-  private monitor: { stop(): void } | undefined;
-  private timer: NodeJS.Timeout | undefined;
   private devices: Set<string>;
 
   constructor(
@@ -90,7 +88,6 @@ export class RuleCapture extends EventEmitter {
     }
     this.tracer = tracer;
     this.refreshTexts();
-    this.monitor = new (native().LinkMonitor)(this.netns.path ?? '', () => this.schedule(), 'nftables');
   }
 
   /** Ports came or went: the tracer follows them. */
@@ -111,21 +108,12 @@ export class RuleCapture extends EventEmitter {
 
   /** The table goes with the socket that made it. */
   stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.monitor?.stop();
-    this.monitor = undefined;
     this.tracer?.stop();
     this.tracer = undefined;
   }
 
-  private schedule(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.refreshTexts(), SETTLE_MS);
-  }
-
   /** Every rule's text, rendered once by nftables' own printer, cached until the ruleset changes. */
-  private refreshTexts(): void {
+  refreshTexts(): void {
     try {
       const listing = this.tracer?.run('list ruleset');
       if (listing !== undefined) this.emit('texts', parseRuleTexts(listing));

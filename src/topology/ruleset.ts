@@ -35,6 +35,8 @@ export class RulesetWatcher {
     private readonly netns: Netns,
     current: Ruleset,
     private readonly onChange: (ruleset: Ruleset) => void,
+    /** Any nftables notification (a rule added, a chain renamed), settled: rule texts change too. */
+    private readonly onNotified?: () => void,
   ) {
     this.key = rulesetKey(current);
   }
@@ -56,7 +58,10 @@ export class RulesetWatcher {
   /** An `nft -f` is a burst of messages and one commit: read once it settles. */
   private schedule(): void {
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.check(), SETTLE_MS);
+    this.timer = setTimeout(() => {
+      this.check();
+      if (this.monitor) this.onNotified?.();
+    }, SETTLE_MS);
   }
 
   private check(): void {

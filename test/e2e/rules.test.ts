@@ -165,6 +165,25 @@ describe('--rules', () => {
     }
   });
 
+  it('names a rule added while tracing by its text (texts are read again on every ruleset change)', async () => {
+    const c1 = lab.containers[0];
+    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--rules', '--json', 'icmp']);
+    try {
+      await w.ready();
+      lab.exec(lab.host, 'iptables', ['-A', 'DOCKER-USER', '-d', lab.wanIp, '-p', 'icmp', '-m', 'comment', '--comment', 'added-late', '-j', 'RETURN']);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(lab.ping(c1.netns, lab.wanIp)).toBe(true);
+      await new Promise((r) => setTimeout(r, 800));
+    } finally {
+      expect(await w.stop()).toBe(0);
+      lab.exec(lab.host, 'iptables', ['-F', 'DOCKER-USER']);
+    }
+    const t = findIcmp(w.traversals(), 'request', c1.ip)!;
+    expect(t, w.stdout).toBeDefined();
+    const late = t.hops.flatMap((h) => h.rules ?? []).find((r) => r.chain === 'DOCKER-USER');
+    expect(late, JSON.stringify(t.hops.map((h) => h.rules))).toMatchObject({ verdict: 'return', text: expect.stringMatching(/ip daddr 10\.200\.0\.2 .*return$/) });
+  });
+
   it('leaves the ruleset exactly as it was when the tracer is SIGKILLed', async () => {
     const before = tables(lab);
     const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--rules']);
