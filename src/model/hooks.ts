@@ -18,9 +18,13 @@ export function familyName(nfproto: number): Family {
 
 const NF_BR_BROUTING = 5;
 
-/** NF_INET_* and NF_BR_* share numbers 0-4; the bridge family adds BROUTING. */
+/** NF_INET_* and NF_BR_* share numbers 0-4; the bridge family adds BROUTING; ARP has its own three. */
+/** NF_ARP_IN, NF_ARP_OUT, NF_ARP_FORWARD. */
+const NF_ARP_HOOKS: HookName[] = ['INPUT', 'OUTPUT', 'FORWARD'];
+
 export function hookName(hook: number, family?: number): HookName {
   if (family === 7 && hook === NF_BR_BROUTING) return 'BROUTING';
+  if (family === 3) return NF_ARP_HOOKS[hook] ?? 'INPUT';
   return NF_INET_HOOKS[hook] ?? 'PREROUTING';
 }
 

@@ -2,7 +2,7 @@
  * real handle and text, through jumps into user chains; the table it adds is
  * gone when the tracer is, SIGKILL included. The kernel's `nft monitor trace`
  * is the second oracle. */
-import { spawn } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -139,6 +139,13 @@ describe('--rules', () => {
       const replay = runCli(['replay', file]);
       expect(replay.code, replay.stderr).toBe(0);
       expect(replay.stdout).toBe(w.stdout);
+      // And in pcapng: the comment of the hop's record names the rule, as Wireshark shows it.
+      const pcap = path.join(dir, 'rules.pcapng');
+      const exported = runCli(['export', file, '-o', pcap]);
+      expect(exported.code, exported.stderr).toBe(0);
+      const comments = spawnSync('tshark', ['-r', pcap, '-T', 'fields', '-e', 'frame.comment'], { encoding: 'utf8' });
+      expect(comments.status, comments.stderr).toBe(0);
+      expect(comments.stdout).toMatch(/ipv4 POSTROUTING nat ACCEPT[^\n]*rule \d+ in POSTROUTING: [^\n]*masquerade/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -6,6 +6,8 @@ import { execFileSync } from 'child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
 import type { Hop, Traversal } from '../../src/model/traversal';
+import { native } from '../../src/native';
+import { rulesetFromEntries, type RawHookEntry } from '../../src/model/ruleset';
 import { traceWhile as traceAround, WatchProcess, waitUntil } from '../support/cli';
 import { findIcmp, label } from '../support/hops';
 
@@ -146,6 +148,29 @@ describe('the ruleset that is there', () => {
       expect(t.missing).toBe(0);
     } finally {
       execFileSync('ip', ['netns', 'delete', lan], { stdio: 'ignore' });
+    }
+  });
+
+  it('reads every base chain of every family the way nft lists it, as the kernel runs it', () => {
+    // One of each: iptables-nft (ip filter), nft-native inet, ebtables-nft (bridge), arp, and nat.
+    lab.exec(lab.host, 'iptables', ['-A', 'FORWARD', '-j', 'ACCEPT']);
+    lab.exec(lab.host, 'nft', ['add table inet bnall; add chain inet bnall in5 { type filter hook input priority 5; }']);
+    lab.exec(lab.host, 'ebtables', ['-A', 'FORWARD', '-j', 'ACCEPT']);
+    lab.exec(lab.host, 'nft', ['add table arp bnarp; add chain arp bnarp in { type filter hook input priority 0; }']);
+    try {
+      const fromNft = nftChains(lab).filter((c) => c.hook && c.family !== 'netdev')
+        .map((c) => `${c.family} ${c.table} ${c.name} ${c.hook} ${c.prio}`).sort();
+      const table = native().hookTable(`/run/netns/${lab.host}`) as { entries: RawHookEntry[] };
+      const ruleset = rulesetFromEntries(table.entries);
+      const hookOf = (h: string) => h.toLowerCase().replace('routing', 'routing');
+      const fromKernel = [...new Set(ruleset.hooks.flatMap((h) => h.users.flatMap((u) => (u.kind === 'nat' ? u.natChains ?? [] : [u]))
+        .filter((u) => u.kind === 'chain')
+        .map((u) => `${u.tableFamily} ${u.table} ${u.chain} ${hookOf(h.hook)} ${u.chainPriority}`)))].sort();
+      expect(fromKernel).toEqual(fromNft);
+    } finally {
+      lab.exec(lab.host, 'nft', ['delete table inet bnall; delete table arp bnarp']);
+      lab.exec(lab.host, 'ebtables', ['-F', 'FORWARD']);
+      lab.exec(lab.host, 'iptables', ['-D', 'FORWARD', '-j', 'ACCEPT']);
     }
   });
 
