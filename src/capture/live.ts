@@ -123,7 +123,7 @@ export class LiveCapture extends EventEmitter {
   /** --rules, before the probes: a table of our own marks the traced devices' packets.
    * A netns where it cannot be added says so in one line; the capture goes on without rules. */
   private startRules(view: BridgeView): void {
-    const rc = new RuleCapture(view.netns, [view.bridge, ...view.ports, ...view.uplinks].map((l) => l.name));
+    const rc = new RuleCapture(view.netns, [view.bridge, ...view.ports, ...view.uplinks].map((l) => l.name), this.opts.filter);
     rc.on('batch', (bytes: Buffer) => {
       const { events, lost } = decodeRuleBatch(bytes);
       this.pipeline.pushRules(events, lost);

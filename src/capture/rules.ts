@@ -17,6 +17,7 @@ import { bpftrace_net as pb } from '../gen/bpftrace_net';
 import { native } from '../native';
 import { parseRuleTexts, type RuleEvent } from '../model/rules';
 import type { Netns } from '../topology/netns';
+import { pcapToNft } from './nftFilter';
 
 const PRIORITY_FIRST = -2147483648;
 
@@ -26,17 +27,19 @@ export function rulesTableName(pid = process.pid): string {
 
 const quote = (name: string) => `"${name.replace(/["\\]/g, '')}"`;
 
-/** The nft script that switches the tracer on. */
-export function rulesScript(devices: string[], table = rulesTableName()): string {
+/** The nft script that switches the tracer on: for the traced devices' packets, and
+ * of those only what the capture filter admits where nft can say it (nftFilter.ts). */
+export function rulesScript(devices: string[], table = rulesTableName(), filter = ''): string {
   const lines: string[] = [];
-  for (const family of ['inet', 'bridge']) {
+  for (const family of ['inet', 'bridge'] as const) {
+    const match = (filter && pcapToNft(filter, family)) || [''];
     lines.push(
       `add table ${family} ${table} { flags owner; }`,
       `add set ${family} ${table} watched { type ifname; }`,
       `add chain ${family} ${table} pre { type filter hook prerouting priority ${PRIORITY_FIRST}; }`,
-      `add rule ${family} ${table} pre iifname @watched meta nftrace set 1`,
+      ...match.map((m) => `add rule ${family} ${table} pre iifname @watched ${m ? `${m} ` : ''}meta nftrace set 1`),
       `add chain ${family} ${table} out { type filter hook output priority ${PRIORITY_FIRST}; }`,
-      `add rule ${family} ${table} out oifname @watched meta nftrace set 1`,
+      ...match.map((m) => `add rule ${family} ${table} out oifname @watched ${m ? `${m} ` : ''}meta nftrace set 1`),
     );
     if (devices.length) lines.push(`add element ${family} ${table} watched { ${devices.map(quote).join(', ')} }`);
   }
@@ -71,6 +74,8 @@ export class RuleCapture extends EventEmitter {
   constructor(
     private readonly netns: Netns,
     devices: string[],
+    /** The capture filter, narrowed into the marking rules where nft can say it. */
+    private readonly filter = '',
     private readonly table = rulesTableName(),
   ) {
     super();
@@ -82,7 +87,7 @@ export class RuleCapture extends EventEmitter {
     const Tracer = native().RuleTracer as unknown as new (path: string, onBatch: (b: Buffer) => void) => NativeRuleTracer;
     const tracer = new Tracer(this.netns.path ?? '', (b) => this.emit('batch', b));
     try {
-      tracer.start(rulesScript([...this.devices], this.table));
+      tracer.start(rulesScript([...this.devices], this.table, this.filter));
     } catch (err) {
       throw new BnError('RULES', `cannot switch on nf_tables' rule tracer in netns ${this.netns.label}: ${(err as Error).message.trim().split('\n')[0]}`);
     }

@@ -92,6 +92,8 @@ describe('--rules', () => {
     const c1 = lab.containers[0];
     const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--rules', '--count', '1', 'icmp and src host ' + c1.ip]);
     await w.ready();
+    // The capture filter, said in nft: only those packets cost trace messages.
+    expect(lab.exec(lab.host, 'nft', ['list', 'ruleset'])).toContain(`iifname @watched meta l4proto icmp ip saddr ${c1.ip} meta nftrace set 1`);
     expect(lab.ping(c1.netns, lab.wanIp)).toBe(true);
     await w.wait();
     expect(w.stdout).toMatch(/ipv4 FORWARD filter +ACCEPT [^\n]*\n {6}rule \d+ in FORWARD: [^\n]*jump DOCKER-USER\n {6}policy accept in FORWARD\n/);
