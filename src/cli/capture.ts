@@ -112,10 +112,12 @@ export async function runUntilStopped(
   const onSignal = () => finish();
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const timer = duration ? setTimeout(finish, duration * 1000) : undefined;
+  let timer: NodeJS.Timeout | undefined;
   let stats: CaptureStats;
   try {
     await capture.start();
+    // --duration counts from the moment tracing started, not from launch.
+    if (duration) timer = setTimeout(finish, duration * 1000);
     started(finish);
     await done;
   } finally {

@@ -123,6 +123,14 @@ describe('watch on a Docker-like bridge', () => {
     expect(w.traversals()).toHaveLength(2);
   });
 
+  it('counts --duration from the moment tracing started, however long start-up took', async () => {
+    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--duration', '1', 'udp and port 53']);
+    await w.ready();
+    const attached = Date.now();
+    expect(await w.wait()).toBe(0);
+    expect(Date.now() - attached).toBeGreaterThanOrEqual(900);
+  });
+
   it('works with --netns given as a path, and under ip netns exec', async () => {
     const c1 = lab.containers[0];
     for (const [args, prefix] of [
