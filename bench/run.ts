@@ -63,9 +63,10 @@ interface TracedRun {
 
 /** One bpftrace-net command attached to the lab while trafgen blasts (at `rate`, if given). */
 async function traced(
-  lab: DockerLikeLab, command: string, args: string[], opts: { rate?: string; seconds?: number } = {},
+  lab: DockerLikeLab, command: string, args: string[], opts: { rate?: string; seconds?: number; env?: Record<string, string> } = {},
 ): Promise<TracedRun> {
-  const w: ChildProcess = spawn(process.execPath, [BIN, command, lab.bridge, '--netns', lab.host, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const w: ChildProcess = spawn(process.execPath, [BIN, command, lab.bridge, '--netns', lab.host, ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let stderr = '';
   let stdout = '';
   w.stderr!.on('data', (d) => (stderr += d));
@@ -135,6 +136,41 @@ function dockerShapedRuleset(lab: DockerLikeLab): void {
   ipt('-A', 'DOCKER-ISOLATION-STAGE-2', '-j', 'RETURN');
   ipt('-A', 'DOCKER-USER', '-j', 'RETURN');
 }
+
+/** What users run today: tcpdump on every device of the host netns, 128 bytes a packet, to a file. */
+async function tcpdumpAny(lab: DockerLikeLab, file: string): Promise<{ pps: number; bytes: number }> {
+  const dump = spawn('ip', ['netns', 'exec', lab.host, 'tcpdump', '-i', 'any', '-s', '128', '-w', file, '-U', '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  dump.stderr!.on('data', (d) => (err += d));
+  while (!err.includes('listening on')) {
+    if (dump.exitCode !== null) throw new Error(`tcpdump failed: ${err}`);
+    await sleep(50);
+  }
+  const exited = new Promise((r) => dump.on('exit', r));
+  const pps = await blast(lab);
+  dump.kill('SIGINT');
+  await exited;
+  return { pps, bytes: fs.statSync(file).size };
+}
+
+/** Launch to "watching" with a filter: the verifier's work is the start-up cost. */
+async function filterStart(lab: DockerLikeLab, filter: string): Promise<number> {
+  const start = process.hrtime.bigint();
+  const w = spawn(process.execPath, [BIN, 'watch', lab.bridge, '--netns', lab.host, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  w.stderr!.on('data', (d) => (err += d));
+  while (!err.includes('watching ')) {
+    if (w.exitCode !== null) throw new Error(`watch '${filter}' failed: ${err}`);
+    await sleep(10);
+  }
+  const secs = Number(process.hrtime.bigint() - start) / 1e9;
+  const exited = new Promise((r) => w.on('exit', r));
+  w.kill('SIGINT');
+  await exited;
+  return secs;
+}
+
+const START_FILTERS = ['icmp', 'host 192.168.222.2 and (tcp or icmp)', 'udp port 53', 'tcp[tcpflags] & tcp-syn != 0'];
 
 /** The notes' method: a LOG rule at the top of every chain of every table. */
 async function withLogRules(lab: DockerLikeLab): Promise<number> {
@@ -222,11 +258,19 @@ async function main(): Promise<void> {
       configs.push({ name, pps: r.pps, lost: r.lost, captured: r.captured, peak_rss_mb: r.rssMb });
       return r;
     };
+    progress('floor: the same attach points, programs that return at once');
+    const floor = await traced(lab, 'watch', ['--json'], { env: { BPFTRACE_NET_BENCH_FLOOR: '1' } });
+    configs.push({ name: 'floor', pps: floor.pps, peak_rss_mb: floor.rssMb });
+    progress('tcpdump -i any -s 128 -w');
+    const dumpFile = path.join(tmp, 'any.pcap');
+    const dump = await tcpdumpAny(lab, dumpFile);
+    configs.push({ name: 'tcpdump-any', pps: dump.pps });
     await run('filter-miss', 'watch', ['--json', 'tcp', 'port', '1']);
     await run('top', 'top', ['--json', '--interval', '1']);
     const recordFile = path.join(tmp, 'record.bnt');
     await run('record', 'record', ['-w', recordFile]);
     const recordedBytes = fs.statSync(recordFile).size;
+    const recordPackets = configs.find((c) => c.name === 'record')?.captured ?? 0;
     await run('events', 'watch', ['--json', '--mode', 'events']);
     await run('packets', 'watch', ['--json', '--mode', 'packets']);
     // --rules: nf_tables' rule tracer on top (a netlink message per rule each packet meets).
@@ -251,6 +295,10 @@ async function main(): Promise<void> {
     const lossless = offered.filter((o) => o.lost === 0 && o.captured > 0 && o.delivered_pps >= 0.98 * parseInt(o.offered, 10));
     const losslessPps = lossless.length ? Math.max(...lossless.map((o) => parseInt(o.offered, 10))) : 0;
 
+    progress('start-up with a filter');
+    const starts: Record<string, number> = {};
+    for (const f of START_FILTERS) starts[f] = Number((await filterStart(lab, f)).toFixed(2));
+
     progress('decode + correlate in TypeScript');
     const recorded = recordedThroughput(recordFile);
     let soakResult: { seconds: number; rss_mb: number[]; peak_rss_mb: number; pps: number; lost: number } | undefined;
@@ -267,6 +315,12 @@ async function main(): Promise<void> {
       untraced_runs_pps: [Math.round(untraced1), Math.round(untraced2)],
       configs: configs.map((c) => ({ ...c, pps: Math.round(c.pps) })),
       record_bytes_per_s: Math.round(recordedBytes / SECONDS),
+      bytes_per_packet: {
+        record: recordPackets ? Math.round(recordedBytes / recordPackets) : null,
+        'tcpdump-any': Math.round(dump.bytes / (dump.pps * SECONDS)),
+      },
+      filter_start_s: Math.max(...Object.values(starts)),
+      filter_start_by_filter_s: starts,
       offered_loads: offered,
       lossless_record_pps: losslessPps,
       ts_events_per_s: recorded.eventsPerS,
@@ -279,6 +333,16 @@ async function main(): Promise<void> {
       { what: 'filter-miss ratio', target: '>= 0.95', measured: find('filter-miss')?.ratio, ok: (v) => v >= 0.95 },
       { what: 'top ratio', target: '>= 0.90', measured: find('top')?.ratio, ok: (v) => v >= 0.9 },
       { what: 'record ratio', target: '>= 0.75', measured: find('record')?.ratio, ok: (v) => v >= 0.75 },
+      {
+        what: 'record / tcpdump-any', target: '>= 0.95', ok: (v) => v >= 0.95,
+        measured: find('record') && find('tcpdump-any') ? Number((find('record')!.pps / find('tcpdump-any')!.pps).toFixed(3)) : undefined,
+      },
+      {
+        what: 'record bytes/packet', target: `<= tcpdump (${result.bytes_per_packet['tcpdump-any']})`, ok: (v) => v <= result.bytes_per_packet['tcpdump-any'],
+        measured: result.bytes_per_packet.record ?? undefined,
+      },
+      { what: 'packets ratio', target: '>= 0.70', measured: find('packets')?.ratio, ok: (v) => v >= 0.7 },
+      { what: 'filter start-up s', target: '<= 1', measured: result.filter_start_s, ok: (v) => v <= 1 },
       { what: 'events ratio', target: '>= 0.60', measured: find('events')?.ratio, ok: (v) => v >= 0.6 },
       { what: 'lossless record pps', target: '>= 250000', measured: losslessPps, ok: (v) => v >= 250000 },
       { what: 'TS events/s', target: '>= 1000000', measured: recorded.eventsPerS, ok: (v) => v >= 1e6 },

@@ -94,6 +94,7 @@ const volatile struct bn_config bn_config = {};
 #define sample_every (bn_config.sample_every)
 #define snaplen (bn_config.snaplen)
 #define wakeup_bytes (bn_config.wakeup_bytes)
+#define floor_only (bn_config.floor)
 
 __u64 next_packet_id = 0;
 

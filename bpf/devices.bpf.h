@@ -11,6 +11,8 @@ static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device 
 	struct bn_event *e;
 	bool watched;
 
+	if (floor_only)
+		return;
 	/* Elsewhere (a container's side of its veth, the far end of the uplink): a packet
 	 * that left the traced netns was unfollowed at its TX, so nothing to look up. */
 	if (dev_netns(dev) != target_netns)
@@ -67,9 +69,12 @@ int BPF_PROG(on_tx, struct sk_buff *skb, struct net_device *dev)
 static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 reason, __u8 kind)
 {
 	__u64 key = (__u64)skb;
-	struct tracked_skb *t = bpf_map_lookup_elem(&tracked, &key);
+	struct tracked_skb *t;
 	struct bn_event *e;
 
+	if (floor_only)
+		return;
+	t = bpf_map_lookup_elem(&tracked, &key);
 	if (!t)
 		return;
 	/* A filtered-out (or long silent) packet is forgotten, so that the next skb in

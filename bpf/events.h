@@ -64,7 +64,7 @@ struct bn_config {
 	__u32 sample_every;    /* > 1: follow one matching packet in this many, at random */
 	__u32 snaplen;         /* packet bytes copied per hop, <= BN_SNAP_MAX; 0: none */
 	__u32 wakeup_bytes;    /* wake the reader only once this much is queued (timer flushes the rest) */
-	__u32 _pad;
+	__u32 floor;           /* npm run bench's floor: every program returns at once (the attach points' own cost) */
 };
 
 /* The `hooks` backend's netfilter probes: program i of a pool of identical

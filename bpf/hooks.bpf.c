@@ -64,7 +64,10 @@ int nf_body(struct bpf_nf_ctx *ctx)
 	int nf_probe_##i(struct bpf_nf_ctx *ctx)                                \
 	{                                                                       \
 		__u32 zero = 0;                                                 \
-		struct probe_stack *st = bpf_map_lookup_elem(&nf_probe_stack, &zero); \
+		struct probe_stack *st;                                         \
+		if (floor_only)                                                 \
+			return NF_ACCEPT;                                       \
+		st = bpf_map_lookup_elem(&nf_probe_stack, &zero);               \
 		if (!st)                                                        \
 			return NF_ACCEPT;                                       \
 		st->depth++;                                                    \

@@ -97,6 +97,9 @@ TracerConfig ParseConfig(Napi::Env env, const Napi::Value& value) {
   if (!deliver.IsUndefined() && !deliver.IsBoolean())
     throw CodedError(env, "INVALID_ARGUMENT", "config.deliverBatches must be a boolean");
   if (deliver.IsBoolean()) config.deliver_batches = deliver.As<Napi::Boolean>().Value();
+  Napi::Value floor = obj.Get("floor");
+  if (!floor.IsUndefined() && !floor.IsBoolean()) throw CodedError(env, "INVALID_ARGUMENT", "config.floor must be a boolean");
+  config.floor = floor.IsBoolean() && floor.As<Napi::Boolean>().Value();
   config.mark_value = RequireUint(env, obj, "markValue", false, 0);
   config.mark_mask = RequireUint(env, obj, "markMask", false, 0);
 

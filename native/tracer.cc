@@ -167,6 +167,7 @@ bool Tracer::SetRodataConfig(TraceError* error) {
   config.mark_mask = config_.mark_mask;
   config.mode = config_.mode;
   config.sample_every = config_.sample_every;
+  config.floor = config_.floor ? 1 : 0;
   config.snaplen = config_.snaplen < BN_SNAP_MAX ? config_.snaplen : BN_SNAP_MAX;
   // A wakeup per eighth of the ring: batches for the reader, room to spare for the kernel.
   config.wakeup_bytes = config_.ring_bytes / 8;

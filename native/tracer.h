@@ -48,6 +48,7 @@ struct TracerConfig {
   std::string trace_path;           // batches are appended to this file (its header already written)
   bool deliver_batches = true;      // false: only to the file (record), JS gets stats
   uint32_t max_packets = 0;         // > 0: keep only the first this many packets (record --count)
+  bool floor = false;               // the bench's floor: programs at the same places that return at once
 };
 
 struct PathCount {

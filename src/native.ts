@@ -45,6 +45,8 @@ export interface SessionConfig {
   deliverBatches?: boolean;
   /** Keep exactly the first this many packets (all their hops); 0: no limit. */
   maxPackets?: number;
+  /** npm run bench's floor: the same attach points, every program returning at once. */
+  floor?: boolean;
 }
 
 export type CaptureMode = 'events' | 'packets' | 'top';

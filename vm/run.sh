@@ -6,7 +6,7 @@
 # the checkout is at the same path; /tmp and /run are fresh tmpfs; the command's
 # output and exit code pass through.
 #   usage: vm/run.sh '<shell command>'     (npm run vm -- '<shell command>')
-#   env:   BN_VM_KERNEL=6.1 (default) | 6.12 | a full version (6.1.0-NN-amd64, 6.12.NN+deb12-amd64)  BN_VM_CACHE=DIR  BN_VM_MEM=2048  BN_VM_TIMEOUT=900
+#   env:   BN_VM_KERNEL=6.1 (default) | 6.12 | a full version (6.1.0-NN-amd64, 6.12.NN+deb12-amd64)  BN_VM_CACHE=DIR  BN_VM_MEM=2048  BN_VM_TIMEOUT=1800
 #          BN_VM_PRELOAD='bridge br_netfilter veth' (modules loaded at boot)
 set -euo pipefail
 
@@ -14,7 +14,7 @@ set -euo pipefail
 COMMAND=$1
 CACHE=${BN_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bpftrace-net/vm}
 MEM=${BN_VM_MEM:-2048}
-TIMEOUT=${BN_VM_TIMEOUT:-900}
+TIMEOUT=${BN_VM_TIMEOUT:-1800}
 for tool in qemu-system-x86_64 busybox apt-get dpkg-deb depmod modprobe cpio xz; do
   command -v "$tool" >/dev/null || { echo "vm: $tool is missing (apt-get install qemu-system-x86 busybox-static kmod cpio xz-utils)" >&2; exit 2; }
 done

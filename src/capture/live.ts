@@ -99,6 +99,8 @@ export class LiveCapture extends EventEmitter {
         tracePath: this.opts.tracePath,
         deliverBatches: this.opts.deliverBatches,
         maxPackets: this.opts.maxPackets,
+        // Only npm run bench sets this: what the attach points cost with programs that do nothing.
+        floor: process.env.BPFTRACE_NET_BENCH_FLOOR === '1',
       });
       for (const n of notices) this.emit('notice', n);
       const unreadable = this.probes.latest?.ruleset.unreadable;
