@@ -427,6 +427,8 @@ static __always_inline struct bn_event *reserve(struct sk_buff *skb, struct trac
 		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_lost();
+		/* The packet's numbering goes on: the gap is how its traversal knows a hop is missing. */
+		t->seq++;
 		return NULL;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
