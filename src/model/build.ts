@@ -433,7 +433,9 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
         if (inside && reason === NETFILTER_DROP) inside.verdict = 'DROP';
         if (e.table) {
           // Freed while a table ran (nftables drops inside nft_do_chain): seen, not inferred.
-          hops.push({ ...tableHop(e, ctx), verdict: 'DROP' });
+          const hop: Hop = { ...tableHop(e, ctx), verdict: 'DROP' };
+          attachRules(hop, e, undefined, ctx);
+          hops.push(hop);
         } else if (reason === NETFILTER_DROP) {
           if (lastNf?.kind === EventKind.NF) {
             const hop = dropHop(lastNf, e, ctx);
