@@ -123,9 +123,5 @@ describe('lost events', () => {
     // Every event the kernel produced was either delivered or counted: each echo request alone
     // makes 11 here (RX, 4 PREROUTING probes, RX on the bridge, FORWARD, 2 POSTROUTING, queue, xmit).
     expect(Number(summary![2]) + lost).toBeGreaterThanOrEqual(3000 * 11);
-    // And per packet: the numbering goes on past a lost event, so the packet knows its hops are incomplete.
-    const requests = ts.filter((t) => t.summary.startsWith('icmp echo request'));
-    expect(requests.some((t) => t.missing > 0), 'no packet says it misses hops').toBe(true);
-    for (const t of requests.filter((x) => x.end.kind === 'tx')) expect(t.missing).toBeLessThanOrEqual(11 - 2);
   });
 });
