@@ -298,13 +298,10 @@ function explainNoIptables(first: KernelEvent, hops: Hop[], decisions: Decision[
   decisions.push({ ts: hops[0].ts, kind: 'bridge', decision: 'no-iptables', text: `${name}=0: bridged ${v6 ? 'IPv6' : 'IPv4'} is not passed to ${v6 ? 'ip6tables' : 'iptables'}` });
 }
 
-/** Where the packet's headers were read, and what ran just before. */
+/** Where the packet's headers were read, and (in words, only when asked) what ran just before. */
 interface Point {
-  ts: number;
-  src: string | null;
-  dst: string | null;
-  where: string;
-  ct: string | null;
+  e: KernelEvent;
+  where: () => string;
 }
 
 /** "192.168.222.2:40000" for TCP and UDP, the address alone otherwise. */
@@ -315,9 +312,10 @@ function endpoint(addr: string | null, port: number, e: KernelEvent): string | n
   return e.packet.ipVersion === 6 ? `[${addr}]:${port}` : `${addr}:${port}`;
 }
 
-function pointOf(e: KernelEvent, where: string): Point {
-  const a = addresses(e);
-  return { ts: e.ts, src: endpoint(a.src, e.packet.sport, e), dst: endpoint(a.dst, e.packet.dport, e), where, ct: ctStateName(e.packet.ctState) };
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** What ran between a probe and the one before it, in words. */
@@ -327,18 +325,26 @@ function probeWhere(e: KernelEvent, probe: Probe | undefined): string {
   return `in ${probe.covers.map(describeUser).join(', ')} at ${at}`;
 }
 
-/** Addresses or ports that change between two points were rewritten there: say how. */
+/** Addresses or ports that change between two points were rewritten there: say how.
+ * Compared as bytes; words only where something changed (this runs for every event). */
 function explainRewrites(first: KernelEvent, points: Point[], decisions: Decision[]): void {
-  let prev = pointOf(first, '');
-  for (const p of points) {
-    const reply = p.ct?.includes('reply') ? ' (reply of a translated connection)' : '';
-    if (p.src && prev.src && p.src !== prev.src) {
-      decisions.push({ ts: p.ts, kind: 'nat', decision: 'snat', text: `SNAT ${prev.src} -> ${p.src} ${p.where}${reply}` });
+  let src = first;
+  let dst = first;
+  for (const { e, where } of points) {
+    const p = e.packet;
+    const reply = () => (ctStateName(p.ctState)?.includes('reply') ? ' (reply of a translated connection)' : '');
+    if (p.saddr.length && src.packet.saddr.length && (!sameBytes(p.saddr, src.packet.saddr) || p.sport !== src.packet.sport)) {
+      const before = endpoint(formatAddress(src.packet.saddr), src.packet.sport, src);
+      const after = endpoint(formatAddress(p.saddr), p.sport, e);
+      if (before !== after) decisions.push({ ts: e.ts, kind: 'nat', decision: 'snat', text: `SNAT ${before} -> ${after} ${where()}${reply()}` });
     }
-    if (p.dst && prev.dst && p.dst !== prev.dst) {
-      decisions.push({ ts: p.ts, kind: 'nat', decision: 'dnat', text: `DNAT ${prev.dst} -> ${p.dst} ${p.where}${reply}` });
+    if (p.daddr.length && dst.packet.daddr.length && (!sameBytes(p.daddr, dst.packet.daddr) || p.dport !== dst.packet.dport)) {
+      const before = endpoint(formatAddress(dst.packet.daddr), dst.packet.dport, dst);
+      const after = endpoint(formatAddress(p.daddr), p.dport, e);
+      if (before !== after) decisions.push({ ts: e.ts, kind: 'nat', decision: 'dnat', text: `DNAT ${before} -> ${after} ${where()}${reply()}` });
     }
-    prev = { ...p, src: p.src ?? prev.src, dst: p.dst ?? prev.dst };
+    if (p.saddr.length) src = e;
+    if (p.daddr.length) dst = e;
   }
 }
 
@@ -371,12 +377,12 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
     switch (e.kind) {
       case EventKind.RX:
         hops.push(deviceHop(e, ctx, 'RX'));
-        points.push(pointOf(e, `before RX on ${ctx.deviceName(e.ifindex, e.netns)}`));
+        points.push({ e, where: () => `before RX on ${ctx.deviceName(e.ifindex, e.netns)}` });
         lastNf = null;
         break;
       case EventKind.TX:
         hops.push(deviceHop(e, ctx, 'TX'));
-        points.push(pointOf(e, `before TX on ${ctx.deviceName(e.ifindex, e.netns)}`));
+        points.push({ e, where: () => `before TX on ${ctx.deviceName(e.ifindex, e.netns)}` });
         lastNf = null;
         if (isEndEvent(e, ctx)) {
           end = { kind: 'tx', dev: ctx.deviceName(e.ifindex, e.netns), reason: null };
@@ -392,13 +398,13 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
             hops.push(hop);
           }
         }
-        points.push(pointOf(e, probeWhere(e, found?.probe)));
+        points.push({ e, where: () => probeWhere(e, found?.probe) });
         break;
       }
       case EventKind.NF_TABLE:
         hops.push(tableHop(e, ctx));
         attachRules(hops[hops.length - 1], e, undefined, ctx);
-        points.push(pointOf(e, `in ${e.table} ${hookName(e.nfHook, e.nfFamily)}`));
+        points.push({ e, where: () => `in ${e.table} ${hookName(e.nfHook, e.nfFamily)}` });
         lastNf = e;
         break;
       case EventKind.NF_HOOK_ENTER: {

@@ -33,7 +33,7 @@ export function natTableConsulted(p: PacketHeaders): boolean {
 }
 
 export function formatAddress(bytes: Uint8Array): string | null {
-  if (bytes.length === 4) return Array.from(bytes).join('.');
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   if (bytes.length !== 16) return null;
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1]);

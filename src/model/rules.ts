@@ -159,9 +159,19 @@ export interface HopKey {
  * addresses, read no earlier than the hop ran. Two packets that agree on all of
  * that within the window (a burst of identical packets) are told apart by order:
  * runs are handed out oldest first, as the kernel sent them, to hops oldest first. */
+/** Runs held at once: past this the oldest go (counted in `dropped`), so a flood of
+ * trace messages JS cannot keep up with costs bounded memory. */
+const MAX_RUNS = 50000;
+
 export class RuleIndex {
-  private runs: RuleRun[] = [];
+  /** Unclaimed runs by what a hop matches them on, oldest first. */
+  private byKey = new Map<string, RuleRun[]>();
+  private bridgeRuns: RuleRun[] = [];
+  private count = 0;
   private open = new Map<string, RuleRun>();
+  private baseChains: { ruleset: Ruleset | undefined; keys: Set<string> } = { ruleset: undefined, keys: new Set() };
+  /** Runs dropped unclaimed because too many were held. */
+  dropped = 0;
   texts: RuleTexts = new Map();
   lost = 0;
   /** When the kernel's count of undelivered trace messages grew (kernel clock, as read). */
@@ -176,9 +186,27 @@ export class RuleIndex {
 
   private isBaseChain(family: string, table: string, chain: string): boolean {
     const r = this.ruleset();
-    return Boolean(r?.hooks.some((h) => h.users.some((u) =>
-      (u.kind === 'chain' && u.tableFamily === family && u.table === table && u.chain === chain) ||
-      (u.natChains ?? []).some((c) => c.tableFamily === family && c.table === table && c.chain === chain))));
+    if (r !== this.baseChains.ruleset) {
+      const keys = new Set<string>();
+      for (const h of r?.hooks ?? []) for (const u of h.users) for (const c of [u, ...(u.natChains ?? [])]) {
+        if (c.kind === 'chain') keys.add(`${c.tableFamily} ${c.table} ${c.chain}`);
+      }
+      this.baseChains = { ruleset: r, keys };
+    }
+    return this.baseChains.keys.has(`${family} ${table} ${chain}`);
+  }
+
+  private static key(tableFamily: string, table: string, chain: string, nfproto: number, iif: number, oif: number): string {
+    return `${tableFamily} ${table} ${chain} ${nfproto} ${iif} ${oif}`;
+  }
+
+  private keep(run: RuleRun): void {
+    if (run.tableFamily === 'bridge') this.bridgeRuns.push(run);
+    const k = RuleIndex.key(run.tableFamily, run.table, run.chain, run.nfproto, run.iif, run.oif);
+    const list = this.byKey.get(k);
+    if (list) list.push(run);
+    else this.byKey.set(k, [run]);
+    if (++this.count > MAX_RUNS) this.expire(-Infinity, MAX_RUNS / 2);
   }
 
   add(events: RuleEvent[]): void {
@@ -194,7 +222,7 @@ export class RuleIndex {
           saddr, daddr, l4proto, ts: e.ts, events: [], done: false, taken: false,
         };
         this.open.set(key, run);
-        this.runs.push(run);
+        this.keep(run);
       }
       run.events.push(e);
       if (terminal(e)) run.done = true;
@@ -213,26 +241,46 @@ export class RuleIndex {
     return this.lossTimes.some((t) => t >= from && t <= to);
   }
 
-  /** Drops runs too old to be claimed. */
-  expire(nowNs: number): void {
-    if (this.runs.length && this.runs[0].ts < nowNs - MATCH_WINDOW_NS) {
-      this.runs = this.runs.filter((r) => r.ts >= nowNs - MATCH_WINDOW_NS && !r.taken);
-      for (const [k, r] of this.open) if (r.ts < nowNs - MATCH_WINDOW_NS) this.open.delete(k);
+  /** Drops runs too old to be claimed at `nowNs` (-Infinity: none is), and beyond
+   * `keepAtMost` the oldest. */
+  expire(nowNs: number, keepAtMost = Infinity): void {
+    const horizon = nowNs - MATCH_WINDOW_NS;
+    let count = 0;
+    const all: RuleRun[] = [];
+    for (const [k, list] of this.byKey) {
+      const kept = list.filter((r) => !r.taken && r.ts >= horizon);
+      if (kept.length) this.byKey.set(k, kept);
+      else this.byKey.delete(k);
+      count += kept.length;
+      if (keepAtMost !== Infinity) all.push(...kept);
     }
+    if (count > keepAtMost) {
+      const cut = all.sort((a, b) => a.ts - b.ts)[count - keepAtMost].ts;
+      for (const [k, list] of this.byKey) {
+        const kept = list.filter((r) => r.ts >= cut);
+        this.dropped += list.length - kept.length;
+        if (kept.length) this.byKey.set(k, kept);
+        else this.byKey.delete(k);
+      }
+      count = keepAtMost;
+    }
+    this.count = count;
+    this.bridgeRuns = this.bridgeRuns.filter((r) => !r.taken && r.ts >= horizon);
+    for (const [k, r] of this.open) if (r.ts < horizon || r.done) this.open.delete(k);
   }
 
   /** The run of the hop, if the rule tracer saw it; each run is given once. */
   take(hop: HopKey): RuleRun | undefined {
-    const run = this.runs.find((r) => !r.taken && r.tableFamily === hop.tableFamily && r.table === hop.table &&
-      r.chain === hop.chain && r.nfproto === hop.nfproto && r.iif === hop.inIfindex && r.oif === hop.outIfindex &&
-      sameBytes(r.saddr, hop.saddr) && sameBytes(r.daddr, hop.daddr) && r.ts >= hop.ts && r.ts - hop.ts < MATCH_WINDOW_NS);
+    const list = this.byKey.get(RuleIndex.key(hop.tableFamily, hop.table, hop.chain, hop.nfproto, hop.inIfindex, hop.outIfindex));
+    const run = list?.find((r) => !r.taken && sameBytes(r.saddr, hop.saddr) && sameBytes(r.daddr, hop.daddr) &&
+      r.ts >= hop.ts && r.ts - hop.ts < MATCH_WINDOW_NS);
     if (run) run.taken = true;
     return run;
   }
 
-  /** Runs nobody claimed, for chains no probe sees (the bridge family on the hooks backend). */
+  /** Bridge-family runs nobody claimed, for chains no probe sees (the hooks backend). */
   unclaimed(pred: (r: RuleRun) => boolean): RuleRun[] {
-    const out = this.runs.filter((r) => !r.taken && pred(r));
+    const out = this.bridgeRuns.filter((r) => !r.taken && pred(r));
     for (const r of out) r.taken = true;
     return out;
   }
