@@ -26,7 +26,7 @@ constexpr int kPollMs = 50;
 constexpr size_t kMaxEventsPerBatch = 4096;
 constexpr int kReceiveBuffer = 8 << 20;
 // Never blocks on JS (which may itself be waiting in run()): a batch JS has no room for is counted lost.
-constexpr size_t kQueuedBatches = 256;
+constexpr size_t kQueuedBatches = 16;
 
 enum RuleEventField {
   kTs = 1, kId, kFamily, kTable, kChain, kHandle, kType, kVerdict, kJumpTarget, kIif, kOif, kNfproto, kMark,

@@ -34,6 +34,7 @@ export interface HopRule {
   verdict: string;
 }
 
+const EMPTY = new Uint8Array();
 const TRACE_POLICY = 1;
 const TRACE_RETURN = 2;
 const TRACE_RULE = 3;
@@ -120,10 +121,11 @@ export interface RuleRun {
   taken: boolean;
 }
 
+/** Copies, not views: a view would keep the whole decoded batch alive as long as the run. */
 function addressesOf(nh: Uint8Array): { saddr: Uint8Array; daddr: Uint8Array; l4proto: number } {
   const version = nh.length ? nh[0] >> 4 : 0;
-  if (version === 4 && nh.length >= 20) return { saddr: nh.subarray(12, 16), daddr: nh.subarray(16, 20), l4proto: nh[9] };
-  if (version === 6 && nh.length >= 40) return { saddr: nh.subarray(8, 24), daddr: nh.subarray(24, 40), l4proto: nh[6] };
+  if (version === 4 && nh.length >= 20) return { saddr: nh.slice(12, 16), daddr: nh.slice(16, 20), l4proto: nh[9] };
+  if (version === 6 && nh.length >= 40) return { saddr: nh.slice(8, 24), daddr: nh.slice(24, 40), l4proto: nh[6] };
   return { saddr: new Uint8Array(), daddr: new Uint8Array(), l4proto: 0 };
 }
 
@@ -161,7 +163,7 @@ export interface HopKey {
  * runs are handed out oldest first, as the kernel sent them, to hops oldest first. */
 /** Runs held at once: past this the oldest go (counted in `dropped`), so a flood of
  * trace messages JS cannot keep up with costs bounded memory. */
-const MAX_RUNS = 50000;
+const MAX_RUNS = 10000;
 
 export class RuleIndex {
   /** Unclaimed runs by what a hop matches them on, oldest first. */
@@ -224,7 +226,8 @@ export class RuleIndex {
         this.open.set(key, run);
         this.keep(run);
       }
-      run.events.push(e);
+      // Its headers are in the run's addresses: the event itself need not hold the batch's bytes.
+      run.events.push({ ...e, networkHeader: EMPTY });
       if (terminal(e)) run.done = true;
     }
   }
