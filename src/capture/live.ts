@@ -107,6 +107,8 @@ export class LiveCapture extends EventEmitter {
       if (unreadable) this.emit('notice', `the ruleset of netns ${view.netns.label} cannot be read (${unreadable}): hops name hooks only, never tables`);
     } catch (err) {
       await session.stop();
+      this.ruleCapture?.stop();
+      this.ruleCapture = undefined;
       throw asBnError(err);
     }
     this.timer = setInterval(() => this.pipeline.expire(monotonicNs()), EXPIRE_INTERVAL_MS);
