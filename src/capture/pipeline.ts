@@ -5,6 +5,7 @@ import { EventKind, type DecodedBatch } from '../decode';
 import { buildTraversal, ModelContext } from '../model/build';
 import type { RuleEvent } from '../model/rules';
 import { linkRejects } from '../model/reject';
+import { isIcmpError } from '../model/packet';
 
 /** Traversals kept to link a late-closing rejected packet to its ICMP error. */
 const RECENT = 64;
@@ -12,11 +13,9 @@ const RECENT = 64;
  * rejected packet and its answer are explained (and linked) together. */
 const REJECT_HOLD_NS = 50e6;
 
-const ICMP_ERROR_TYPES: Record<number, Set<number>> = { 1: new Set([3, 4, 5, 11, 12]), 58: new Set([1, 2, 3, 4]) };
-
 function mayBeRejectPair(p: ClosedPacket): boolean {
   const first = p.events[0]?.packet;
-  if (first && ICMP_ERROR_TYPES[first.l4proto]?.has(first.icmpType)) return true;
+  if (first && isIcmpError(first)) return true;
   return p.events.some((e) => e.kind === EventKind.DROP);
 }
 import type { Traversal } from '../model/traversal';

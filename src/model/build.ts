@@ -6,7 +6,7 @@ import { ProbeHistory, type Probe, type ProbePlan } from './probes';
 import { describeUser, hasChains, runsRules, usersAt, type HookUser } from './ruleset';
 import { decidingRule, type RuleIndex } from './rules';
 import { addBridgeHops, attachRules, attributeDrop, countRulesLost } from './ruleHops';
-import { ctStateName, describePacket, formatAddress, natTableConsulted, protoName } from './packet';
+import { ctStateName, describePacket, formatAddress, isIcmpError, natTableConsulted, protoName, sameBytes } from './packet';
 import type { Branch, Decision, DeviceInfo, Hop, HookRun, Traversal, TraversalEnd } from './traversal';
 
 export interface ModelContext {
@@ -312,12 +312,6 @@ function endpoint(addr: string | null, port: number, e: KernelEvent): string | n
   return e.packet.ipVersion === 6 ? `[${addr}]:${port}` : `${addr}:${port}`;
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /** What ran between a probe and the one before it, in words. */
 function probeWhere(e: KernelEvent, probe: Probe | undefined): string {
   const at = `${familyName(e.nfFamily)} ${hookName(e.nfHook, e.nfFamily)}`;
@@ -502,13 +496,9 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
   };
 }
 
-const ICMP_ERRORS = new Set([3, 4, 5, 11, 12]);
-const ICMP6_ERRORS = new Set([1, 2, 3, 4]);
-
 function icmpErrorOf(e: KernelEvent): { icmpError?: { type: number; code: number } } {
   const p = e.packet;
-  const error = (p.l4proto === 1 && ICMP_ERRORS.has(p.icmpType)) || (p.l4proto === 58 && ICMP6_ERRORS.has(p.icmpType));
-  return error ? { icmpError: { type: p.icmpType, code: p.icmpCode } } : {};
+  return isIcmpError(p) ? { icmpError: { type: p.icmpType, code: p.icmpCode } } : {};
 }
 
 /** The devices a traversal names that have something behind them (containers). */

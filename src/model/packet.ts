@@ -32,6 +32,20 @@ export function natTableConsulted(p: PacketHeaders): boolean {
   return p.l4proto !== IPPROTO_ICMP && p.l4proto !== IPPROTO_ICMPV6;
 }
 
+/** Addresses and other header bytes compared as they are (no formatting on the hot path). */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const ICMP_ERROR_TYPES: Record<number, Set<number>> = { 1: new Set([3, 4, 5, 11, 12]), 58: new Set([1, 2, 3, 4]) };
+
+/** An ICMP or ICMPv6 error (unreachable, time exceeded, ...): what a REJECT answers with. */
+export function isIcmpError(p: PacketHeaders): boolean {
+  return ICMP_ERROR_TYPES[p.l4proto]?.has(p.icmpType) ?? false;
+}
+
 export function formatAddress(bytes: Uint8Array): string | null {
   if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   if (bytes.length !== 16) return null;

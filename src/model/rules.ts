@@ -2,6 +2,7 @@
  * messages, read natively), grouped into runs — one packet through one base
  * chain, with the user chains it jumped into — and matched to the hop of that
  * chain. Rule texts are the kernel's ruleset as `nft -a list ruleset` prints it. */
+import { sameBytes } from './packet';
 import { tableFamilyName, TRACER_TABLE, type Ruleset } from './ruleset';
 
 export interface RuleEvent {
@@ -127,12 +128,6 @@ function addressesOf(nh: Uint8Array): { saddr: Uint8Array; daddr: Uint8Array; l4
   if (version === 4 && nh.length >= 20) return { saddr: nh.slice(12, 16), daddr: nh.slice(16, 20), l4proto: nh[9] };
   if (version === 6 && nh.length >= 40) return { saddr: nh.slice(8, 24), daddr: nh.slice(24, 40), l4proto: nh[6] };
   return { saddr: new Uint8Array(), daddr: new Uint8Array(), l4proto: 0 };
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** How long after a packet's hop its trace messages may still arrive, and how
