@@ -9,13 +9,16 @@
  *
  * where `watched` holds the bridge, its ports and the uplinks, followed as they
  * change. Nothing else in the ruleset changes. Trace messages and the rules'
- * texts are read natively, inside the netns. */
+ * texts are read natively, inside the netns; iptables-nft-save and its siblings
+ * run there too, for the rules' saved forms. */
+import { execFile } from 'child_process';
 import { EventEmitter } from 'events';
 import { toNumber, Uint64 } from '../decode';
 import { BnError } from '../errors';
 import { bpftrace_net as pb } from '../gen/bpftrace_net';
 import { native } from '../native';
-import { parseRuleTexts, type RuleEvent } from '../model/rules';
+import { parseRuleTexts, type RuleEvent, type RuleTexts } from '../model/rules';
+import { addSavedForms, SAVE_TOOLS } from '../model/xtablesSave';
 import type { Netns } from '../topology/netns';
 import { pcapToNft } from './nftFilter';
 
@@ -117,13 +120,54 @@ export class RuleCapture extends EventEmitter {
     this.tracer = undefined;
   }
 
-  /** Every rule's text, rendered once by nftables' own printer, cached until the ruleset changes. */
+  /** Every rule's text, rendered once by nftables' own printer, cached until the ruleset
+   * changes; for iptables-nft's (and its siblings') tables also the rule as their save tool
+   * prints it. Only the newest refresh emits. */
   refreshTexts(): void {
+    const generation = ++this.generation;
+    void this.readTexts().then((texts) => {
+      if (texts && generation === this.generation && this.tracer) this.emit('texts', texts);
+    });
+  }
+
+  private generation = 0;
+
+  private listTexts(): RuleTexts | undefined {
     try {
       const listing = this.tracer?.run('list ruleset');
-      if (listing !== undefined) this.emit('texts', parseRuleTexts(listing));
+      return listing === undefined ? undefined : parseRuleTexts(listing);
     } catch {
-      // stopped meanwhile, or a change mid-listing: the next notification lists again
+      return undefined; // stopped meanwhile, or a change mid-listing: the next notification lists again
     }
   }
+
+  /** The save tools pair rules by their order in a chain, so a save counts only when the nft
+   * listing was the same before and after it (a change in between: the next notification). */
+  private async readTexts(): Promise<RuleTexts | undefined> {
+    const texts = this.listTexts();
+    if (!texts) return undefined;
+    const families = [...new Set([...texts.keys()].map((k) => k.split(' ')[0]))].filter((f) => SAVE_TOOLS[f]);
+    if (!families.length) return texts;
+    const saves = await Promise.all(families.map((f) => runInNetns(this.netns, SAVE_TOOLS[f], [])));
+    const after = this.listTexts();
+    if (!after || !sameTexts(texts, after)) return texts;
+    families.forEach((family, i) => {
+      if (saves[i]) addSavedForms(texts, family, saves[i]!);
+    });
+    return texts;
+  }
+}
+
+function sameTexts(a: RuleTexts, b: RuleTexts): boolean {
+  if (a.size !== b.size) return false;
+  for (const [key, { text }] of a) if (b.get(key)?.text !== text) return false;
+  return true;
+}
+
+/** A save tool's output; undefined when it is missing, fails or takes too long (no forms then). */
+function runInNetns(netns: Netns, cmd: string, args: string[]): Promise<string | undefined> {
+  const [file, argv] = netns.path ? ['nsenter', [`--net=${netns.path}`, cmd, ...args]] : [cmd, args];
+  return new Promise((resolve) => {
+    execFile(file, argv, { encoding: 'utf8', timeout: 5000, maxBuffer: 64 << 20 }, (err, stdout) => resolve(err ? undefined : stdout));
+  });
 }

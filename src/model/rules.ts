@@ -33,6 +33,8 @@ export interface HopRule {
   handle: number | null;
   text: string;
   verdict: string;
+  /** For an iptables-nft (ip6tables-, ebtables-, arptables-nft) rule: the line its save tool prints. */
+  saved?: string;
 }
 
 const EMPTY = new Uint8Array();
@@ -63,7 +65,14 @@ function terminal(e: RuleEvent): boolean {
   return e.type === TRACE_POLICY || (e.type !== TRACE_RETURN && e.verdict >= 0);
 }
 
-export type RuleTexts = Map<string, string>;
+export interface RuleText {
+  /** As `nft list ruleset` prints it. */
+  text: string;
+  /** As iptables-nft-save (or a sibling) prints it, where that can be told (xtablesSave.ts). */
+  saved?: string;
+}
+
+export type RuleTexts = Map<string, RuleText>;
 
 export function ruleKey(family: string, table: string, chain: string, handle: number): string {
   return `${family} ${table} ${chain} ${handle}`;
@@ -96,7 +105,7 @@ export function parseRuleTexts(listing: string): RuleTexts {
     m = /^(.*\S) # handle (\d+)$/.exec(line);
     if (m && table && chain && !/^(type|policy) /.test(m[1])) {
       const text = m[1].replace(/counter packets \d+ bytes \d+/g, 'counter');
-      out.set(ruleKey(table.family, table.name, chain, Number(m[2])), text);
+      out.set(ruleKey(table.family, table.name, chain, Number(m[2])), { text });
     }
   }
   return out;
@@ -289,9 +298,10 @@ export class RuleIndex {
     return run.events.filter((e) => e.type !== TRACE_RULE || e.handle).map((e) => {
       if (e.type === TRACE_POLICY) return { chain: e.chain, handle: null, text: `policy ${ruleVerdictName(e.policy)}`, verdict: ruleVerdictName(e.policy) };
       if (e.type === TRACE_RETURN) return { chain: e.chain, handle: null, text: 'return', verdict: 'return' };
-      const text = this.texts.get(ruleKey(run.tableFamily, run.table, e.chain, e.handle)) ?? `rule ${e.handle} (text not in the ruleset read)`;
+      const known = this.texts.get(ruleKey(run.tableFamily, run.table, e.chain, e.handle));
+      const text = known?.text ?? `rule ${e.handle} (text not in the ruleset read)`;
       const verdict = e.verdict === -3 || e.verdict === -4 ? `${ruleVerdictName(e.verdict)} ${e.jumpTarget}` : ruleVerdictName(e.verdict);
-      return { chain: e.chain, handle: e.handle, text, verdict };
+      return known?.saved ? { chain: e.chain, handle: e.handle, text, verdict, saved: known.saved } : { chain: e.chain, handle: e.handle, text, verdict };
     });
   }
 }

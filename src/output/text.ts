@@ -1,6 +1,8 @@
 /** The default, human output: one block per packet, one line per hop, in the
  * spirit of the LOG lines users read in dmesg today. */
+import { decidingRule } from '../model/rules';
 import type { Decision, Hop, Traversal } from '../model/traversal';
+import { savedFormLabel } from '../model/xtablesSave';
 
 function clock(iso: string): string {
   return iso.slice(11, 23);
@@ -56,13 +58,17 @@ export function formatHop(h: Hop, prev: { src: string | null; dst: string | null
   return line.trimEnd();
 }
 
-/** --rules: under a hop, the jumps the packet took and the rule that decided. */
+/** --rules: under a hop, the jumps the packet took and the rule that decided (with its
+ * iptables-save form where it has one). */
 export function formatRules(h: Hop): string[] {
   const rules = h.rules ?? [];
-  const last = [...rules].reverse().find((r) => ['accept', 'drop', 'stolen', 'queue'].includes(r.verdict) || (r.handle === null && r.text.startsWith('policy')));
+  const last = decidingRule(rules);
   return rules
     .filter((r) => r === last || r.verdict.startsWith('jump') || r.verdict.startsWith('goto'))
-    .map((r) => (r.handle === null ? `${' '.repeat(6)}${r.text} in ${r.chain}` : `${' '.repeat(6)}rule ${r.handle} in ${r.chain}: ${r.text}`));
+    .flatMap((r) => [
+      r.handle === null ? `${' '.repeat(6)}${r.text} in ${r.chain}` : `${' '.repeat(6)}rule ${r.handle} in ${r.chain}: ${r.text}`,
+      ...(r.saved ? [`${' '.repeat(8)}${savedFormLabel(h.tableFamily ?? '')}: ${r.saved}`] : []),
+    ]);
 }
 
 export function formatEnd(t: Traversal): string {

@@ -122,14 +122,14 @@ function userFromRow(r: pb.IHookUser): HookUser {
 
 /** Rule texts as a frame keeps them. */
 export function ruleTextRows(texts: RuleTexts): pb.IRuleText[] {
-  return [...texts].map(([key, text]) => {
+  return [...texts].map(([key, { text, saved }]) => {
     const [family, table, chain, handle] = key.split(' ');
-    return { family, table, chain, handle: Number(handle), text };
+    return { family, table, chain, handle: Number(handle), text, saved };
   });
 }
 
 export function ruleTextsFromRows(rows: pb.IRuleText[]): RuleTexts {
-  return new Map(rows.map((r) => [ruleKey(r.family ?? '', r.table ?? '', r.chain ?? '', toNumber(r.handle as Uint64)), r.text ?? '']));
+  return new Map(rows.map((r) => [ruleKey(r.family ?? '', r.table ?? '', r.chain ?? '', toNumber(r.handle as Uint64)), r.saved ? { text: r.text ?? '', saved: r.saved } : { text: r.text ?? '' }]));
 }
 
 /** A probe plan (the hook table and where the probes were) as a trace file keeps it. */

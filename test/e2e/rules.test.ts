@@ -25,6 +25,11 @@ function rulesOf(lab: DockerLikeLab): NftRule[] {
   return out.nftables.flatMap((o) => (o.rule ? [o.rule] : []));
 }
 
+/** The `-A` lines of a chain, as the save tool itself prints them (the second oracle for `saved`). */
+function savedLines(lab: DockerLikeLab, tool: string, chain: string): string[] {
+  return lab.exec(lab.host, tool, []).split('\n').filter((l) => l.startsWith(`-A ${chain} `));
+}
+
 const tables = (lab: DockerLikeLab) => lab.exec(lab.host, 'nft', ['list', 'tables']);
 
 describe('--rules', () => {
@@ -54,10 +59,12 @@ describe('--rules', () => {
       const drop = real.find((r) => r.chain === 'DOCKER-USER')!;
       const hop = t.hops.find((h) => h.hook === 'FORWARD' && h.table === 'filter') as Hop;
       expect(hop, JSON.stringify(t.hops)).toMatchObject({ verdict: 'DROP', chain: 'FORWARD' });
+      const [savedDrop] = savedLines(lab, 'iptables-nft-save', 'DOCKER-USER');
       expect(hop.rules).toEqual([
-        { chain: 'FORWARD', handle: jump.handle, text: expect.stringMatching(/jump DOCKER-USER$/), verdict: 'jump DOCKER-USER' },
-        { chain: 'DOCKER-USER', handle: drop.handle, text: expect.stringMatching(/ip saddr 192\.168\.222\.2 ip daddr 10\.200\.0\.2 .*drop$/), verdict: 'drop' },
+        { chain: 'FORWARD', handle: jump.handle, text: expect.stringMatching(/jump DOCKER-USER$/), verdict: 'jump DOCKER-USER', saved: '-A FORWARD -j DOCKER-USER' },
+        { chain: 'DOCKER-USER', handle: drop.handle, text: expect.stringMatching(/ip saddr 192\.168\.222\.2 ip daddr 10\.200\.0\.2 .*drop$/), verdict: 'drop', saved: savedDrop },
       ]);
+      expect(savedDrop).toBe(`-A DOCKER-USER -s ${c1.ip}/32 -d ${lab.wanIp}/32 -p icmp -j DROP`);
       expect(t.end).toMatchObject({ kind: 'drop', table: 'filter', chain: 'DOCKER-USER', rule: { handle: drop.handle, verdict: 'drop' } });
       // Accepted packets carry their rules too: the reply is not traced here (it never came), the NAT chain's are.
       const nat = findIcmp(w.traversals(), 'request', c1.ip)!.hops.find((h) => h.table === 'nat');
@@ -96,8 +103,12 @@ describe('--rules', () => {
     expect(lab.exec(lab.host, 'nft', ['list', 'ruleset'])).toContain(`iifname @watched meta l4proto icmp ip saddr ${c1.ip} meta nftrace set 1`);
     expect(lab.ping(c1.netns, lab.wanIp)).toBe(true);
     await w.wait();
-    expect(w.stdout).toMatch(/ipv4 FORWARD filter +ACCEPT [^\n]*\n {6}rule \d+ in FORWARD: [^\n]*jump DOCKER-USER\n {6}policy accept in FORWARD\n/);
+    // Under each nft text, the iptables-nft rule as iptables-save prints it.
+    expect(w.stdout).toMatch(/ipv4 FORWARD filter +ACCEPT [^\n]*\n {6}rule \d+ in FORWARD: [^\n]*jump DOCKER-USER\n {8}iptables: -A FORWARD -j DOCKER-USER\n {6}policy accept in FORWARD\n/);
+    const [masquerade] = savedLines(lab, 'iptables-nft-save', 'POSTROUTING');
+    expect(masquerade).toMatch(/-j MASQUERADE$/);
     expect(w.stdout).toMatch(/ipv4 POSTROUTING nat +ACCEPT [^\n]*\n {6}rule \d+ in POSTROUTING: [^\n]*masquerade\n/);
+    expect(w.stdout).toContain(`masquerade\n        iptables: ${masquerade}\n`);
   });
 
   it('agrees with the kernel\'s own `nft monitor trace`, rule for rule, in order', async () => {
@@ -166,7 +177,8 @@ describe('--rules', () => {
       expect(hop, JSON.stringify(t.hops)).toMatchObject({
         hook: 'FORWARD', table: 'filter', chain: 'FORWARD', tableFamily: 'bridge', verdict: 'DROP', seenBy: 'nftrace', in: c1.hostVeth, out: c2.hostVeth,
       });
-      expect(hop.rules?.at(-1)).toMatchObject({ handle: real.handle, verdict: 'drop' });
+      expect(hop.rules?.at(-1)).toMatchObject({ handle: real.handle, verdict: 'drop', saved: savedLines(lab, 'ebtables-nft-save', 'FORWARD').at(-1) });
+      expect(hop.rules?.at(-1)?.saved).toMatch(/^-A FORWARD -p IPv4 --ip-dst 192\.168\.222\.3(\/32)? -j DROP$/);
       expect(t.hops.at(-1)).toBe(hop);
       expect(t.end).toMatchObject({ kind: 'drop', table: 'filter', chain: 'FORWARD', rule: { handle: real.handle } });
     } finally {

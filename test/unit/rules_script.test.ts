@@ -49,8 +49,8 @@ describe('rule texts', () => {
       '}',
     ].join('\n'));
     expect([...texts]).toEqual([
-      ['ip filter FORWARD 4', 'counter jump DOCKER-USER'],
-      ['bridge filter FORWARD 3', 'ip daddr 192.168.222.3 counter drop'],
+      ['ip filter FORWARD 4', { text: 'counter jump DOCKER-USER' }],
+      ['bridge filter FORWARD 3', { text: 'ip daddr 192.168.222.3 counter drop' }],
     ]);
   });
 });
