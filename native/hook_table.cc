@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <unordered_map>
 
 #include "errors.h"
@@ -59,17 +60,25 @@ struct SkeletonCloser {
   void operator()(hook_table_bpf* s) const { hook_table_bpf__destroy(s); }
 };
 
-}  // namespace
+// The loaded reader and the symbols its owner map was filled from, kept between reads: the
+// ruleset is read again every 2 s and on every nftables notification, and loading the
+// program (verifier) and /proc/kallsyms each time cost the event loop ~100 ms. A hook
+// function the symbols do not name (a module loaded since) makes one fresh load.
+struct LoadedReader {
+  std::unordered_map<uint64_t, std::string> symbols;
+  std::unique_ptr<hook_table_bpf, SkeletonCloser> skel;
+};
 
-bool ReadHookTable(const std::string& netns_path, HookTable* table, std::string* error) {
+bool LoadReader(LoadedReader* reader, std::string* error) {
   InstallLibbpfLog();
-  std::unordered_map<uint64_t, std::string> symbols = TextSymbols();
-  if (symbols.empty()) {
+  reader->symbols = TextSymbols();
+  reader->skel.reset();
+  if (reader->symbols.empty()) {
     *error = "/proc/kallsyms lists no addresses (kptr_restrict?): hook functions cannot be named";
     return false;
   }
   std::unordered_map<std::string, uint64_t> by_name;
-  for (const auto& [addr, name] : symbols) by_name.emplace(name, addr);
+  for (const auto& [addr, name] : reader->symbols) by_name.emplace(name, addr);
 
   std::unique_ptr<hook_table_bpf, SkeletonCloser> skel(hook_table_bpf__open_and_load());
   if (!skel) {
@@ -85,6 +94,13 @@ bool ReadHookTable(const std::string& netns_path, HookTable* table, std::string*
       return false;
     }
   }
+  reader->skel = std::move(skel);
+  return true;
+}
+
+bool RunReader(const LoadedReader& reader, const std::string& netns_path, HookTable* table, bool* all_named,
+               std::string* error) {
+  hook_table_bpf* skel = reader.skel.get();
   int prog_fd = bpf_program__fd(skel->progs.read_hook_table);
   bool ran = InNetns(
       netns_path,
@@ -102,12 +118,32 @@ bool ReadHookTable(const std::string& netns_path, HookTable* table, std::string*
   uint32_t n = skel->bss->n_entries < BN_HOOK_ENTRIES_MAX ? skel->bss->n_entries : BN_HOOK_ENTRIES_MAX;
   table->truncated = skel->bss->truncated != 0;
   table->entries.clear();
+  *all_named = true;
   for (uint32_t i = 0; i < n; i++) {
     HookTableEntry e;
     e.raw = skel->bss->entries[i];
-    auto it = symbols.find(e.raw.fn);
-    if (it != symbols.end()) e.function = it->second;
+    auto it = reader.symbols.find(e.raw.fn);
+    if (it != reader.symbols.end()) e.function = it->second;
+    else *all_named = false;
     table->entries.push_back(std::move(e));
   }
   return true;
+}
+
+}  // namespace
+
+bool ReadHookTable(const std::string& netns_path, HookTable* table, std::string* error) {
+  static std::mutex mutex;
+  static LoadedReader reader;
+  std::lock_guard<std::mutex> lock(mutex);
+  bool fresh = false;
+  if (!reader.skel) {
+    if (!LoadReader(&reader, error)) return false;
+    fresh = true;
+  }
+  bool all_named = true;
+  if (!RunReader(reader, netns_path, table, &all_named, error)) return false;
+  if (all_named || fresh) return true;
+  if (!LoadReader(&reader, error)) return false;
+  return RunReader(reader, netns_path, table, &all_named, error);
 }

@@ -29,11 +29,16 @@ export interface PipelineSinks {
 /** --rules: how long a closed packet waits for the rule tracer's messages about it
  * (they travel by netlink and another thread, the packet's events by the ring). */
 export const RULES_HOLD_NS = 500e6;
+/** Closed packets waiting at most: past this the oldest are explained at once (their
+ * hops without rules say why and count as missing), so a flood costs bounded memory. */
+export const MAX_HELD = 8192;
 
 export class TraversalPipeline {
   private readonly correlator: Correlator;
   private lostSoFar = 0;
-  private readonly held: { packet: ClosedPacket; until: number }[] = [];
+  /** Closed packets waiting, in order of `until`; `heldFrom` is the first still waiting. */
+  private held: { packet: ClosedPacket; until: number }[] = [];
+  private heldFrom = 0;
   private readonly recent: Traversal[] = [];
   private latest = 0;
   traversals = 0;
@@ -47,15 +52,16 @@ export class TraversalPipeline {
   ) {
     this.correlator = new Correlator({ netns: ctx.netns, bridgeIfindex: ctx.bridgeIfindex, idleTimeoutNs }, (packet) => {
       const hold = this.holdNs || (mayBeRejectPair(packet) ? REJECT_HOLD_NS : 0);
-      if (hold) this.held.push({ packet, until: this.latest + hold });
-      else this.explain([packet]);
+      if (!hold) return this.explain([packet]);
+      this.held.push({ packet, until: this.latest + hold });
+      if (this.held.length - this.heldFrom > MAX_HELD) this.releaseOldest();
     });
   }
 
   /** Packets closed together are explained together: a rejected packet and the
    * ICMP error answering it (sent from inside the rule) are linked before either goes out. */
-  private explain(packets: ClosedPacket[]): void {
-    const built = packets.map((p) => buildTraversal(p.events, this.ctx, this.lostSoFar, p.branches));
+  private explain(packets: ClosedPacket[], hurried = false): void {
+    const built = packets.map((p) => buildTraversal(p.events, this.ctx, this.lostSoFar, p.branches, hurried && this.holdNs > 0));
     linkRejects(built, this.recent);
     packets.forEach((p, i) => {
       this.traversals++;
@@ -66,10 +72,27 @@ export class TraversalPipeline {
   }
 
   private release(nowNs: number): void {
-    const due: ClosedPacket[] = [];
-    while (this.held.length && this.held[0].until <= nowNs) due.push(this.held.shift()!.packet);
-    if (due.length) this.explain(due);
+    let end = this.heldFrom;
+    while (end < this.held.length && this.held[end].until <= nowNs) end++;
+    this.explainHeld(end);
     this.ctx.rules?.expire(nowNs);
+  }
+
+  /** Too many waiting: the oldest quarter goes now. */
+  private releaseOldest(): void {
+    this.explainHeld(this.heldFrom + MAX_HELD / 4, true);
+  }
+
+  /** Explains held[heldFrom, end) (indices, not shift(): a flood holds thousands). */
+  private explainHeld(end: number, hurried = false): void {
+    if (end <= this.heldFrom) return;
+    const due = this.held.slice(this.heldFrom, end).map((h) => h.packet);
+    this.heldFrom = end;
+    if (this.heldFrom > 1024 && this.heldFrom * 2 > this.held.length) {
+      this.held = this.held.slice(this.heldFrom);
+      this.heldFrom = 0;
+    }
+    this.explain(due, hurried);
   }
 
   /** --rules: what the rule tracer said; the hops it belongs to take it when explained. */

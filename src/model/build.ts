@@ -355,7 +355,8 @@ function inferRxHandlerResult(hops: Hop[], decisions: Decision[]): void {
   rx.inferred = [...(rx.inferred ?? []), 'rxResult'];
 }
 
-export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: number, branchEvents: KernelEvent[][] = []): Traversal {
+/** `rulesHurried`: --rules, the packet is explained before its rule messages could all arrive. */
+export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: number, branchEvents: KernelEvent[][] = [], rulesHurried = false): Traversal {
   const sorted = [...events].sort((a, b) => a.seq - b.seq);
   const first = sorted[0];
   const hops: Hop[] = [];
@@ -460,7 +461,7 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
   }
 
   addBridgeHops(first, sorted[sorted.length - 1], hops, ctx);
-  const rulesMissing = countRulesLost(first, sorted[sorted.length - 1], hops, ctx);
+  const rulesMissing = countRulesLost(first, sorted[sorted.length - 1], hops, ctx, rulesHurried);
   attributeDrop(hops, end);
   explainDrop(hops, end, decisions);
   const branches: Branch[] = branchEvents.map((evs) => {

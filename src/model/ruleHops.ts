@@ -72,11 +72,15 @@ export function addBridgeHops(first: KernelEvent, last: KernelEvent, hops: Hop[]
 }
 
 /** --rules: chain hops left without their rules while the kernel could not deliver
- * trace messages (ENOBUFS) say so, and count toward the packet's `missing`. */
-export function countRulesLost(first: KernelEvent, last: KernelEvent, hops: Hop[], ctx: ModelContext): number {
-  if (!ctx.rules?.lostBetween(first.ts - 10e6, last.ts + 1e9)) return 0;
+ * trace messages (ENOBUFS), or of a packet explained before its messages could come
+ * (too many packets waiting, see capture/pipeline.ts), say so, and count toward the
+ * packet's `missing`. */
+export function countRulesLost(first: KernelEvent, last: KernelEvent, hops: Hop[], ctx: ModelContext, hurried = false): number {
+  const overflowed = ctx.rules?.lostBetween(first.ts - 10e6, last.ts + 1e9);
+  if (!ctx.rules || (!overflowed && !hurried)) return 0;
+  const why = overflowed ? "the rule tracer's messages overflowed" : 'not waited for: too many packets were waiting for theirs';
   const bare = hops.filter((h) => h.tableFamily && h.table && !h.rules && h.consulted !== false);
-  for (const h of bare) h.note = `${h.note ? `${h.note}; ` : ''}its rules were lost: the rule tracer's messages overflowed`;
+  for (const h of bare) h.note = `${h.note ? `${h.note}; ` : ''}its rules were lost: ${why}`;
   return bare.length;
 }
 

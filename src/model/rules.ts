@@ -263,13 +263,15 @@ export class RuleIndex {
     }
     if (count > keepAtMost) {
       const cut = all.sort((a, b) => a.ts - b.ts)[count - keepAtMost].ts;
+      count = 0;
       for (const [k, list] of this.byKey) {
         const kept = list.filter((r) => r.ts >= cut);
         this.dropped += list.length - kept.length;
+        count += kept.length;
         if (kept.length) this.byKey.set(k, kept);
         else this.byKey.delete(k);
       }
-      count = keepAtMost;
+      this.bridgeRuns = this.bridgeRuns.filter((r) => r.ts >= cut);
     }
     this.count = count;
     this.bridgeRuns = this.bridgeRuns.filter((r) => !r.taken && r.ts >= horizon);
@@ -279,9 +281,13 @@ export class RuleIndex {
   /** The run of the hop, if the rule tracer saw it; each run is given once. */
   take(hop: HopKey): RuleRun | undefined {
     const list = this.byKey.get(RuleIndex.key(hop.tableFamily, hop.table, hop.chain, hop.nfproto, hop.inIfindex, hop.outIfindex));
-    const run = list?.find((r) => !r.taken && sameBytes(r.saddr, hop.saddr) && sameBytes(r.daddr, hop.daddr) &&
-      r.ts >= hop.ts && r.ts - hop.ts < MATCH_WINDOW_NS);
-    if (run) run.taken = true;
+    const at = list?.findIndex((r) => !r.taken && sameBytes(r.saddr, hop.saddr) && sameBytes(r.daddr, hop.daddr) &&
+      r.ts >= hop.ts && r.ts - hop.ts < MATCH_WINDOW_NS) ?? -1;
+    if (at < 0) return undefined;
+    // Out of the list at once: under a flood the list is long, and a claimed run is not looked at again.
+    const [run] = list!.splice(at, 1);
+    this.count--;
+    run.taken = true;
     return run;
   }
 
