@@ -35,9 +35,34 @@ struct cbpf_state {
 	__u32 len;            /* virtual frame length: ETH_HLEN + network bytes */
 	__u8 eth[16];         /* ETH_HLEN used; 16 so that a masked index stays inside */
 	__u32 cached;         /* network bytes copied into l3buf */
-	/* IPv4 + TCP/UDP, IPv6 + 24 bytes of L4; beyond, a load reads the packet. Sized so that
-	 * a probe's body and the door's callback fit the 512-byte stack together (6.12). */
-	__u8 l3buf[64];
+	/* IPv4 + options + TCP/UDP, IPv6 + 88 bytes of L4; beyond, a load reads the packet. */
+	__u8 l3buf[128];
+};
+
+/* The interpreter's state lives in a per-CPU map, not on the stack: the verifier tracks every
+ * stack slot of a bpf_loop callback's caller and checks the callback until those states
+ * converge, once per program that filters, which took seconds (more for longer filters).
+ * Map memory it does not track, so the callback converges at once. Levels, as for the event
+ * scratch, because a hook can run inside another on the same CPU. */
+#define FILTER_LEVELS 4
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FILTER_LEVELS);
+	__type(key, __u32);
+	__type(value, struct cbpf_state);
+} filter_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} filter_depth SEC(".maps");
+
+/* bpf_loop takes a stack pointer as the callback's context: this one holds the state's address. */
+struct cbpf_ctx {
+	struct cbpf_state *s;
 };
 
 /* classic BPF opcodes (linux/filter.h, linux/bpf_common.h) */
@@ -88,7 +113,7 @@ static __always_inline bool cbpf_load(struct cbpf_state *s, __u32 off, __u32 siz
 
 static long cbpf_step(__u32 index, void *ctx)
 {
-	struct cbpf_state *s = ctx;
+	struct cbpf_state *s = ((struct cbpf_ctx *)ctx)->s;
 	struct cbpf_insn *insn;
 	__u32 pc = s->pc, code, k, v = 0, size, src;
 
@@ -104,39 +129,36 @@ static long cbpf_step(__u32 index, void *ctx)
 	s->pc = pc + 1;
 	switch (C_CLASS(code)) {
 	case C_LD:
-	case C_LDX:
+	case C_LDX: {
+		__u32 mode = C_MODE(code), off = k;
+
 		size = C_SIZE(code) == C_W ? 4 : C_SIZE(code) == C_H ? 2 : 1;
-		switch (C_MODE(code)) {
-		case C_IMM:
+		if (mode == C_IMM) {
 			v = k;
-			break;
-		case C_LEN:
+		} else if (mode == C_LEN) {
 			v = s->len;
-			break;
-		case C_MEM:
+		} else if (mode == C_MEM) {
 			v = s->M[k & 15];
-			break;
-		case C_ABS:
-			if (!cbpf_load(s, k, size, &v))
+		} else {
+			/* One load site for the three packet modes: each inlined copy of cbpf_load is
+			 * more for the verifier to walk, in every program that filters. */
+			if (mode == C_IND)
+				off = s->X + k;
+			else if (mode == C_MSH)
+				size = 1;
+			else if (mode != C_ABS)
 				goto reject;
-			break;
-		case C_IND:
-			if (!cbpf_load(s, s->X + k, size, &v))
+			if (!cbpf_load(s, off, size, &v))
 				goto reject;
-			break;
-		case C_MSH: /* X = 4 * (P[k] & 0xf) */
-			if (!cbpf_load(s, k, 1, &v))
-				goto reject;
-			v = (v & 0xf) << 2;
-			break;
-		default:
-			goto reject;
+			if (mode == C_MSH) /* X = 4 * (P[k] & 0xf) */
+				v = (v & 0xf) << 2;
 		}
 		if (C_CLASS(code) == C_LD)
 			s->A = v;
 		else
 			s->X = v;
 		return 0;
+	}
 	case C_ST:
 		s->M[k & 15] = s->A;
 		return 0;
