@@ -10,10 +10,15 @@
 
 TraceFileWriter::~TraceFileWriter() { Close(); }
 
-std::string TraceFileWriter::Open(const std::string& path) {
-  fd_ = open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-  if (fd_ < 0) return "cannot open " + path + " for writing: " + strerror(errno);
+std::string TraceFileWriter::Adopt(int fd) {
+  fd_ = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (fd_ < 0) return std::string("cannot use the trace file: ") + strerror(errno);
   return "";
+}
+
+void TraceFileWriter::Switch(int fd) {
+  Close();
+  fd_ = fd;
 }
 
 bool TraceFileWriter::WriteAll(const std::vector<uint8_t>& bytes) {

@@ -1,5 +1,8 @@
 #include "trace_session.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -88,10 +91,10 @@ TracerConfig ParseConfig(Napi::Env env, const Napi::Value& value) {
   config.snaplen = RequireUint(env, obj, "snaplen", false, 0);
   if (config.snaplen > BN_SNAP_MAX)
     throw CodedError(env, "INVALID_ARGUMENT", "config.snaplen must be at most " + std::to_string(BN_SNAP_MAX));
-  Napi::Value trace_path = obj.Get("tracePath");
-  if (!trace_path.IsUndefined() && !trace_path.IsString())
-    throw CodedError(env, "INVALID_ARGUMENT", "config.tracePath must be a string");
-  if (trace_path.IsString()) config.trace_path = trace_path.As<Napi::String>().Utf8Value();
+  Napi::Value trace_fd = obj.Get("traceFd");
+  if (!trace_fd.IsUndefined() && (!trace_fd.IsNumber() || trace_fd.As<Napi::Number>().Int32Value() < 0))
+    throw CodedError(env, "INVALID_ARGUMENT", "config.traceFd must be an open file descriptor");
+  if (trace_fd.IsNumber()) config.trace_fd = trace_fd.As<Napi::Number>().Int32Value();
   config.max_packets = RequireUint(env, obj, "maxPackets", false, 0);
   Napi::Value deliver = obj.Get("deliverBatches");
   if (!deliver.IsUndefined() && !deliver.IsBoolean())
@@ -124,6 +127,7 @@ Napi::Function TraceSession::Define(Napi::Env env) {
                       InstanceMethod<&TraceSession::Stats>("stats"),
                       InstanceMethod<&TraceSession::ReadPaths>("readPaths"),
                       InstanceMethod<&TraceSession::WriteFrame>("writeFrame"),
+                      InstanceMethod<&TraceSession::RotateTrace>("rotateTrace"),
                       InstanceMethod<&TraceSession::TakeAddresses>("takeAddresses"),
                       InstanceMethod<&TraceSession::SetWatched>("setWatched"),
                       InstanceMethod<&TraceSession::SetNetfilter>("setNetfilter"),
@@ -249,7 +253,23 @@ Napi::Value TraceSession::WriteFrame(const Napi::CallbackInfo& info) {
     throw CodedError(env, "INVALID_ARGUMENT", "writeFrame(frame: Buffer)");
   Napi::Buffer<uint8_t> frame = info[0].As<Napi::Buffer<uint8_t>>();
   std::lock_guard<std::mutex> lock(frames_mutex_);
-  pending_frames_.emplace_back(frame.Data(), frame.Data() + frame.Length());
+  pending_frames_.push_back({std::vector<uint8_t>(frame.Data(), frame.Data() + frame.Length()), -1, false});
+  return env.Undefined();
+}
+
+// rotateTrace(fd, lastFrames): the old file's last frames (symbols, trailer: encoded
+// TraceFrames, each length-prefixed) and the switch to fd (a new file, its header written)
+// are queued together, so no batch can fall between a trailer and the switch.
+Napi::Value TraceSession::RotateTrace(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || info[0].As<Napi::Number>().Int32Value() < 0 || !info[1].IsBuffer())
+    throw CodedError(env, "INVALID_ARGUMENT", "rotateTrace(fd: number, lastFrames: Buffer)");
+  Napi::Buffer<uint8_t> last = info[1].As<Napi::Buffer<uint8_t>>();
+  int fd = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) throw CodedError(env, "TRACE_FILE", "rotateTrace: " + ErrnoText(-errno));
+  std::lock_guard<std::mutex> lock(frames_mutex_);
+  pending_frames_.push_back({std::vector<uint8_t>(last.Data(), last.Data() + last.Length()), -1, true});
+  pending_frames_.push_back({{}, fd, false});
   return env.Undefined();
 }
 
@@ -296,8 +316,8 @@ void TraceSession::Send(Message* message) {
 // Reader thread.
 void TraceSession::Run(TracerConfig config) {
   TraceFileWriter file;
-  if (!config.trace_path.empty()) {
-    std::string why = file.Open(config.trace_path);
+  if (config.trace_fd >= 0) {
+    std::string why = file.Adopt(config.trace_fd);
     if (!why.empty()) {
       Send(new Message{Message::kError, {}, {"TRACE_FILE", why}});
       tsfn_.Release();
@@ -445,6 +465,13 @@ void TraceSession::Run(TracerConfig config) {
   }
   tracer.Destroy();
   file.Close();
+  {
+    // Files queued for a rotation that never came (a write failed): ours to close.
+    std::lock_guard<std::mutex> lock(frames_mutex_);
+    for (const PendingFrame& f : pending_frames_)
+      if (f.next_fd >= 0) close(f.next_fd);
+    pending_frames_.clear();
+  }
   tsfn_.Release();
 }
 
@@ -457,12 +484,22 @@ void TraceSession::WriteToFile(TraceFileWriter& file, const std::vector<uint8_t>
     uint64_t now_ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count());
     ok = file.WriteFrame(kFrameLoss, TraceFileWriter::LossCounters(lost, LostPerCpu(), now_ns));
   }
-  std::vector<std::vector<uint8_t>> frames;
+  std::vector<PendingFrame> frames;
   {
     std::lock_guard<std::mutex> lock(frames_mutex_);
     frames.swap(pending_frames_);
   }
-  for (const auto& f : frames) ok = ok && file.WriteEncodedFrame(f);
+  for (auto& f : frames) {
+    if (f.next_fd >= 0) {
+      // A failed write still moves on: the new file's fd is ours to close either way.
+      file.Switch(f.next_fd);
+      f.next_fd = -1;
+    } else if (f.prefixed) {
+      ok = ok && file.WriteRaw(f.bytes);
+    } else {
+      ok = ok && file.WriteEncodedFrame(f.bytes);
+    }
+  }
   bytes_written_ = file.bytes_written();
   if (!ok) {
     *failed = true;

@@ -35,6 +35,7 @@ class TraceSession : public Napi::ObjectWrap<TraceSession> {
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value ReadPaths(const Napi::CallbackInfo& info);
   Napi::Value WriteFrame(const Napi::CallbackInfo& info);
+  Napi::Value RotateTrace(const Napi::CallbackInfo& info);
   Napi::Value TakeAddresses(const Napi::CallbackInfo& info);
   Napi::Value SetWatched(const Napi::CallbackInfo& info);
   Napi::Value SetPaused(const Napi::CallbackInfo& info);
@@ -60,7 +61,13 @@ class TraceSession : public Napi::ObjectWrap<TraceSession> {
   Tracer* tracer_ = nullptr;
   // Trace-file frames from JS and addresses for it to name, both guarded.
   std::mutex frames_mutex_;
-  std::vector<std::vector<uint8_t>> pending_frames_;
+  // Frames JS queued for the trace file, in order; next_fd >= 0: go on in that file from here.
+  struct PendingFrame {
+    std::vector<uint8_t> bytes;
+    int next_fd;
+    bool prefixed;  // bytes are whole frames, length prefixes included
+  };
+  std::vector<PendingFrame> pending_frames_;
   std::vector<uint64_t> new_addresses_;
   std::vector<std::vector<NetfilterAttachment>> pending_netfilter_;
   mutable std::mutex lost_mutex_;

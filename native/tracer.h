@@ -45,7 +45,7 @@ struct TracerConfig {
   uint32_t sample_every = 1;
   uint32_t snaplen = 0;
   uint32_t max_assembling = 4096;   // packets and top modes: packets in flight at once
-  std::string trace_path;           // batches are appended to this file (its header already written)
+  int trace_fd = -1;                // batches are written to (a dup of) this file, its header already written
   bool deliver_batches = true;      // false: only to the file (record), JS gets stats
   uint32_t max_packets = 0;         // > 0: keep only the first this many packets (record --count)
   bool floor = false;               // the bench's floor: programs at the same places that return at once

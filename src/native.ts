@@ -39,8 +39,8 @@ export interface SessionConfig {
   sampleEvery?: number;
   /** Packet bytes copied at each hop (0: none, at most 256). */
   snaplen?: number;
-  /** record: batches are appended to this file (its header already written), not delivered. */
-  tracePath?: string;
+  /** record: batches are written to (a dup of) this open file (its header already written). */
+  traceFd?: number;
   /** false: batches go only to the trace file. */
   deliverBatches?: boolean;
   /** Keep exactly the first this many packets (all their hops); 0: no limit. */
@@ -79,6 +79,8 @@ export interface NativeSession {
   readPaths(): PathCount[];
   /** record: an encoded TraceFrame, written by the reader thread between batches. */
   writeFrame(frame: Uint8Array): void;
+  /** record -C/-G: the old file's last frames (whole, length-prefixed), then go on in fd (header written). */
+  rotateTrace(fd: number, lastFrames: Uint8Array): void;
   /** record: kernel addresses (hex) seen since the last call, to be named in the file. */
   takeAddresses(): string[];
   /** Devices whose packets start a traversal, changed while running; false when not running. */

@@ -16,7 +16,7 @@ import { LinkWatcher } from '../topology/linkWatcher';
 import { RulesetWatcher } from '../topology/ruleset';
 
 export interface CaptureOptions
-  extends Pick<SessionConfig, 'mode' | 'sampleEvery' | 'snaplen' | 'tracePath' | 'deliverBatches' | 'maxPackets'> {
+  extends Pick<SessionConfig, 'mode' | 'sampleEvery' | 'snaplen' | 'deliverBatches' | 'maxPackets'> {
   backend: BackendName;
   ringBytes?: number;
   filter?: string;
@@ -96,7 +96,7 @@ export class LiveCapture extends EventEmitter {
         mode: this.opts.mode,
         sampleEvery: this.opts.sampleEvery,
         snaplen: this.opts.snaplen,
-        tracePath: this.opts.tracePath,
+        traceFd: this.traceFd,
         deliverBatches: this.opts.deliverBatches,
         maxPackets: this.opts.maxPackets,
         // Only npm run bench sets this: what the attach points cost with programs that do nothing.
@@ -204,6 +204,17 @@ export class LiveCapture extends EventEmitter {
 
   writeFrame(frame: Uint8Array): void {
     this.session?.writeFrame(frame);
+  }
+
+  private traceFd: number | undefined;
+
+  /** Recording: batches go to this open file (header written), from the start. */
+  recordTo(fd: number): void {
+    this.traceFd = fd;
+  }
+
+  rotateTrace(fd: number, lastFrames: Uint8Array): void {
+    this.session?.rotateTrace(fd, lastFrames);
   }
 
   /** top mode: the kernel's per-path counters. */

@@ -15,6 +15,7 @@ import { BridgeView, describeBridge, Link } from '../topology/links';
 import { attachContainers } from '../topology/containers';
 import { resolveNetns } from '../topology/netns';
 import { withContainer } from '../output/text';
+import { onStdoutClosed } from './stdout';
 import { markFilter, positiveNumber, powerOfTwoBytes, sampleRate } from './options';
 
 export interface CaptureCliOptions {
@@ -112,6 +113,8 @@ export async function runUntilStopped(
   const onSignal = () => finish();
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // The reader of our output is gone (`| head -1`): stop as if interrupted.
+  onStdoutClosed(onSignal);
   let timer: NodeJS.Timeout | undefined;
   let stats: CaptureStats;
   try {

@@ -55,3 +55,12 @@ export function snaplenBytes(value: string): number {
   }
   return n;
 }
+
+/** record -C: millions of bytes, as tcpdump counts them, or with a unit (100k, 50M, 2G). */
+export function fileSizeBytes(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)([kKmMgG]?)$/.exec(value);
+  const unit = m?.[2] ? { k: 1e3, m: 1e6, g: 1e9 }[m[2].toLowerCase() as 'k' | 'm' | 'g'] : 1e6;
+  const n = m ? Math.round(Number(m[1]) * unit) : NaN;
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('-C must be a positive size: millions of bytes (as tcpdump), or 100k, 50M, 2G');
+  return n;
+}

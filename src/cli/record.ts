@@ -3,12 +3,19 @@ import { CaptureStats, EMPTY_SESSION_STATS } from '../capture/live';
 import { TraceRecorder } from '../trace/recorder';
 import { exportPcapng } from '../output/pcapngExport';
 import {
-  addCaptureOptions, addRulesOption, CaptureCliOptions, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, toolVersion, traceMeta,
+  addCaptureOptions, addRulesOption, CaptureCliOptions, checkFilter, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, toolVersion, traceMeta,
 } from './capture';
-import { positiveInt, SNAPLEN_DEFAULT, snaplenBytes } from './options';
+import { BnError } from '../errors';
+import { fileSizeBytes, positiveInt, positiveNumber, SNAPLEN_DEFAULT, snaplenBytes } from './options';
 
 export interface RecordOptions extends CaptureCliOptions {
   write: string;
+  /** -C, in bytes. */
+  fileSize?: number;
+  /** -W */
+  fileCount?: number;
+  /** -G, in seconds. */
+  rotateSeconds?: number;
   count?: number;
   snaplen: number;
   mode: 'events' | 'packets';
@@ -25,12 +32,22 @@ export async function collectRecord(
   opts: RecordOptions,
   progress: (stats: CaptureStats | undefined, elapsedS: number) => void,
   onStarted: (text: string) => void,
-): Promise<CaptureStats> {
-  const { view, backend, capture } = await prepareCapture(bridge, filter, opts, {
-    mode: opts.mode, snaplen: opts.snaplen, tracePath: opts.write, deliverBatches: false, maxPackets: opts.count,
-  });
-  const recorder = new TraceRecorder(opts.write, capture);
-  recorder.create(traceMeta(bridge, filter, opts, view, backend.backend, opts.snaplen));
+): Promise<RecordStats> {
+  checkRotation(opts);
+  if (filter) checkFilter(filter);
+  // Opened first: a place it cannot be written fails before anything is loaded.
+  const recorder = new TraceRecorder(opts.write, { maxBytes: opts.fileSize, maxSeconds: opts.rotateSeconds, keepFiles: opts.fileCount });
+  let prepared: Awaited<ReturnType<typeof prepareCapture>>;
+  try {
+    prepared = await prepareCapture(bridge, filter, opts, {
+      mode: opts.mode, snaplen: opts.snaplen, deliverBatches: false, maxPackets: opts.count,
+    });
+  } catch (err) {
+    recorder.finish(EMPTY_SESSION_STATS);
+    throw err;
+  }
+  const { view, backend, capture } = prepared;
+  recorder.create(capture, traceMeta(bridge, filter, opts, view, backend.backend, opts.snaplen));
   const startedAt = Date.now();
   let timer: NodeJS.Timeout | undefined;
   let stats: CaptureStats | undefined;
@@ -40,6 +57,7 @@ export async function collectRecord(
       recorder.startSymbols();
       timer = setInterval(() => {
         const s = capture.stats();
+        recorder.maybeRotate(s);
         progress(s ? { ...s, traversals: s.packets } : undefined, (Date.now() - startedAt) / 1000);
         if (opts.count !== undefined && s && s.packets >= opts.count) finish();
       }, PROGRESS_INTERVAL_MS);
@@ -48,14 +66,24 @@ export async function collectRecord(
     if (timer) clearInterval(timer);
     recorder.finish(stats ?? capture.stats() ?? EMPTY_SESSION_STATS);
   }
-  return stats;
+  return { ...(stats ?? capture.stats() ?? EMPTY_SESSION_STATS), traversals: stats?.traversals ?? 0, files: recorder.files };
 }
+
+export type RecordStats = CaptureStats & { files: string[] };
 
 function rate(n: number): string {
   return n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0);
 }
 
+/** -W keeps the last N of the files -C or -G start: alone it means nothing. */
+export function checkRotation(opts: RecordOptions): void {
+  if (opts.fileCount !== undefined && opts.fileSize === undefined && opts.rotateSeconds === undefined) {
+    throw new BnError('BAD_ARGUMENT', '-W keeps the last N files that -C or -G start: give -C SIZE or -G SECONDS with it');
+  }
+}
+
 export async function printRecord(bridge: string, filterWords: string[], opts: RecordOptions): Promise<void> {
+  checkRotation(opts);
   const tty = process.stderr.isTTY;
   let lastPackets = 0;
   let lastAt = 0;
@@ -67,12 +95,15 @@ export async function printRecord(bridge: string, filterWords: string[], opts: R
     process.stderr.write(`\r${elapsed.toFixed(1)}s  ${s.packets} packets  ${rate(s.bytesWritten)}B  ${s.lost} lost  ${rate(pps)} pkt/s   `);
   }, (text) => process.stderr.write(`${text}\n`));
   if (tty) process.stderr.write('\n');
-  process.stderr.write(`${stats.packets} packets, ${stats.events} events, ${stats.lost} lost${lostPerCpuText(stats)}; wrote ${opts.write} (${stats.bytesWritten} bytes)\n`);
+  const files = stats.files.length > 1 ? `${stats.files.length} files, ${stats.files[0]} to ${stats.files.at(-1)}` : opts.write;
+  process.stderr.write(`${stats.packets} packets, ${stats.events} events, ${stats.lost} lost${lostPerCpuText(stats)}; wrote ${files} (${stats.bytesWritten} bytes)\n`);
   if (opts.pcapng) {
-    const out = opts.write.replace(/(\.bnt)?$/, '.pcapng');
-    const r = exportPcapng(opts.write, out, toolVersion());
-    process.stderr.write(`wrote ${out} (${r.packets} packet records, ${r.interfaces} interfaces)\n`);
-    if (r.error) throw r.error;
+    for (const file of stats.files) {
+      const out = file.replace(/(\.bnt)?$/, '.pcapng');
+      const r = exportPcapng(file, out, toolVersion());
+      process.stderr.write(`wrote ${out} (${r.packets} packet records, ${r.interfaces} interfaces)\n`);
+      if (r.error) throw r.error;
+    }
   }
 }
 
@@ -86,7 +117,10 @@ export function recordCommand(): Command {
     .option('-s, --snaplen <bytes>', `packet bytes kept at each hop (0: metadata only, at most 256)`, snaplenBytes, SNAPLEN_DEFAULT)
     .addOption(new Option('--mode <mode>', 'packets: one record per packet, assembled in the kernel; events: one per hook hit')
       .choices(['events', 'packets']).default('packets'))
-    .option('--pcapng', 'also export to pcapng when done, next to the trace file (NAME.pcapng)');
+    .option('--pcapng', 'also export to pcapng when done, next to the trace file (NAME.pcapng)')
+    .option('-C, --file-size <size>', 'start a new file once this one holds SIZE: millions of bytes as in tcpdump, or 100k, 50M, 2G (files: NAME, NAME1, NAME2 ...; each replays on its own)', fileSizeBytes)
+    .option('-G, --rotate-seconds <s>', 'start a new file every s seconds', positiveNumber('-G'))
+    .option('-W, --file-count <n>', 'with -C or -G: keep only the last n files', positiveInt('-W'));
   return addRulesOption(addCaptureOptions(cmd))
     .addHelpText('after', `
 Examples:

@@ -3,26 +3,28 @@ import type { Traversal } from '../model/traversal';
 import { formatJsonLine } from '../output/json';
 import { formatTraversal } from '../output/text';
 import { replayTrace, ReplayResult } from '../trace/replay';
+import { stdoutClosed, writeStdoutSync } from './stdout';
 
 export interface ReplayOptions {
   json?: boolean;
 }
 
 /** Every traversal in the file, in the order watch would have printed them. */
-export function collectReplay(file: string, onTraversal: (t: Traversal) => void): ReplayResult {
-  return replayTrace(file, { traversal: onTraversal });
+export function collectReplay(file: string, onTraversal: (t: Traversal) => void, stopped?: () => boolean): ReplayResult {
+  return replayTrace(file, { traversal: onTraversal, stopped });
 }
 
 export function printReplay(file: string, opts: ReplayOptions): void {
   const out: string[] = [];
   const flush = () => {
-    if (out.length) process.stdout.write(out.join(''));
+    if (out.length) writeStdoutSync(out.join(''));
     out.length = 0;
   };
   const result = collectReplay(file, (t) => {
+    if (stdoutClosed()) return;
     out.push(`${opts.json ? formatJsonLine(t) : formatTraversal(t)}\n`);
     if (out.length >= 256) flush();
-  });
+  }, stdoutClosed);
   flush();
   const h = result.header;
   if (h) {

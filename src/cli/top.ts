@@ -3,6 +3,7 @@ import type { ClosedPacket } from '../correlate/correlator';
 import { PathTable, TopSnapshot } from '../model/paths';
 import type { Traversal } from '../model/traversal';
 import { formatTop } from '../output/top';
+import { stdoutClosed } from './stdout';
 import { addCaptureOptions, CaptureCliOptions, describeStart, prepareCapture, runUntilStopped } from './capture';
 import { positiveInt, positiveNumber } from './options';
 
@@ -59,6 +60,7 @@ export async function collectTop(
 export async function printTop(bridge: string, filterWords: string[], opts: TopOptions): Promise<void> {
   const tty = process.stdout.isTTY && !opts.json;
   const show = (s: TopSnapshot) => {
+    if (stdoutClosed()) return;
     if (opts.json) process.stdout.write(`${JSON.stringify({ ...s, paths: s.paths.slice(0, opts.limit) })}\n`);
     else process.stdout.write(`${tty ? '\x1b[H\x1b[2J' : ''}${formatTop(s, opts.limit, bridge)}\n${tty ? '' : '\n'}`);
   };

@@ -6,7 +6,10 @@ import { formatJsonLine } from '../output/json';
 import { formatTraversal } from '../output/text';
 import type { BridgeView } from '../topology/links';
 import { TraceRecorder } from '../trace/recorder';
-import { addCaptureOptions, addRulesOption, CaptureCliOptions, describePortChange, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, traceMeta } from './capture';
+import { stdoutClosed } from './stdout';
+import {
+  addCaptureOptions, addRulesOption, CaptureCliOptions, checkFilter, describePortChange, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, traceMeta,
+} from './capture';
 import { positiveInt, SNAPLEN_DEFAULT, snaplenBytes } from './options';
 
 export interface WatchOptions extends CaptureCliOptions {
@@ -33,12 +36,19 @@ export async function collectWatch(
   onTraversal: (t: Traversal) => void,
   status: WatchStatus,
 ): Promise<CaptureStats> {
-  const { view, backend, capture } = await prepareCapture(bridge, filter, opts, {
-    mode: opts.mode, tracePath: opts.write, snaplen: opts.write ? opts.snaplen : 0,
-  });
+  if (filter) checkFilter(filter);
+  // Opened first: a place it cannot be written fails before anything is loaded.
+  const recorder = opts.write ? new TraceRecorder(opts.write) : undefined;
+  let prepared: Awaited<ReturnType<typeof prepareCapture>>;
+  try {
+    prepared = await prepareCapture(bridge, filter, opts, { mode: opts.mode, snaplen: opts.write ? opts.snaplen : 0 });
+  } catch (err) {
+    recorder?.finish(EMPTY_SESSION_STATS);
+    throw err;
+  }
+  const { view, backend, capture } = prepared;
   status.onCapture?.(capture);
-  const recorder = opts.write ? new TraceRecorder(opts.write, capture) : undefined;
-  recorder?.create(traceMeta(bridge, filter, opts, view, backend.backend, opts.write ? opts.snaplen : 0));
+  recorder?.create(capture, traceMeta(bridge, filter, opts, view, backend.backend, opts.write ? opts.snaplen : 0));
   let seen = 0;
   let finish: () => void = () => undefined;
   capture.on('traversal', (t: Traversal) => {
@@ -71,6 +81,7 @@ export function printWatch(bridge: string, filterWords: string[], opts: WatchOpt
   // A reader slower than the traffic (a pipe into jq) must not make us buffer without
   // bound: stop taking events until stdout drains; the kernel counts what it drops.
   const write = (t: Traversal) => {
+    if (stdoutClosed()) return;
     if (process.stdout.write(`${opts.json ? formatJsonLine(t) : formatTraversal(t)}\n`) || backedUp) return;
     backedUp = true;
     capture?.pause();

@@ -1,7 +1,7 @@
 /** A trace file -> pcapng: one packet record per hook hit, with the bytes as
  * seen there, on an interface per device@hook point, annotated so that
  * `frame.packet_id == N` in Wireshark shows packet N's whole path in order. */
-import * as fs from 'fs';
+import { OutputFile } from './outputFile';
 import type { ClosedPacket } from '../correlate/correlator';
 import { EventKind, KernelEvent } from '../decode';
 import { familyName, hookName } from '../model/hooks';
@@ -10,7 +10,6 @@ import type { Link } from '../topology/links';
 import { contextFromHeader } from '../trace/format';
 import type { TraceFileError } from '../trace/reader';
 import { replayTrace } from '../trace/replay';
-import { BnError } from '../errors';
 import { deviceLabel, formatEnd, formatHop, formatRules, withContainer } from './text';
 import {
   DIRECTION_INBOUND, DIRECTION_OUTBOUND, enhancedPacket, interfaceDescription, LINKTYPE_ETHERNET, LINKTYPE_RAW, sectionHeader,
@@ -63,7 +62,9 @@ function direction(e: KernelEvent): number | undefined {
 }
 
 class PcapngExporter {
-  private readonly fd: number;
+  private readonly file: OutputFile;
+  /** The section header is written: the file is a pcapng, whatever follows. */
+  started = false;
   private readonly interfaces = new Map<string, number>();
   private names = new Map<number, string>();
   private netns = 0;
@@ -73,11 +74,7 @@ class PcapngExporter {
   packets = 0;
 
   constructor(out: string) {
-    try {
-      this.fd = fs.openSync(out, 'w', 0o600);
-    } catch (err) {
-      throw new BnError('EXPORT_FILE', `cannot create ${out}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
+    this.file = OutputFile.create(out, 'EXPORT_FILE');
   }
 
   get interfaceCount(): number {
@@ -89,7 +86,8 @@ class PcapngExporter {
     this.netns = ctx.netns;
     this.epochOffset = BigInt(Math.round(ctx.epochOffsetNs));
     this.devices(ctx.links);
-    fs.writeSync(this.fd, sectionHeader(`bpftrace-net ${version} (${h.mode} mode, bridge ${h.bridge})`, `Linux ${h.kernelRelease}`, h.host ?? ''));
+    this.file.write(sectionHeader(`bpftrace-net ${version} (${h.mode} mode, bridge ${h.bridge})`, `Linux ${h.kernelRelease}`, h.host ?? ''));
+    this.started = true;
   }
 
   devices(links: Link[]): void {
@@ -120,7 +118,7 @@ class PcapngExporter {
     if (id === undefined) {
       id = this.interfaces.size;
       this.interfaces.set(key, id);
-      fs.writeSync(this.fd, interfaceDescription(linktype, 0, name, description));
+      this.file.write(interfaceDescription(linktype, 0, name, description));
     }
     return id;
   }
@@ -170,11 +168,18 @@ class PcapngExporter {
         this.packets++;
       });
     });
-    fs.writeSync(this.fd, Buffer.concat(blocks));
+    this.file.write(Buffer.concat(blocks));
   }
 
-  close(): void {
-    fs.closeSync(this.fd);
+  /** Into place once it is a pcapng (a trace damaged later exports up to the damage, and says
+   * so); an input that is no trace at all leaves an existing output as it was. */
+  finish(): void {
+    if (this.started) {
+      this.file.close();
+      this.file.publish();
+    } else {
+      this.file.discard();
+    }
   }
 }
 
@@ -189,6 +194,6 @@ export function exportPcapng(traceFile: string, out: string, version = ''): Expo
     });
     return { packets: exporter.packets, interfaces: exporter.interfaceCount, traversals: result.traversals, error: result.error };
   } finally {
-    exporter.close();
+    exporter.finish();
   }
 }

@@ -20,6 +20,8 @@ export interface ReplaySinks extends PipelineSinks {
   interfaces?(links: Link[]): void;
   /** Every batch as read, before correlation (export counts losses from them). */
   batch?(b: DecodedBatch): void;
+  /** True once nobody wants more (the reader of the output went away): replay stops there. */
+  stopped?(): boolean;
 }
 
 export interface ReplayResult {
@@ -65,6 +67,7 @@ export function replayTrace(file: string, sinks: ReplaySinks): ReplayResult {
   let maxTs = 0;
   try {
     for (const { frame, batch: batchBytes, batchOffset } of reader.frames()) {
+      if (sinks.stopped?.()) break;
       if (frame.header) {
         result.header = frame.header;
         sinks.header?.(frame.header);

@@ -1,9 +1,16 @@
 /** Runs the real CLI (bin/bpftrace-net.js, built into dist/) as a child process. */
 import { ChildProcess, spawn, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import type { Traversal } from '../../src/model/traversal';
 
 export const BIN = path.resolve(__dirname, '../../bin/bpftrace-net.js');
+
+/** The CLI runs here, never in the checkout: a stray relative path a test gives
+ * (or a bug) writes into this directory, which the test process removes when done. */
+export const CLI_CWD = fs.mkdtempSync(path.join(os.tmpdir(), 'bn-cli-cwd-'));
+process.on('exit', () => fs.rmSync(CLI_CWD, { recursive: true, force: true }));
 
 export interface CliResult {
   code: number | null;
@@ -13,7 +20,7 @@ export interface CliResult {
 
 export function runCli(args: string[], opts: { timeoutMs?: number; prefix?: string[] } = {}): CliResult {
   const [cmd, argv] = opts.prefix ? [opts.prefix[0], [...opts.prefix.slice(1), process.execPath, BIN, ...args]] : [process.execPath, [BIN, ...args]];
-  const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000 });
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, cwd: CLI_CWD });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -27,7 +34,7 @@ export class WatchProcess {
   /** command: watch, record or top (all say "watching ..." once attached). */
   constructor(args: string[], prefix: string[] = [], command = 'watch') {
     const [cmd, argv] = prefix.length ? [prefix[0], [...prefix.slice(1), process.execPath, BIN, command, ...args]] : [process.execPath, [BIN, command, ...args]];
-    this.child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: CLI_CWD });
     this.child.stdout!.on('data', (d) => (this.stdout += d));
     this.child.stderr!.on('data', (d) => (this.stderr += d));
     this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
