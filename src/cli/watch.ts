@@ -72,7 +72,8 @@ export async function collectWatch(
   } finally {
     recorder?.finish(stats ?? capture.stats() ?? EMPTY_SESSION_STATS);
   }
-  return stats;
+  // The summary counts the packets shown: with --count, the rest were traced but not printed.
+  return { ...stats, traversals: seen };
 }
 
 export function printWatch(bridge: string, filterWords: string[], opts: WatchOptions): Promise<void> {

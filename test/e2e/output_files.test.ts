@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
-import { BIN, CLI_CWD, ourProgramsLoaded, runCli, traceWhile } from '../support/cli';
+import { BIN, CLI_CWD, ourProgramsLoaded, runCli, traceWhile, WatchProcess } from '../support/cli';
 
 function expectOneLineError(r: { code: number | null; stderr: string }, pattern: RegExp) {
   expect(r.code, r.stderr).toBe(2);
@@ -153,6 +153,15 @@ describe('a closed pipe', () => {
     expect(r.stderr).toMatch(/^\d+ packets, \d+ events, \d+ lost/m);
     expect(r.stderr).not.toMatch(/EPIPE|\n\s+at /);
   }, 30_000);
+
+  it('watch -c 2 prints two packets and its summary says two', async () => {
+    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '-c', '2', 'icmp']);
+    await w.ready();
+    lab.ping(lab.containers[0].netns, lab.wanIp, 4);
+    expect(await w.wait()).toBe(0);
+    expect(w.stdout.match(/^#\d+ /gm)).toHaveLength(2);
+    expect(w.stderr).toMatch(/^2 packets, \d+ events, \d+ lost/m);
+  });
 
   it('replay | head -1 and top | head -1 alike', async () => {
     const replay = await intoHead(['replay', trace]);
