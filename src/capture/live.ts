@@ -23,7 +23,7 @@ export interface CaptureOptions
   mark?: { value: number; mask: number };
   idleTimeoutMs?: number;
   /** Follow ports as they come and go (netlink notifications). */
-  follow?: { uplinks: string[]; dockerHost?: string };
+  follow?: { uplinks: string[]; dockerHost?: string; names?: boolean };
   /** --rules: switch on nf_tables' rule tracer for the traced devices. */
   rules?: boolean;
 }
@@ -113,7 +113,7 @@ export class LiveCapture extends EventEmitter {
     }
     this.timer = setInterval(() => this.pipeline.expire(monotonicNs()), EXPIRE_INTERVAL_MS);
     if (this.opts.follow) {
-      this.watcher = new LinkWatcher(this.view, this.opts.follow.uplinks, this.opts.follow.dockerHost, (view) => {
+      this.watcher = new LinkWatcher(this.view, this.opts.follow.uplinks, this.opts.follow.names === false ? null : this.opts.follow.dockerHost, (view) => {
         const change = this.updateView(view);
         if (change.added.length || change.removed.length) this.emit('ports', change, view);
       });

@@ -28,6 +28,8 @@ export interface CaptureCliOptions {
   sample?: number;
   dockerHost?: string;
   rules?: boolean;
+  /** false with -n: no container or netns names (no Docker API, no /proc walk). */
+  names?: boolean;
 }
 
 export function addCaptureOptions(cmd: Command): Command {
@@ -46,6 +48,11 @@ export function addCaptureOptions(cmd: Command): Command {
 /** watch and record: what every chain's rules did to each packet. */
 export function addRulesOption(cmd: Command): Command {
   return cmd.option('--rules', 'also name every rule a packet met at each chain: adds one table of its own (owner flag, gone with bpftrace-net however it ends) that switches on nf_tables\' rule tracer for the traced devices');
+}
+
+/** watch and record: tcpdump's -n. */
+export function addNamesOption(cmd: Command): Command {
+  return cmd.option('-n, --no-names', 'no name lookups: devices by name only, no container or netns names (no Docker API calls)');
 }
 
 /** A malformed expression is refused before anything is loaded, in libpcap's words. */
@@ -73,11 +80,11 @@ export async function prepareCapture(
   requirePrivileges();
   yieldToTraffic();
   const view = describeBridge(resolveNetns(opts.netns), bridge, opts.uplink);
-  await attachContainers(view.netns, view.links.values(), opts.dockerHost);
+  if (opts.names !== false) await attachContainers(view.netns, view.links.values(), opts.dockerHost);
   const backend = selectBackend(opts.backend, native().probeKernel());
   const capture = new LiveCapture(view, {
     backend: backend.backend, ringBytes: opts.ringSize, filter, mark: opts.mark, sampleEvery: opts.sample,
-    follow: { uplinks: opts.uplink, dockerHost: opts.dockerHost }, rules: opts.rules, ...more,
+    follow: { uplinks: opts.uplink, dockerHost: opts.dockerHost, names: opts.names !== false }, rules: opts.rules, ...more,
   });
   return { view, backend, capture };
 }

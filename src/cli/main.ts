@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { asBnError } from '../errors';
+import { toolVersion } from './capture';
 import { demoCommand } from './demo';
 import { doctorCommand } from './doctor';
 import { exportCommand } from './export';
@@ -13,6 +14,7 @@ import { whoisCommand } from './whois';
 export function program(): Command {
   const root = new Command('bpftrace-net')
     .description('eBPF packet-path tracer for Linux bridges and netfilter: no LOG rules, no ruleset changes')
+    .version(toolVersion(), '-V, --version', 'print the version and exit')
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str) });
   for (const cmd of [watchCommand(), topCommand(), recordCommand(), replayCommand(), exportCommand(), portsCommand(), whoisCommand(), doctorCommand(), demoCommand()]) root.addCommand(cmd.exitOverride());

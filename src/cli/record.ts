@@ -3,7 +3,7 @@ import { CaptureStats, EMPTY_SESSION_STATS } from '../capture/live';
 import { TraceRecorder } from '../trace/recorder';
 import { exportPcapng } from '../output/pcapngExport';
 import {
-  addCaptureOptions, addRulesOption, CaptureCliOptions, checkFilter, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, toolVersion, traceMeta,
+  addCaptureOptions, addNamesOption, addRulesOption, CaptureCliOptions, checkFilter, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, toolVersion, traceMeta,
 } from './capture';
 import { BnError } from '../errors';
 import { fileSizeBytes, positiveInt, positiveNumber, SNAPLEN_DEFAULT, snaplenBytes } from './options';
@@ -121,7 +121,7 @@ export function recordCommand(): Command {
     .option('-C, --file-size <size>', 'start a new file once this one holds SIZE: millions of bytes as in tcpdump, or 100k, 50M, 2G (files: NAME, NAME1, NAME2 ...; each replays on its own)', fileSizeBytes)
     .option('-G, --rotate-seconds <s>', 'start a new file every s seconds', positiveNumber('-G'))
     .option('-W, --file-count <n>', 'with -C or -G: keep only the last n files', positiveInt('-W'));
-  return addRulesOption(addCaptureOptions(cmd))
+  return addNamesOption(addRulesOption(addCaptureOptions(cmd)))
     .addHelpText('after', `
 Examples:
   sudo bpftrace-net record br-d13c50d4c15b -w trace.bnt

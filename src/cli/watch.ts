@@ -8,7 +8,7 @@ import type { BridgeView } from '../topology/links';
 import { TraceRecorder } from '../trace/recorder';
 import { stdoutClosed } from './stdout';
 import {
-  addCaptureOptions, addRulesOption, CaptureCliOptions, checkFilter, describePortChange, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, traceMeta,
+  addCaptureOptions, addNamesOption, addRulesOption, CaptureCliOptions, checkFilter, describePortChange, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, traceMeta,
 } from './capture';
 import { positiveInt, SNAPLEN_DEFAULT, snaplenBytes } from './options';
 
@@ -120,13 +120,22 @@ export function watchCommand(): Command {
       .choices(['events', 'packets']).default('events'))
     .option('-w, --write <file>', 'also record what is shown to this trace file (see replay, export)')
     .option('-s, --snaplen <bytes>', 'with --write: packet bytes kept at each hop (0 to 256)', snaplenBytes, SNAPLEN_DEFAULT);
-  return addRulesOption(addCaptureOptions(cmd))
+  return addNamesOption(addRulesOption(addCaptureOptions(cmd)))
     .addHelpText('after', `
 Examples:
   sudo bpftrace-net watch br-d13c50d4c15b
   sudo bpftrace-net watch docker0 --count 10 --json
   sudo bpftrace-net watch br-d13c50d4c15b 'icmp and host 192.168.222.2'
   sudo bpftrace-net watch br0 --netns dk --duration 30 --mode packets --sample 1/100
-  sudo ip netns exec dk bpftrace-net watch br0`)
+  sudo ip netns exec dk bpftrace-net watch br0
+
+Reading the output:
+  #12 ...               a packet (its id), then one line per hop, in the order it met them
+  filter?               '?': the table is deduced (several chains share that place), not observed
+  (inferred)            the hop itself is deduced from the hops around it, no probe saw it
+  * ...                 a decision: bridging (FDB port, flood, up to L3) or routing
+  -- ...                a note on the hop (why, what the kernel said)
+  => ...                where the packet left, was delivered, or was dropped (and by what)
+  ! N event(s) ...      events of this packet the kernel could not deliver: hops are incomplete`)
     .action((bridge: string, filter: string[], opts: WatchOptions) => printWatch(bridge, filter, opts));
 }

@@ -16,7 +16,8 @@ export class LinkWatcher {
   constructor(
     private view: BridgeView,
     private readonly uplinks: string[],
-    private readonly dockerHost: string | undefined,
+    /** null: -n, no container names. */
+    private readonly dockerHost: string | undefined | null,
     private readonly onChange: (view: BridgeView) => void,
   ) {}
 
@@ -45,7 +46,7 @@ export class LinkWatcher {
     this.busy = true;
     try {
       const view = describeBridge(this.view.netns, this.view.bridge.name, this.uplinks);
-      await attachContainers(view.netns, view.links.values(), this.dockerHost);
+      if (this.dockerHost !== null) await attachContainers(view.netns, view.links.values(), this.dockerHost);
       this.view = view;
       if (this.monitor) this.onChange(view);
     } catch {

@@ -1,0 +1,35 @@
+/** What tcpdump users reach for: --version, -n. */
+import * as fs from 'fs';
+import * as path from 'path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerLikeLab } from '../../src/lab/dockerLike';
+import { runCli, traceWhile } from '../support/cli';
+
+describe('CLI conventions', () => {
+  let lab: DockerLikeLab;
+  beforeAll(() => {
+    lab = new DockerLikeLab({ containers: 1 }).create();
+  });
+  afterAll(() => lab?.destroy());
+
+  it('--version prints the package version', () => {
+    const version = (JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../package.json'), 'utf8')) as { version: string }).version;
+    for (const flag of ['--version', '-V']) {
+      const r = runCli([flag]);
+      expect(r.code).toBe(0);
+      expect(r.stdout.trim()).toBe(version);
+    }
+  });
+
+  it('-n: ports by device name only, no container names', async () => {
+    const c1 = lab.containers[0];
+    const named = await traceWhile([lab.bridge, '--netns', lab.host, 'icmp'], () => lab.ping(c1.netns, lab.wanIp, 1));
+    const bare = await traceWhile([lab.bridge, '--netns', lab.host, '-n', 'icmp'], () => lab.ping(c1.netns, lab.wanIp, 1));
+    expect(named.traversals().length).toBeGreaterThan(0);
+    expect(bare.traversals().length).toBeGreaterThan(0);
+    // The container's netns names the port without -n, and nothing names it with -n.
+    expect(JSON.stringify(named.traversals())).toContain(c1.netns);
+    expect(JSON.stringify(bare.traversals())).toContain(c1.hostVeth);
+    expect(JSON.stringify(bare.traversals())).not.toContain(c1.netns);
+  });
+});
