@@ -62,10 +62,14 @@ export async function collectRecord(
         if (opts.count !== undefined && s && s.packets >= opts.count) finish();
       }, PROGRESS_INTERVAL_MS);
     });
+  } catch (err) {
+    recorder.finish(capture.stats() ?? EMPTY_SESSION_STATS);
+    throw err;
   } finally {
     if (timer) clearInterval(timer);
-    recorder.finish(stats ?? capture.stats() ?? EMPTY_SESSION_STATS);
   }
+  const failed = recorder.finish(stats);
+  if (failed) throw failed;
   return { ...(stats ?? capture.stats() ?? EMPTY_SESSION_STATS), traversals: stats?.traversals ?? 0, files: recorder.files };
 }
 

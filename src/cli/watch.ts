@@ -69,9 +69,12 @@ export async function collectWatch(
       recorder?.startSymbols();
       status.onStarted(view, backend);
     });
-  } finally {
-    recorder?.finish(stats ?? capture.stats() ?? EMPTY_SESSION_STATS);
+  } catch (err) {
+    recorder?.finish(capture.stats() ?? EMPTY_SESSION_STATS);
+    throw err;
   }
+  const failed = recorder?.finish(stats);
+  if (failed) throw failed;
   // The summary counts the packets shown: with --count, the rest were traced but not printed.
   return { ...stats, traversals: seen };
 }

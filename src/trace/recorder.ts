@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import type { LiveCapture } from '../capture/live';
 import type { SessionStats } from '../native';
 import type { BridgeView } from '../topology/links';
+import { BnError } from '../errors';
 import { OutputFile } from '../output/outputFile';
 import { encodeFrame, encodeFrameBody, interfaceRows, planToRow, ruleTextRows, traceHeader, TraceMeta, varint } from './format';
 import type { RuleTexts } from '../model/rules';
@@ -130,17 +131,24 @@ export class TraceRecorder {
 
   /** After the capture stopped (the reader thread closed its side of the file): the
    * last names and the trailer. A capture that never started leaves no file, and an
-   * existing file by that name as it was. */
-  finish(stats: SessionStats): void {
+   * existing file by that name as it was. Returns what went wrong writing them. */
+  finish(stats: SessionStats): BnError | undefined {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     if (!this.started) {
       this.file.discard();
-      return;
+      return undefined;
     }
-    const symbols = this.symbolFrame(this.newSymbols());
-    this.file.write(Buffer.concat([...(symbols ? [encodeFrame(symbols)] : []), encodeFrame(this.trailer(stats))]));
-    this.file.close();
+    try {
+      const symbols = this.symbolFrame(this.newSymbols());
+      this.file.write(Buffer.concat([...(symbols ? [encodeFrame(symbols)] : []), encodeFrame(this.trailer(stats))]));
+      return undefined;
+    } catch (err) {
+      // Returned, not thrown: it must not hide the error that stopped the capture, if any.
+      return new BnError('TRACE_FILE', `writing the trace file failed: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    } finally {
+      this.file.close();
+    }
   }
 
   private trailer(stats: SessionStats) {

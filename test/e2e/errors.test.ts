@@ -1,4 +1,8 @@
 /** Bad input: one line on stderr, exit code 2, no stack trace, nothing left attached. */
+import { execFileSync, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
 import { ourProgramsLoaded, programsOf, runCli, waitUntil, WatchProcess } from '../support/cli';
@@ -58,10 +62,31 @@ describe('bad input', () => {
     expectOneLineError(runCli(['whois', 'nothing-here', '--netns', lab.host]), /no interface, container, named netns or pid 'nothing-here'/);
   });
 
-  it('leaves nothing attached after an error', () => {
-    const before = ourProgramsLoaded();
-    runCli(['watch', 'br-nope', '--netns', lab.host]);
-    expect(ourProgramsLoaded()).toBe(before);
+  it('leaves nothing attached after an error that comes once tracing runs', async () => {
+    // A FIFO whose reader goes away after the header: the reader thread's next write fails
+    // (EPIPE) with every program loaded and attached.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bn-err-'));
+    const fifo = path.join(dir, 'out.bnt');
+    execFileSync('mkfifo', [fifo]);
+    const reader = spawn('head', ['-c', '1', fifo], { stdio: 'ignore' });
+    try {
+      const before = ourProgramsLoaded();
+      const w = new WatchProcess([lab.bridge, '--netns', lab.host, '-w', fifo]);
+      await w.ready();
+      expect(ourProgramsLoaded()).toBeGreaterThan(before);
+      const pinger = setInterval(() => lab.ping(lab.containers[0].netns, lab.wanIp, 1), 200);
+      const code = await Promise.race([w.wait(), new Promise((r) => setTimeout(() => r('still running'), 10_000))]);
+      clearInterval(pinger);
+      if (code === 'still running') await w.stop('SIGKILL');
+      expect(code, w.stderr).toBe(2);
+      expect(w.stderr).toMatch(/^bpftrace-net: writing the trace file failed: Broken pipe/m);
+      expect(w.stderr).not.toMatch(/\n\s+at /);
+      expect(await waitUntil(() => ourProgramsLoaded() === before)).toBe(true);
+      expect(lab.exec(lab.host, 'tc', ['qdisc', 'show'])).not.toMatch(/clsact/);
+    } finally {
+      reader.kill();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
