@@ -1,4 +1,6 @@
 import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
 import type { Traversal } from '../../src/model/traversal';
@@ -20,8 +22,12 @@ describe('doctor', () => {
     const report = JSON.parse(r.stdout);
     const probes = new Map<string, { ok: boolean; detail: string }>(report.probes.map((p: { name: string }) => [p.name, p]));
     expect([...probes.keys()].sort()).toEqual(['btf', 'fentry', 'fentry_bridge', 'kprobe', 'netfilter_link', 'ringbuf', 'tc', 'tp_btf']);
-    // The same facts, probed again in this process, must agree (no cached or canned answers).
-    for (const p of native().probeKernel()) expect(probes.get(p.name)?.ok, p.name).toBe(p.ok);
+    // Checked against what the kernel shows outside BPF (not against the same probe again).
+    expect(probes.get('btf')?.ok).toBe(fs.existsSync('/sys/kernel/btf/vmlinux'));
+    expect(probes.get('kprobe')?.ok).toBe(fs.existsSync('/sys/bus/event_source/devices/kprobe'));
+    const [major, minor] = os.release().split('.').map(Number);
+    // BPF netfilter links came in 6.4.
+    expect(probes.get('netfilter_link')?.ok).toBe(major > 6 || (major === 6 && minor >= 4));
     for (const p of probes.values()) if (!p.ok) expect(p.detail).toMatch(/errno \d+/);
     expect(report.netns.sysctls['net.bridge.bridge-nf-call-iptables']).toBe('1');
     expect(report.netns.sysctls['net.ipv4.ip_forward']).toBe('1');
