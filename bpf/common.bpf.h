@@ -47,6 +47,15 @@ struct {
 	__type(value, __u64);
 } lost_events SEC(".maps");
 
+/* Events lost per packet (packet id -> count), drained by the reader thread into
+ * BN_EV_LOST events: a packet whose last events were lost says so too. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, __u32);
+} lost_by_packet SEC(".maps");
+
 /* Devices of the traced netns whose packets start a traversal: the bridge,
  * its ports and the uplinks. Filled by user space before attach. */
 struct {
@@ -159,6 +168,16 @@ static __always_inline void count_lost(void)
 
 	if (n)
 		__sync_fetch_and_add(n, 1);
+}
+
+static __always_inline void count_packet_lost(__u64 packet_id)
+{
+	__u32 one = 1, *n = bpf_map_lookup_elem(&lost_by_packet, &packet_id);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		bpf_map_update_elem(&lost_by_packet, &packet_id, &one, BPF_NOEXIST);
 }
 
 /* Wakes the reader once, for the record that makes the queue cross
@@ -442,6 +461,8 @@ static __always_inline struct bn_event *reserve(struct sk_buff *skb, struct trac
 		count_lost();
 		/* The packet's numbering goes on: the gap is how its traversal knows a hop is missing. */
 		t->seq++;
+		if (capture_mode == BN_MODE_EVENTS)
+			count_packet_lost(t->packet_id);
 		return NULL;
 	}
 	__builtin_memset(e, 0, sizeof(*e));

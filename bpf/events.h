@@ -22,6 +22,10 @@ enum bn_event_kind {
 	BN_EV_RX_HANDLER = 10,   /* br_handle_frame return: verdict = rx_handler_result */
 	BN_EV_BR_DECISION = 11,  /* the bridge's forwarding decision: detail, ifindex */
 	BN_EV_ROUTE = 12,        /* the IP routing decision: detail */
+	/* Made by the reader thread from lost_by_packet, never by a program: aux = how many
+	 * events of the packet the ring could not take (its end included, which no later
+	 * event's sequence number could show). */
+	BN_EV_LOST = 13,
 };
 
 /* BN_EV_BR_DECISION detail */

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 
 #include "encoder.h"
 #include "js_errors.h"
@@ -400,13 +401,33 @@ void TraceSession::Run(TracerConfig config) {
     return unfolded.size() >= kMaxEventsPerBatch ? kBatchFull : 0;
   };
 
+  // Each packet that lost events says how many, as an event of its own (BN_EV_LOST); not
+  // counted as events (the kernel's).
+  size_t loss_reports = 0;
+  auto append_packet_losses = [&]() {
+    if (mode != BN_MODE_EVENTS) return;
+    timespec now_ts;
+    clock_gettime(CLOCK_MONOTONIC, &now_ts);
+    for (const auto& [packet_id, count] : tracer.TakePacketLosses()) {
+      bn_event e = {};
+      e.kind = BN_EV_LOST;
+      e.packet_id = packet_id;
+      e.seq = UINT16_MAX;
+      e.aux = count;
+      e.ts = static_cast<uint64_t>(now_ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(now_ts.tv_nsec);
+      size_t before = encoder.event_count();
+      append(e, nullptr, 0);
+      loss_reports += encoder.event_count() - before;
+    }
+  };
   uint64_t sequence = 0, lost = 0;
   bool write_failed = false;
   // One batch: to the trace file when recording, else to JS.
   auto flush = [&](bool lost_changed) {
     encode_unfolded();
     if (encoder.event_count() == 0 && !lost_changed) return;
-    events_ += encoder.event_count();
+    events_ += encoder.event_count() - loss_reports;
+    loss_reports = 0;
     batches_++;
     std::vector<uint8_t> batch = encoder.Finish(lost, sequence++);
     if (recording && !write_failed) WriteToFile(file, batch, lost_changed ? lost : UINT64_MAX, &write_failed);
@@ -429,6 +450,7 @@ void TraceSession::Run(TracerConfig config) {
       lost_changed = total != lost;
       lost = total;
       lost_read_at = now;
+      if (lost_changed) append_packet_losses();
     }
     bool frames_waiting;
     {
@@ -458,6 +480,7 @@ void TraceSession::Run(TracerConfig config) {
   while (tracer.Poll(0) == kBatchFull) flush(false);
   tracer.DrainAssembling();
   lost = RecordLost(tracer.LostEventsPerCpu());
+  append_packet_losses();
   flush(true);
   {
     std::lock_guard<std::mutex> lock(tracer_mutex_);

@@ -64,6 +64,7 @@ bool Tracer::Start(TraceError* error) {
   if (!SetWatched(config_.watched_ifindexes, {}))
     return Fail(error, "BPF_MAP", "cannot fill the interface filter: " + ErrnoText(errno));
   lost_map_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lost_events"));
+  if (bpf_map* m = bpf_object__find_map_by_name(obj_, "lost_by_packet")) lost_by_packet_fd_ = bpf_map__fd(m);
   paths_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "paths"));
   assembly_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "assembly"));
   int filter_fd = bpf_map__fd(bpf_object__find_map_by_name(obj_, "filter_insns"));
@@ -342,6 +343,27 @@ std::vector<uint64_t> Tracer::LostEventsPerCpu() const {
   uint32_t zero = 0;
   if (bpf_map_lookup_elem(lost_map_fd_, &zero, per_cpu.data())) return {};
   return per_cpu;
+}
+
+std::vector<std::pair<uint64_t, uint32_t>> Tracer::TakePacketLosses() {
+  std::vector<std::pair<uint64_t, uint32_t>> out;
+  if (lost_by_packet_fd_ < 0) return out;
+  uint64_t key, next;
+  uint64_t* prev = nullptr;
+  std::vector<uint64_t> keys;
+  while (keys.size() < 8192 && bpf_map_get_next_key(lost_by_packet_fd_, prev, &next) == 0) {
+    keys.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  for (uint64_t k : keys) {
+    uint32_t n = 0;
+    // Read, then delete: a loss counted in between is missed for that packet only (the
+    // global count and its sequence gap still have it).
+    if (bpf_map_lookup_elem(lost_by_packet_fd_, &k, &n) == 0 && n) out.emplace_back(k, n);
+    bpf_map_delete_elem(lost_by_packet_fd_, &k);
+  }
+  return out;
 }
 
 void Tracer::Detach() {

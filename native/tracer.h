@@ -72,6 +72,8 @@ class Tracer {
   int Poll(int timeout_ms);
   // Ring-buffer reservations that failed, per possible CPU.
   std::vector<uint64_t> LostEventsPerCpu() const;
+  // Per packet: events the ring could not take since the last call (and forgets them).
+  std::vector<std::pair<uint64_t, uint32_t>> TakePacketLosses();
   // Packets and top modes: hands on_event each record still being assembled
   // (packets that had not ended), marked unfinished. Call after detaching.
   void DrainAssembling();
@@ -113,6 +115,7 @@ class Tracer {
   std::vector<ProbeLink> probe_links_;
   ring_buffer* ring_ = nullptr;
   int lost_map_fd_ = -1;
+  int lost_by_packet_fd_ = -1;
   int paths_fd_ = -1;
   int assembly_fd_ = -1;
   int watched_fd_ = -1;

@@ -68,6 +68,9 @@ export class Correlator {
 
   push(e: KernelEvent): void {
     let p = this.open.get(e.packetId);
+    // A loss report for a packet already closed (its end came) or never seen: its gap, or
+    // the global count, already says it.
+    if (e.kind === EventKind.LOST && !p) return;
     if (!p) {
       if (this.open.size >= this.maxOpen) this.evictOldest();
       p = { id: e.packetId, events: [], lastTs: e.ts, branches: [], done: false };

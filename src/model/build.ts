@@ -356,7 +356,10 @@ function inferRxHandlerResult(hops: Hop[], decisions: Decision[]): void {
 }
 
 /** `rulesHurried`: --rules, the packet is explained before its rule messages could all arrive. */
-export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: number, branchEvents: KernelEvent[][] = [], rulesHurried = false): Traversal {
+export function buildTraversal(all: KernelEvent[], ctx: ModelContext, lost: number, branchEvents: KernelEvent[][] = [], rulesHurried = false): Traversal {
+  // Loss reports are not hops: they say how many of this packet's events never came.
+  const events = all.filter((e) => e.kind !== EventKind.LOST);
+  const reportedLost = all.reduce((n, e) => (e.kind === EventKind.LOST ? n + Number(e.aux) : n), 0);
   const sorted = [...events].sort((a, b) => a.seq - b.seq);
   const first = sorted[0];
   const hops: Hop[] = [];
@@ -492,7 +495,8 @@ export function buildTraversal(events: KernelEvent[], ctx: ModelContext, lost: n
     end,
     branches,
     lost,
-    missing: missingEvents(sorted) + rulesMissing,
+    // The sequence gap sees losses before the last event that came; the reports see them all.
+    missing: Math.max(missingEvents(sorted), reportedLost) + rulesMissing,
     devices: devicesOf(hops, end, branches, ctx),
   };
 }

@@ -131,7 +131,8 @@ class PcapngExporter {
     }
     const decisions = [...t.decisions];
     const label = deviceLabel(t);
-    const copies = [packet.events, ...packet.branches];
+    // Loss reports are counts, not points the packet passed.
+    const copies = [packet.events, ...packet.branches].map((evs) => evs.filter((e) => e.kind !== EventKind.LOST));
     const blocks: Buffer[] = [];
     copies.forEach((events, copy) => {
       let prev = { src: t.src, dst: t.dst };

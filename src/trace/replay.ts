@@ -2,7 +2,7 @@
  * the header and the symbol tables), the same correlation, the same traversals. */
 import { modelContextFrom } from '../capture/context';
 import { PipelineSinks, TraversalPipeline } from '../capture/pipeline';
-import { DecodedBatch, toBigInt, toNumber, Uint64 } from '../decode';
+import { DecodedBatch, EventKind, toBigInt, toNumber, Uint64 } from '../decode';
 import { decodeBatchWire } from '../wire';
 import { bpftrace_net as pb } from '../gen/bpftrace_net';
 import type { ContextData } from '../capture/context';
@@ -98,7 +98,7 @@ export function replayTrace(file: string, sinks: ReplaySinks): ReplayResult {
         } catch (err) {
           throw new TraceFileError('TRACE_CORRUPT', file, batchOffset ?? 0, `expected a valid event batch: ${(err as Error).message}`);
         }
-        result.events += batch.events.length;
+        result.events += batch.events.reduce((n, e) => (e.kind === EventKind.LOST ? n : n + 1), 0);
         result.lost = batch.lost;
         sinks.batch?.(batch);
         pipeline!.push(batch);

@@ -146,6 +146,16 @@ describe('lost events', () => {
     const ts = w.traversals();
     expect(Math.max(...ts.map((t) => t.lost))).toBeGreaterThan(0);
     expect(Math.max(...ts.map((t) => t.lost))).toBeLessThanOrEqual(lost);
+    // Per packet: an echo request shown with fewer hops than a whole one, or without its end
+    // (its last events lost: no later sequence number shows the gap), says what it is missing.
+    const c1 = lab.containers[0];
+    const requests = ts.filter((t) => t.src === c1.ip && /echo request/.test(t.summary));
+    const whole = Math.max(...requests.filter((t) => t.end.kind === 'tx' && !t.missing).map((t) => t.hops.length));
+    expect(whole).toBeGreaterThan(0);
+    for (const t of requests) {
+      if (t.hops.length < whole || t.end.kind === 'unknown') expect(t.missing, JSON.stringify(t)).toBeGreaterThan(0);
+      else expect(t.missing).toBe(0);
+    }
     // Every event the kernel produced was either delivered or counted: each echo request alone
     // makes 11 here (RX, 4 PREROUTING probes, RX on the bridge, FORWARD, 2 POSTROUTING, queue, xmit).
     expect(Number(summary![2]) + lost).toBeGreaterThanOrEqual(3000 * 11);
