@@ -4,10 +4,12 @@ import { toolVersion } from './capture';
 
 export interface ExportOptions {
   output: string;
+  dropsOnly?: boolean;
+  firstLast?: boolean;
 }
 
 export function collectExport(file: string, opts: ExportOptions): ExportResult {
-  return exportPcapng(file, opts.output, toolVersion());
+  return exportPcapng(file, opts.output, toolVersion(), { dropsOnly: opts.dropsOnly, firstLast: opts.firstLast });
 }
 
 export function printExport(file: string, opts: ExportOptions): void {
@@ -21,9 +23,12 @@ export function exportCommand(): Command {
     .description('convert a trace file to pcapng: a packet record per hook hit, annotated, for Wireshark and tshark')
     .argument('<trace.bnt>', 'a file written by record (or watch -w)')
     .requiredOption('-o, --output <file.pcapng>', 'the pcapng file to write')
+    .option('--drops-only', 'only packets that were dropped, every hop of each')
+    .option('--first-last', 'two records per packet: where it came in, and where it left or died (one record per hop reads as retransmissions in Wireshark\'s TCP analysis)')
     .addHelpText('after', `
 Examples:
   bpftrace-net export trace.bnt -o trace.pcapng
-  tshark -r trace.pcapng -Y 'frame.packet_id == 12' -T fields -e frame.interface_name -e frame.comment`)
+  tshark -r trace.pcapng -Y 'frame.packet_id == 12' -T fields -e frame.interface_name -e frame.comment
+  tshark -X lua_script:wireshark/bpftrace_net.lua -r trace.pcapng -Y 'bpftrace_net.verdict == "DROP"'`)
     .action((file: string, opts: ExportOptions) => printExport(file, opts));
 }

@@ -93,6 +93,8 @@ export interface PacketRecord {
   data: Uint8Array;
   originalLength: number;
   comment?: string;
+  /** Further comments (pcapng allows several): the fields line wireshark/bpftrace_net.lua reads. */
+  moreComments?: string[];
   direction?: number;
   dropCount?: number;
   packetId?: number;
@@ -113,6 +115,7 @@ export function enhancedPacket(p: PacketRecord): Buffer {
   Buffer.from(p.data).copy(data);
   const opts: Option[] = [];
   if (p.comment) opts.push([OPT_COMMENT, text(p.comment)]);
+  for (const c of p.moreComments ?? []) opts.push([OPT_COMMENT, text(c)]);
   if (p.direction) opts.push([EPB_FLAGS, u32(p.direction)]);
   if (p.dropCount !== undefined) opts.push([EPB_DROPCOUNT, u64(p.dropCount)]);
   if (p.packetId !== undefined) opts.push([EPB_PACKETID, u64(p.packetId)]);

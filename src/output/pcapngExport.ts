@@ -5,7 +5,8 @@ import { OutputFile } from './outputFile';
 import type { ClosedPacket } from '../correlate/correlator';
 import { EventKind, KernelEvent } from '../decode';
 import { familyName, hookName } from '../model/hooks';
-import type { Hop, Traversal } from '../model/traversal';
+import { decidingRule } from '../model/rules';
+import type { Hop, Traversal, TraversalEnd } from '../model/traversal';
 import type { Link } from '../topology/links';
 import { contextFromHeader } from '../trace/format';
 import type { TraceFileError } from '../trace/reader';
@@ -72,8 +73,10 @@ class PcapngExporter {
   private lostReported = 0;
   private lostPending = 0;
   packets = 0;
+  /** Traversals written (a view may leave some out). */
+  exported = 0;
 
-  constructor(out: string) {
+  constructor(out: string, private readonly view: ExportView = {}) {
     this.file = OutputFile.create(out, 'EXPORT_FILE');
   }
 
@@ -124,6 +127,8 @@ class PcapngExporter {
   }
 
   traversal(t: Traversal, packet: ClosedPacket): void {
+    if (this.view.dropsOnly && t.end.kind !== 'drop' && !t.branches.some((b) => b.end.kind === 'drop')) return;
+    this.exported++;
     // A probe stands for every chain between it and the one before: its hops share its time.
     const hopsByTs = new Map<number, Hop[]>();
     for (const h of [...t.hops, ...t.branches.flatMap((b) => b.hops)]) {
@@ -132,7 +137,10 @@ class PcapngExporter {
     const decisions = [...t.decisions];
     const label = deviceLabel(t);
     // Loss reports are counts, not points the packet passed.
-    const copies = [packet.events, ...packet.branches].map((evs) => evs.filter((e) => e.kind !== EventKind.LOST));
+    const copies = [packet.events, ...packet.branches].map((evs) => {
+      const real = evs.filter((e) => e.kind !== EventKind.LOST);
+      return this.view.firstLast && real.length > 2 ? [real[0], real[real.length - 1]] : real;
+    });
     const blocks: Buffer[] = [];
     copies.forEach((events, copy) => {
       let prev = { src: t.src, dst: t.dst };
@@ -160,6 +168,7 @@ class PcapngExporter {
           data: e.data,
           originalLength: e.wireLen || e.packet.ipLen,
           comment: notes.join(' | '),
+          moreComments: [fieldsComment(t, copy, hop ?? (last ? dropHop(t, copy) : undefined), last ? (copy ? t.branches[copy - 1]?.end ?? t.end : t.end) : undefined)],
           direction: direction(e),
           dropCount: this.lostPending,
           packetId: t.id,
@@ -184,8 +193,17 @@ class PcapngExporter {
   }
 }
 
-export function exportPcapng(traceFile: string, out: string, version = ''): ExportResult {
-  const exporter = new PcapngExporter(out);
+/** Which records export writes. */
+export interface ExportView {
+  /** Only packets that were dropped (every hop of each). */
+  dropsOnly?: boolean;
+  /** One record where the packet came in and one where it left or died (TCP analysis in
+   * Wireshark reads one record per hop as retransmissions). */
+  firstLast?: boolean;
+}
+
+export function exportPcapng(traceFile: string, out: string, version = '', view: ExportView = {}): ExportResult {
+  const exporter = new PcapngExporter(out, view);
   try {
     const result = replayTrace(traceFile, {
       header: (h) => exporter.header(h, version),
@@ -193,8 +211,33 @@ export function exportPcapng(traceFile: string, out: string, version = ''): Expo
       interfaces: (links) => exporter.devices(links),
       traversal: (t, packet) => exporter.traversal(t, packet),
     });
-    return { packets: exporter.packets, interfaces: exporter.interfaceCount, traversals: result.traversals, error: result.error };
+    return { packets: exporter.packets, interfaces: exporter.interfaceCount, traversals: exporter.exported, error: result.error };
   } finally {
     exporter.finish();
   }
+}
+
+/** The hop that dropped a copy (often deduced: the kernel's free event comes after the
+ * chain that said DROP): its fields go on the record of the drop. */
+function dropHop(t: Traversal, copy: number): Hop | undefined {
+  const hops = copy ? t.branches[copy - 1]?.hops ?? [] : t.hops;
+  return [...hops].reverse().find((h) => h.verdict === 'DROP');
+}
+
+const FIELD_VALUE = /[\s%=|]/g;
+
+/** One machine-readable line per record, read by wireshark/bpftrace_net.lua into filterable
+ * fields: `bpftrace-net: packet=12 copy=0 family=ipv4 hook=FORWARD table=filter ...`, values
+ * percent-encoded where they hold spaces, '%', '=' or '|'. */
+export function fieldsComment(t: Traversal, copy: number, hop: Hop | undefined, end?: TraversalEnd): string {
+  const fields: [string, string | number | null | undefined][] = [['packet', t.id], ['copy', copy]];
+  if (hop) {
+    fields.push(['family', hop.family], ['hook', hop.hook], ['table', hop.table], ['chain', hop.chain], ['verdict', hop.verdict],
+      ['in', hop.in], ['out', hop.out], ['physin', hop.physin], ['physout', hop.physout]);
+    const rule = hop.rules && decidingRule(hop.rules);
+    if (rule) fields.push(['rule', rule.handle === null ? `${rule.text} in ${rule.chain}` : `${rule.handle} in ${rule.chain}: ${rule.text}`]);
+  }
+  if (end) fields.push(['end', end.kind === 'drop' ? (end.rejected ? 'REJECTED' : 'DROPPED') : end.kind]);
+  const encode = (v: string | number) => String(v).replace(FIELD_VALUE, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return `bpftrace-net: ${fields.filter(([, v]) => v !== null && v !== undefined && v !== '').map(([k, v]) => `${k}=${encode(v!)}`).join(' ')}`;
 }

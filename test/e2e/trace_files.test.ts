@@ -137,4 +137,55 @@ describe('trace files', () => {
     expect(b.code).toBe(2);
     expect(b.stderr).toMatch(/^bpftrace-net: .*bad\.bnt: (not a bpftrace-net trace|corrupt|truncated) at byte 0: /);
   });
+
+  it('Wireshark fields: the shipped Lua dissector filters the drop; --drops-only and --first-last views', async () => {
+    const [c1, c2] = lab.containers;
+    const file = path.join(dir, 'drop.bnt');
+    lab.exec(lab.host, 'iptables', ['-N', 'BN-USER']);
+    lab.exec(lab.host, 'iptables', ['-I', 'FORWARD', '-j', 'BN-USER']);
+    lab.exec(lab.host, 'iptables', ['-A', 'BN-USER', '-s', c1.ip, '-d', lab.wanIp, '-p', 'icmp', '-j', 'DROP']);
+    try {
+      await traceWhile([lab.bridge, '--netns', lab.host, '-w', file, '--rules', 'icmp'], () => {
+        lab.ping(c1.netns, lab.wanIp, 1);
+        lab.ping(c1.netns, c2.ip, 1);
+      }, { command: 'record' });
+    } finally {
+      lab.exec(lab.host, 'iptables', ['-D', 'FORWARD', '-j', 'BN-USER']);
+      lab.exec(lab.host, 'iptables', ['-F', 'BN-USER']);
+      lab.exec(lab.host, 'iptables', ['-X', 'BN-USER']);
+    }
+    const replayed = runCli(['replay', file, '--json']);
+    const traversals = replayed.stdout.trim().split('\n').map((l) => JSON.parse(l) as Traversal);
+    const dropped = traversals.filter((t) => t.end.kind === 'drop').map((t) => String(t.id));
+    const passed = traversals.filter((t) => t.end.kind !== 'drop').map((t) => String(t.id));
+    expect(dropped.length).toBeGreaterThan(0);
+    expect(passed.length).toBeGreaterThan(0);
+
+    const pcap = path.join(dir, 'drop.pcapng');
+    expect(runCli(['export', file, '-o', pcap]).code).toBe(0);
+    const lua = path.resolve(__dirname, '../../wireshark/bpftrace_net.lua');
+    const r = spawnSync('tshark', ['-X', `lua_script:${lua}`, '-r', pcap, '-Y', 'bpftrace_net.verdict == "DROP"', '-T', 'fields', '-E', 'separator=\t',
+      ...['packet', 'family', 'hook', 'table', 'chain', 'verdict', 'in', 'out', 'physin', 'rule'].flatMap((f) => ['-e', `bpftrace_net.${f}`])], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const rows = r.stdout.split('\n').filter((l) => l).map((l) => l.split('\t'));
+    expect(rows.length).toBeGreaterThan(0);
+    expect([...new Set(rows.map((x) => x[0]))].sort()).toEqual([...dropped].sort());
+    for (const [, family, hook, table, chain, verdict, inDev, outDev, physin, rule] of rows) {
+      expect({ family, hook, table, chain, verdict, inDev, outDev, physin }).toEqual({
+        family: 'ipv4', hook: 'FORWARD', table: 'filter', chain: 'FORWARD', verdict: 'DROP', inDev: lab.bridge, outDev: lab.uplink, physin: c1.hostVeth,
+      });
+      expect(rule).toMatch(/^\d+ in BN-USER: .*ip saddr 192\.168\.222\.2 ip daddr 10\.200\.0\.2 .*drop$/);
+    }
+
+    const drops = path.join(dir, 'drops-only.pcapng');
+    expect(runCli(['export', file, '-o', drops, '--drops-only']).code).toBe(0);
+    expect([...new Set(tshark(drops, ['frame.packet_id']).map((x) => x[0]))].sort()).toEqual([...dropped].sort());
+
+    const ends = path.join(dir, 'first-last.pcapng');
+    expect(runCli(['export', file, '-o', ends, '--first-last']).code).toBe(0);
+    const perPacket = new Map<string, number>();
+    for (const [id] of tshark(ends, ['frame.packet_id'])) perPacket.set(id, (perPacket.get(id) ?? 0) + 1);
+    expect([...perPacket.keys()].sort()).toEqual(traversals.map((t) => String(t.id)).sort());
+    for (const t of traversals) expect(perPacket.get(String(t.id))).toBeLessThanOrEqual(2 * (1 + t.branches.length));
+  });
 });
