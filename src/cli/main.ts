@@ -7,6 +7,7 @@ import { exportCommand } from './export';
 import { portsCommand } from './ports';
 import { recordCommand } from './record';
 import { replayCommand } from './replay';
+import { reportCommand } from './report';
 import { topCommand } from './top';
 import { watchCommand } from './watch';
 import { whoisCommand } from './whois';
@@ -17,7 +18,7 @@ export function program(): Command {
     .version(toolVersion(), '-V, --version', 'print the version and exit')
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str) });
-  for (const cmd of [watchCommand(), topCommand(), recordCommand(), replayCommand(), exportCommand(), portsCommand(), whoisCommand(), doctorCommand(), demoCommand()]) root.addCommand(cmd.exitOverride());
+  for (const cmd of [watchCommand(), topCommand(), recordCommand(), replayCommand(), exportCommand(), reportCommand(), portsCommand(), whoisCommand(), doctorCommand(), demoCommand()]) root.addCommand(cmd.exitOverride());
   return root;
 }
 

@@ -6,6 +6,7 @@ import {
   addCaptureOptions, addNamesOption, addRulesOption, CaptureCliOptions, checkFilter, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, toolVersion, traceMeta,
 } from './capture';
 import { BnError } from '../errors';
+import { collectReport, writeReport } from './report';
 import { fileSizeBytes, positiveInt, positiveNumber, SNAPLEN_DEFAULT, snaplenBytes } from './options';
 
 export interface RecordOptions extends CaptureCliOptions {
@@ -16,6 +17,8 @@ export interface RecordOptions extends CaptureCliOptions {
   fileCount?: number;
   /** -G, in seconds. */
   rotateSeconds?: number;
+  /** --report: the HTML report of what was recorded. */
+  report?: string;
   count?: number;
   snaplen: number;
   mode: 'events' | 'packets';
@@ -101,6 +104,11 @@ export async function printRecord(bridge: string, filterWords: string[], opts: R
   if (tty) process.stderr.write('\n');
   const files = stats.files.length > 1 ? `${stats.files.length} files, ${stats.files[0]} to ${stats.files.at(-1)}` : opts.write;
   process.stderr.write(`${stats.packets} packets, ${stats.events} events, ${stats.lost} lost${lostPerCpuText(stats)}; wrote ${files} (${stats.bytesWritten} bytes)\n`);
+  if (opts.report) {
+    const r = collectReport(stats.files);
+    writeReport(opts.report, r.html);
+    process.stderr.write(`wrote ${opts.report}: ${r.packets} packets on ${r.paths} paths\n`);
+  }
   if (opts.pcapng) {
     for (const file of stats.files) {
       const out = file.replace(/(\.bnt)?$/, '.pcapng');
@@ -122,6 +130,7 @@ export function recordCommand(): Command {
     .addOption(new Option('--mode <mode>', 'packets: one record per packet, assembled in the kernel; events: one per hook hit')
       .choices(['events', 'packets']).default('packets'))
     .option('--pcapng', 'also export to pcapng when done, next to the trace file (NAME.pcapng)')
+    .option('--report <report.html>', 'also draw what was recorded as an HTML report when done (see report)')
     .option('-C, --file-size <size>', 'start a new file once this one holds SIZE: millions of bytes as in tcpdump, or 100k, 50M, 2G (files: NAME, NAME1, NAME2 ...; each replays on its own)', fileSizeBytes)
     .option('-G, --rotate-seconds <s>', 'start a new file every s seconds', positiveNumber('-G'))
     .option('-W, --file-count <n>', 'with -C or -G: keep only the last n files', positiveInt('-W'));

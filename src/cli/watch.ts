@@ -7,8 +7,12 @@ import { formatTraversal } from '../output/text';
 import type { BridgeView } from '../topology/links';
 import { TraceRecorder } from '../trace/recorder';
 import { stdoutClosed } from './stdout';
+import * as os from 'os';
+import { ReportBuilder } from '../output/report';
+import { reportHtml } from '../output/reportHtml';
+import { writeReport } from './report';
 import {
-  addCaptureOptions, addNamesOption, addRulesOption, CaptureCliOptions, checkFilter, describePortChange, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, traceMeta,
+  addCaptureOptions, addNamesOption, addRulesOption, CaptureCliOptions, checkFilter, describePortChange, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, toolVersion, traceMeta,
 } from './capture';
 import { positiveInt, SNAPLEN_DEFAULT, snaplenBytes } from './options';
 
@@ -19,6 +23,8 @@ export interface WatchOptions extends CaptureCliOptions {
   /** Also record what is shown to this trace file. */
   write?: string;
   snaplen: number;
+  /** --report: the HTML report of what was shown, written when the capture ends. */
+  report?: string;
 }
 
 export interface WatchStatus {
@@ -49,11 +55,18 @@ export async function collectWatch(
   const { view, backend, capture } = prepared;
   status.onCapture?.(capture);
   recorder?.create(capture, traceMeta(bridge, filter, opts, view, backend.backend, opts.write ? opts.snaplen : 0));
+  const startedAt = Date.now();
+  const report = opts.report ? new ReportBuilder({
+    host: os.hostname(), kernel: os.release(), backend: backend.backend, bridge: view.bridge.name, netns: view.netns.label, filter,
+    mode: opts.mode, startedAt: new Date(startedAt).toISOString(), durationS: null, lost: 0, links: capture.contextData.links,
+    ports: view.ports.map((p) => p.ifindex), uplinks: view.uplinks.map((u) => u.ifindex), rules: opts.rules ?? false,
+  }) : undefined;
   let seen = 0;
   let finish: () => void = () => undefined;
   capture.on('traversal', (t: Traversal) => {
     if (opts.count !== undefined && seen >= opts.count) return;
     seen++;
+    report?.add(t);
     onTraversal(t);
     if (opts.count !== undefined && seen >= opts.count) finish();
   });
@@ -75,6 +88,10 @@ export async function collectWatch(
   }
   const failed = recorder?.finish(stats);
   if (failed) throw failed;
+  if (report && opts.report) {
+    report.setFacts({ lost: stats.lost, durationS: (Date.now() - startedAt) / 1000, links: capture.contextData.links });
+    writeReport(opts.report, reportHtml(report.build(), toolVersion()));
+  }
   // The summary counts the packets shown: with --count, the rest were traced but not printed.
   return { ...stats, traversals: seen };
 }
@@ -122,7 +139,8 @@ export function watchCommand(): Command {
     .addOption(new Option('--mode <mode>', 'events: the kernel sends every hook hit; packets: it assembles each packet and sends it once (cheaper)')
       .choices(['events', 'packets']).default('events'))
     .option('-w, --write <file>', 'also record what is shown to this trace file (see replay, export)')
-    .option('-s, --snaplen <bytes>', 'with --write: packet bytes kept at each hop (0 to 256)', snaplenBytes, SNAPLEN_DEFAULT);
+    .option('-s, --snaplen <bytes>', 'with --write: packet bytes kept at each hop (0 to 256)', snaplenBytes, SNAPLEN_DEFAULT)
+    .option('--report <report.html>', 'when done, draw what was shown as an HTML report (see report)');
   return addNamesOption(addRulesOption(addCaptureOptions(cmd)))
     .addHelpText('after', `
 Examples:
