@@ -9,6 +9,8 @@ import { formatTraversal, withContainer } from './text';
 
 /** Packets kept per path for the page (their text as replay prints it). */
 export const SAMPLE_PER_PATH = 25;
+/** Paths that keep packets: the busiest; the rest are listed with their counts only. */
+export const SAMPLED_PATHS = 200;
 
 export interface ReportFacts {
   host: string;
@@ -135,7 +137,8 @@ export class ReportBuilder {
       dropped: this.dropped,
       nodes: [...this.nodes.values()],
       edges: [...this.edges.values()],
-      paths: [...this.paths.values()].sort((a, b) => b.packets - a.packets),
+      paths: [...this.paths.values()].sort((a, b) => b.packets - a.packets)
+        .map((p, rank) => (rank < SAMPLED_PATHS ? p : { ...p, sample: [] })),
       samplePerPath: SAMPLE_PER_PATH,
     };
   }

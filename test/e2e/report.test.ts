@@ -83,4 +83,14 @@ describe('report', () => {
     // Nothing but the file itself was loaded.
     expect(browser.requests).toEqual([url]);
   }, 60_000);
+
+  it('watch --report draws what it showed when it stops', async () => {
+    const html = path.join(dir, 'live.html');
+    const w = await traceWhile([lab.bridge, '--netns', lab.host, '--report', html, 'icmp'], () => lab.ping(lab.containers[1].netns, lab.wanIp, 1));
+    expect(w.traversals().length).toBeGreaterThan(0);
+    const page = fs.readFileSync(html, 'utf8');
+    expect(page).toContain('<svg id="diagram"');
+    expect(page).toContain(`data-node="port:${lab.containers[1].hostVeth}"`);
+    expect(page).not.toMatch(/<(script|link|img)[^>]+(src|href)=/);
+  });
 });
