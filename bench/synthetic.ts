@@ -1,5 +1,6 @@
 /** Synthetic kernel events in the exact byte layout of bpf/events.h, for the
  * encoder round-trip tests and the benchmarks. */
+import { native } from '../src/native';
 import { planProbes, type ProbePlan } from '../src/model/probes';
 import { rulesetFromEntries, type RawHookEntry } from '../src/model/ruleset';
 
@@ -44,45 +45,45 @@ export interface RawEvent {
   tcpFlags?: number;
 }
 
-export const EVENT_SIZE = 192;
+/** The layout as the native addon compiled bpf/events.h: no offset is written down twice. */
+const LAYOUT = native().eventLayout;
+export const EVENT_SIZE = LAYOUT.size;
+
+function put(buf: Buffer, off: number, field: string, value: number | bigint | number[] | string | undefined, signed = false): void {
+  const f = LAYOUT.fields[field];
+  if (!f) throw new Error(`bpf/events.h has no field ${field}`);
+  const at = off + f.offset;
+  if (value === undefined) return;
+  if (typeof value === 'string' || Array.isArray(value)) {
+    // Names as the kernel leaves them: truncated, not always terminated.
+    Buffer.from(value as string & number[]).copy(buf, at, 0, f.size);
+    return;
+  }
+  if (f.size === 8) buf.writeBigUInt64LE(BigInt(value), at);
+  else if (f.size === 4) (signed ? buf.writeInt32LE(Number(value), at) : buf.writeUInt32LE(Number(value), at));
+  else if (f.size === 2) buf.writeUInt16LE(Number(value), at);
+  else buf.writeUInt8(Number(value), at);
+}
 
 export function writeRawEvent(buf: Buffer, off: number, e: RawEvent): void {
   buf.fill(0, off, off + EVENT_SIZE);
-  buf.writeBigUInt64LE(e.ts, off);
-  buf.writeBigUInt64LE(e.packetId, off + 8);
-  buf.writeBigUInt64LE(e.skb ?? 0n, off + 16);
-  buf.writeBigUInt64LE(e.aux ?? 0n, off + 24);
-  const u32 = [e.netns, e.ifindex, e.inIfindex, e.outIfindex, e.physinIfindex, e.physoutIfindex, e.reason, e.mark];
-  u32.forEach((v, i) => buf.writeUInt32LE(v ?? 0, off + 32 + 4 * i));
-  buf.writeInt32LE(e.verdict ?? 0, off + 64);
-  buf.writeUInt16LE(e.seq, off + 68);
-  buf.writeUInt16LE(e.cpu ?? 0, off + 70);
-  buf.writeUInt8(e.kind, off + 72);
-  buf.writeUInt8(e.nfFamily ?? 0, off + 73);
-  buf.writeUInt8(e.nfHook ?? 0, off + 74);
-  buf.writeUInt8(e.nfSlot ?? 0, off + 75);
-  buf.writeUInt8(e.detail ?? 0, off + 76);
-  const pkt = off + 80;
-  Buffer.from(e.saddr ?? []).copy(buf, pkt);
-  Buffer.from(e.daddr ?? []).copy(buf, pkt + 16);
-  Buffer.from(e.smac ?? []).copy(buf, pkt + 32);
-  Buffer.from(e.dmac ?? []).copy(buf, pkt + 38);
-  buf.writeUInt16LE(e.ethertype ?? 0, pkt + 44);
-  buf.writeUInt16LE(e.ipLen ?? 0, pkt + 46);
-  buf.writeUInt16LE(e.sport ?? 0, pkt + 48);
-  buf.writeUInt16LE(e.dport ?? 0, pkt + 50);
-  buf.writeUInt8(e.ipVersion ?? 0, pkt + 52);
-  buf.writeUInt8(e.l4proto ?? 0, pkt + 53);
-  buf.writeUInt8(e.ttl ?? 0, pkt + 54);
-  buf.writeUInt8(e.icmpType ?? 0, pkt + 55);
-  buf.writeUInt8(e.icmpCode ?? 0, pkt + 56);
-  buf.writeUInt8(e.smac || e.dmac ? 1 : 0, pkt + 57);
-  buf.writeUInt8(e.ctState ?? 0, pkt + 58);
-  buf.writeUInt8(e.tcpFlags ?? 0, pkt + 59);
-  // Names as the kernel leaves them: truncated, not always terminated.
-  Buffer.from(e.table ?? '').copy(buf, off + 140, 0, 16);
-  Buffer.from(e.chain ?? '').copy(buf, off + 156, 0, 32);
-  (e.priorities ?? []).slice(0, 8).forEach((p, i) => buf.writeInt32LE(p, off + 156 + 4 * i));
+  put(buf, off, 'ts', e.ts);
+  put(buf, off, 'packetId', e.packetId);
+  put(buf, off, 'skb', e.skb);
+  put(buf, off, 'aux', e.aux);
+  for (const f of ['netns', 'ifindex', 'inIfindex', 'outIfindex', 'physinIfindex', 'physoutIfindex', 'reason', 'mark', 'cpu', 'nfFamily', 'nfHook', 'nfSlot', 'detail',
+    'ethertype', 'ipLen', 'sport', 'dport', 'ipVersion', 'l4proto', 'ttl', 'icmpType', 'icmpCode', 'ctState', 'tcpFlags'] as const) put(buf, off, f, e[f]);
+  put(buf, off, 'verdict', e.verdict, true);
+  put(buf, off, 'seq', e.seq);
+  put(buf, off, 'kind', e.kind);
+  put(buf, off, 'saddr', e.saddr);
+  put(buf, off, 'daddr', e.daddr);
+  put(buf, off, 'smac', e.smac);
+  put(buf, off, 'dmac', e.dmac);
+  put(buf, off, 'hasMac', e.smac || e.dmac ? 1 : 0);
+  put(buf, off, 'table', e.table);
+  put(buf, off, 'chain', e.chain);
+  (e.priorities ?? []).slice(0, LAYOUT.fields.priorities.size / 4).forEach((p, i) => buf.writeInt32LE(p, off + LAYOUT.fields.priorities.offset + 4 * i));
 }
 
 export function rawEvents(events: RawEvent[]): Buffer {

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "encoder.h"
+#include "event_layout.h"
 #include "hook_table.h"
 #include "js_errors.h"
 
@@ -165,6 +166,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dropReasons", Napi::Function::New(env, DropReasonsJs));
   exports.Set("encodeBatch", Napi::Function::New(env, EncodeBatchJs));
   exports.Set("eventSize", Napi::Number::New(env, sizeof(bn_event)));
+  exports.Set("eventLayout", EventLayout(env));
   return exports;
 }
 

@@ -99,6 +99,8 @@ export interface NativeAddon {
   /** Classic BPF instruction count; throws with code BAD_FILTER and libpcap's message. */
   compileFilter(expression: string): number;
   eventSize: number;
+  /** bpf/events.h as compiled: each field's offset and size, and the decision codes. */
+  eventLayout: EventLayout;
   /** The nsid the netns at fromPath ('' = ours) gives each netns file in targets; -1 where none. */
   netnsIds(fromPath: string, targets: string[]): number[];
   /** Calls onChange (coalesced) on netlink notifications of the netns at path ('' = ours):
@@ -137,4 +139,11 @@ export function native(): NativeAddon {
     }
   }
   throw new BnError('NATIVE_MISSING', `the native addon is not built (looked for ${CANDIDATES.join(', ')}): run npm run build`);
+}
+
+export interface EventLayout {
+  size: number;
+  fields: Record<string, { offset: number; size: number }>;
+  bridgeDecision: { forward: number; flood: number; local: number };
+  routeDecision: { forward: number; local: number };
 }

@@ -1,6 +1,10 @@
 /** One packet's kernel events -> a Traversal: hops in order, where it ended,
  * and the decisions the events imply. */
 import { EventKind, KernelEvent } from '../decode';
+import { native } from '../native';
+
+/** The decision codes of bpf/events.h, as the addon compiled them. */
+const DECISION = native().eventLayout;
 import { familyName, hookName, verdictName } from './hooks';
 import { ProbeHistory, type Probe, type ProbePlan } from './probes';
 import { describeUser, hasChains, runsRules, usersAt, type HookUser } from './ruleset';
@@ -188,9 +192,9 @@ function applyRxHandlerResult(e: KernelEvent, hops: Hop[]): void {
 function bridgeDecision(e: KernelEvent, ctx: ModelContext): Decision {
   const port = e.outIfindex ? ctx.deviceName(e.outIfindex, e.netns) : null;
   switch (e.detail) {
-    case 1:
+    case DECISION.bridgeDecision.forward:
       return { ts: e.ts, kind: 'bridge', decision: 'forward', port, text: `FDB: the destination MAC is behind port ${port}` };
-    case 2:
+    case DECISION.bridgeDecision.flood:
       return { ts: e.ts, kind: 'bridge', decision: 'flood', text: 'unknown or broadcast destination MAC: flooded to the ports' };
     default:
       return { ts: e.ts, kind: 'bridge', decision: 'local', text: "the destination MAC is the bridge's own: up to L3" };
@@ -204,7 +208,7 @@ function forwardText(dst: string | null, out: string | null, ctx: ModelContext):
 }
 
 function routeDecision(e: KernelEvent, ctx: ModelContext): Decision {
-  return e.detail === 1
+  return e.detail === DECISION.routeDecision.forward
     ? { ts: e.ts, kind: 'route', decision: 'forward', text: forwardText(formatAddress(e.packet.daddr), null, ctx) }
     : { ts: e.ts, kind: 'route', decision: 'local', text: 'routing: addressed to this host, delivered locally' };
 }
