@@ -8,6 +8,22 @@ export class WireError extends Error {}
 
 const EMPTY = new Uint8Array(0);
 
+/** The one varint reader of the JS side (batches here, frame lengths in trace/reader.ts): a
+ * varint of at most maxBytes in buf[at, end), exact as a number up to 2^53, and where the
+ * next byte is; or why it could not be read. */
+export function readVarint(buf: Uint8Array, at: number, end: number, maxBytes = 10): { value: number; next: number } | 'truncated' | 'overlong' {
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < maxBytes; i++) {
+    if (at + i >= end) return 'truncated';
+    const b = buf[at + i];
+    value += (b & 0x7f) * scale;
+    if (b < 0x80) return { value, next: at + i + 1 };
+    scale *= 128;
+  }
+  return 'overlong';
+}
+
 class Cursor {
   pos: number;
   constructor(readonly buf: Uint8Array, start: number, readonly end: number) {
@@ -16,16 +32,10 @@ class Cursor {
 
   /** Up to 53 bits exactly, as a number. */
   varint(): number {
-    let result = 0;
-    let scale = 1;
-    for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) throw new WireError(`truncated varint at ${this.pos}`);
-      const b = this.buf[this.pos++];
-      result += (b & 0x7f) * scale;
-      if (b < 0x80) return result;
-      scale *= 128;
-    }
-    throw new WireError(`overlong varint at ${this.pos}`);
+    const r = readVarint(this.buf, this.pos, this.end);
+    if (typeof r === 'string') throw new WireError(`${r} varint at ${this.pos}`);
+    this.pos = r.next;
+    return r.value;
   }
 
   /** A uint32 field: the varint's low 32 bits, as protobuf readers do. */

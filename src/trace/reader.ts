@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import { BnError } from '../errors';
 import { bpftrace_net as pb } from '../gen/bpftrace_net';
 import { MAX_FRAME_BYTES, TRACE_FORMAT_VERSION, TRACE_MAGIC } from './format';
+import { readVarint } from '../wire';
 
 export class TraceFileError extends BnError {
   constructor(
@@ -76,17 +77,13 @@ export class TraceReader {
     while (offset < this.size) {
       if (sawTrailer) throw new TraceFileError('TRACE_CORRUPT', this.file, offset, 'data after the trailer');
       const head = this.bytes(offset, 10);
-      let len = 0;
-      let i = 0;
-      for (let shift = 1; ; shift *= 128, i++) {
-        if (i >= head.length) {
-          throw new TraceFileError('TRACE_TRUNCATED', this.file, offset, 'expected a frame length (varint), the file ends inside it');
-        }
-        if (i >= 8) throw new TraceFileError('TRACE_CORRUPT', this.file, offset, 'expected a frame length, found an overlong varint');
-        len += (head[i] & 0x7f) * shift;
-        if (!(head[i] & 0x80)) break;
+      const read = readVarint(head, 0, head.length, 8);
+      if (read === 'truncated' && head.length < 8) {
+        throw new TraceFileError('TRACE_TRUNCATED', this.file, offset, 'expected a frame length (varint), the file ends inside it');
       }
-      const bodyAt = offset + i + 1;
+      if (typeof read === 'string') throw new TraceFileError('TRACE_CORRUPT', this.file, offset, 'expected a frame length, found an overlong varint');
+      const len = read.value;
+      const bodyAt = offset + read.next;
       if (len === 0 || len > MAX_FRAME_BYTES) {
         throw new TraceFileError('TRACE_CORRUPT', this.file, offset, `expected a frame length of 1 to ${MAX_FRAME_BYTES} bytes, found ${len}`);
       }
@@ -133,14 +130,9 @@ export class TraceReader {
 
 /** The length of the one field a batch frame holds, checked against the frame. */
 function innerLength(body: Buffer, file: string, at: number): { value: number; next: number } {
-  let value = 0;
-  let i = 1;
-  for (let scale = 1; ; scale *= 128, i++) {
-    if (i >= body.length || i > 8) throw new TraceFileError('TRACE_CORRUPT', file, at + i, 'expected the batch length inside its frame');
-    value += (body[i] & 0x7f) * scale;
-    if (!(body[i] & 0x80)) break;
-  }
-  const next = i + 1;
+  const read = readVarint(body, 1, body.length, 8);
+  if (typeof read === 'string') throw new TraceFileError('TRACE_CORRUPT', file, at + 1, 'expected the batch length inside its frame');
+  const { value, next } = read;
   if (next + value !== body.length) {
     throw new TraceFileError('TRACE_CORRUPT', file, at, `expected a batch of ${body.length - next} bytes filling its frame, found a length of ${value}`);
   }
