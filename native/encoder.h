@@ -1,5 +1,5 @@
 // Kernel events -> protobuf Batch bytes (proto/bpftrace_net.proto), written by
-// hand so the reader thread never allocates per event.
+// hand into one growing buffer per batch: no message objects per event.
 #pragma once
 
 #include <cstddef>

@@ -1,6 +1,6 @@
-// BPF netfilter links (Linux 6.4+). libbpf < 1.2 has no helper for them, so the
-// link is created with a raw bpf(BPF_LINK_CREATE); it attaches in the netns of
-// the calling thread and is released when its fd closes.
+// BPF netfilter links (Linux 6.4+). Debian 12's libbpf (1.1) has no helper for
+// them, so the link is created with a raw bpf(BPF_LINK_CREATE); it attaches in
+// the netns of the calling thread and is released when its fd closes.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,8 @@
 // One lifecycle for every backend: open -> configure -> load -> attach ->
-// poll -> destroy, all on the tracer's own thread. Backends differ only in
-// which BPF object is opened and how its programs attach.
+// poll -> destroy, on the session's reader thread (the netns's thread). Two reads
+// also come from the JS thread, under the session's tracer mutex: ReadPaths (top)
+// and SetWatched (ports that come and go), both plain map operations. Backends
+// differ only in which BPF object is opened and how its programs attach.
 #pragma once
 
 #include <cstdint>

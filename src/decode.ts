@@ -87,3 +87,11 @@ export function decodeBatch(bytes: Uint8Array): DecodedBatch {
     throw new BnError('CORRUPT_BATCH', `cannot decode an event batch: ${(err as Error).message}`);
   }
 }
+
+/** Where a packet leaves the traced bridge's world: freed, or handed to any device other
+ * than the bridge itself (a port, an uplink). The correlator closes a packet there; the
+ * model reads its end there. */
+export function isEndEvent(e: KernelEvent, bridge: { netns: number; bridgeIfindex: number }): boolean {
+  if (e.kind === EventKind.DROP || e.kind === EventKind.CONSUME) return true;
+  return e.kind === EventKind.TX && !(e.ifindex === bridge.bridgeIfindex && e.netns === bridge.netns);
+}

@@ -6,8 +6,7 @@
  * gives it a new number; it is attached as a branch of the packet it was
  * copied from: the one in flight with the same headers that just came in by a
  * bridge port. */
-import { EventKind, KernelEvent } from '../decode';
-import { isEndEvent } from '../model/build';
+import { EventKind, isEndEvent, KernelEvent } from '../decode';
 
 export interface CorrelatorOptions {
   /** Close a packet that saw no event for this long (kernel ns). */

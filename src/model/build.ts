@@ -1,6 +1,6 @@
 /** One packet's kernel events -> a Traversal: hops in order, where it ended,
  * and the decisions the events imply. */
-import { EventKind, KernelEvent } from '../decode';
+import { EventKind, isEndEvent, KernelEvent } from '../decode';
 import { native } from '../native';
 
 /** The decision codes of bpf/events.h, as the addon compiled them. */
@@ -36,13 +36,6 @@ export interface ModelContext {
 }
 
 const NETFILTER_DROP = 'NETFILTER_DROP';
-
-/** Where a packet leaves the traced bridge's world: freed, or handed to any
- * device other than the bridge itself (a port, an uplink). */
-export function isEndEvent(e: KernelEvent, bridge: { netns: number; bridgeIfindex: number }): boolean {
-  if (e.kind === EventKind.DROP || e.kind === EventKind.CONSUME) return true;
-  return e.kind === EventKind.TX && !(e.ifindex === bridge.bridgeIfindex && e.netns === bridge.netns);
-}
 
 function addresses(e: KernelEvent) {
   return { src: formatAddress(e.packet.saddr), dst: formatAddress(e.packet.daddr) };
