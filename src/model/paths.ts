@@ -14,6 +14,17 @@ export interface PathRow {
   end: string | null;
   summary: string | null;
   dropped: boolean;
+  /** The same path as fields (--json): each place in order with its tables, and the end. */
+  steps: PathStep[] | null;
+  endAt: { kind: string; dev: string | null; reason: string | null; location: string | null; table: string | null; chain: string | null } | null;
+}
+
+export interface PathStep {
+  family: string;
+  hook: string;
+  /** netdev steps: the device. */
+  dev?: string;
+  tables: { table: string; chain: string | null; verdict: string | null }[];
 }
 
 export interface TopSnapshot {
@@ -66,6 +77,22 @@ export function endLine(t: Traversal): string {
   }
 }
 
+/** pathLine's segments as fields. */
+export function pathSteps(t: Traversal): PathStep[] {
+  const steps: PathStep[] = [];
+  for (const h of t.hops) {
+    const last = steps[steps.length - 1];
+    const dev = h.family === 'netdev' ? (h.hook === 'RX' ? h.in : h.out) ?? undefined : undefined;
+    const table = h.table ? { table: h.table, chain: h.chain ?? null, verdict: h.verdict } : undefined;
+    if (last && h.family !== 'netdev' && last.family === h.family && last.hook === h.hook) {
+      if (table) last.tables.push(table);
+    } else {
+      steps.push({ family: h.family, hook: h.hook, ...(dev ? { dev } : {}), tables: table ? [table] : [] });
+    }
+  }
+  return steps;
+}
+
 export class PathTable {
   private readonly exemplars = new Map<string, Traversal>();
   private previous = new Map<string, number>();
@@ -91,6 +118,11 @@ export class PathTable {
         end: t ? endLine(t) : null,
         summary: t ? t.summary : null,
         dropped: t?.end.kind === 'drop',
+        steps: t ? pathSteps(t) : null,
+        endAt: t ? {
+          kind: t.end.kind, dev: t.end.dev, reason: t.end.reason, location: t.end.location ?? null,
+          table: t.end.table ?? null, chain: t.end.chain ?? null,
+        } : null,
       };
     });
     rows.sort((a, b) => b.rate - a.rate || b.packets - a.packets || a.signature.localeCompare(b.signature));

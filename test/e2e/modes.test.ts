@@ -84,6 +84,11 @@ describe('capture modes', () => {
     expect(requests[0].path).toContain('ipv4 POSTROUTING[nat]');
     expect(requests[0].path).not.toMatch(/raw|mangle|conntrack|security/);
     expect(requests[0].end).toBe(`left via ${lab.uplink}`);
+    // The same as fields, for --json readers: no prose to parse.
+    const steps = requests[0].steps!;
+    expect(steps[0]).toEqual({ family: 'netdev', hook: 'RX', dev: c1.hostVeth, tables: [] });
+    expect(steps.find((s) => s.family === 'ipv4' && s.hook === 'POSTROUTING')?.tables).toEqual([{ table: 'nat', chain: 'POSTROUTING', verdict: 'ACCEPT' }]);
+    expect(requests[0].endAt).toMatchObject({ kind: 'tx', dev: lab.uplink });
     expect(last.paths.filter((p) => p.summary?.includes('echo reply')).reduce((n, p) => n + p.packets, 0)).toBe(6);
   });
 
