@@ -60,8 +60,9 @@ Napi::Value EncodeBatchJs(const Napi::CallbackInfo& info) {
   return Napi::Buffer<uint8_t>::Copy(env, bytes.data(), bytes.size());
 }
 
-// compileFilter(expr): the classic BPF instruction count, or a BAD_FILTER error
-// with libpcap's message. Lets the CLI reject a filter before loading anything.
+// compileFilter(expr): the classic BPF program libpcap makes of it, as [code, jt, jf, k]
+// rows, or a BAD_FILTER error with libpcap's message. Compiled once: the CLI checks it with
+// this before loading anything, the session loads these rows, replay runs them in JS.
 Napi::Value CompileFilterJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "compileFilter(expression: string)");
@@ -69,7 +70,16 @@ Napi::Value CompileFilterJs(const Napi::CallbackInfo& info) {
   std::string message;
   if (!CompilePacketFilter(info[0].As<Napi::String>().Utf8Value(), &insns, &message))
     throw CodedError(env, "BAD_FILTER", message);
-  return Napi::Number::New(env, static_cast<double>(insns.size()));
+  Napi::Array out = Napi::Array::New(env, insns.size());
+  for (uint32_t i = 0; i < insns.size(); i++) {
+    Napi::Array row = Napi::Array::New(env, 4);
+    row.Set(0u, Napi::Number::New(env, insns[i].code));
+    row.Set(1u, Napi::Number::New(env, insns[i].jt));
+    row.Set(2u, Napi::Number::New(env, insns[i].jf));
+    row.Set(3u, Napi::Number::New(env, insns[i].k));
+    out.Set(i, row);
+  }
+  return out;
 }
 
 // netnsIds(fromPath, targets): the nsid the netns at fromPath ("" = ours)

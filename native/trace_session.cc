@@ -18,6 +18,8 @@ constexpr int kPollTimeoutMs = 50;
 constexpr size_t kMaxEventsPerBatch = 4096;
 constexpr int kBatchFull = -1000;  // returned by the ring callback to end a wakeup early
 constexpr size_t kQueuedBatches = 16;
+// filter_insns' size (bpf/filter.bpf.h).
+constexpr uint32_t kMaxFilterInsns = 512;
 constexpr auto kLostReadInterval = std::chrono::milliseconds(100);
 
 uint32_t RequireUint(Napi::Env env, const Napi::Object& obj, const char* key, bool required = true,
@@ -73,13 +75,26 @@ TracerConfig ParseConfig(Napi::Env env, const Napi::Value& value) {
   if (config.ring_bytes < 4096 || (config.ring_bytes & (config.ring_bytes - 1)))
     throw CodedError(env, "INVALID_ARGUMENT", "config.ringBytes must be a power of two of at least 4096");
 
-  Napi::Value filter = obj.Get("filter");
-  if (!filter.IsUndefined() && !filter.IsString())
-    throw CodedError(env, "INVALID_ARGUMENT", "config.filter must be a string");
-  if (filter.IsString() && !filter.As<Napi::String>().Utf8Value().empty()) {
-    std::string message;
-    if (!CompilePacketFilter(filter.As<Napi::String>().Utf8Value(), &config.filter, &message))
-      throw CodedError(env, "BAD_FILTER", message);
+  // The program compileFilter() made: [code, jt, jf, k] rows (empty: every packet).
+  Napi::Value filter = obj.Get("filterProgram");
+  if (!filter.IsUndefined()) {
+    if (!filter.IsArray()) throw CodedError(env, "INVALID_ARGUMENT", "config.filterProgram must be an array of [code, jt, jf, k]");
+    Napi::Array rows = filter.As<Napi::Array>();
+    if (rows.Length() > kMaxFilterInsns)
+      throw CodedError(env, "BAD_FILTER", "the filter compiles to " + std::to_string(rows.Length()) + " instructions; at most " +
+                                              std::to_string(kMaxFilterInsns) + " fit");
+    for (uint32_t i = 0; i < rows.Length(); i++) {
+      Napi::Value row = rows.Get(i);
+      if (!row.IsArray() || row.As<Napi::Array>().Length() != 4)
+        throw CodedError(env, "INVALID_ARGUMENT", "config.filterProgram rows must be [code, jt, jf, k]");
+      Napi::Array r = row.As<Napi::Array>();
+      sock_filter insn;
+      insn.code = static_cast<uint16_t>(r.Get(0u).As<Napi::Number>().Uint32Value());
+      insn.jt = static_cast<uint8_t>(r.Get(1u).As<Napi::Number>().Uint32Value());
+      insn.jf = static_cast<uint8_t>(r.Get(2u).As<Napi::Number>().Uint32Value());
+      insn.k = r.Get(3u).As<Napi::Number>().Uint32Value();
+      config.filter.push_back(insn);
+    }
   }
   Napi::Value mode = obj.Get("mode");
   std::string mode_name = mode.IsString() ? mode.As<Napi::String>().Utf8Value() : "events";

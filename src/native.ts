@@ -29,7 +29,8 @@ export interface SessionConfig {
   netfilter: NetfilterAttachment[];
   ringBytes?: number;
   /** tcpdump / pcap-filter expression, compiled by libpcap, run in the kernel. */
-  filter?: string;
+  /** compileFilter()'s rows; empty or absent: every packet. */
+  filterProgram?: [number, number, number, number][];
   markValue?: number;
   markMask?: number;
   /** events: a ring record per hook hit; packets: one per packet, assembled in the kernel;
@@ -96,8 +97,8 @@ export interface NativeAddon {
   probeKernel(): ProbeResult[];
   dropReasons(): string[];
   encodeBatch(rawEvents: Buffer, lost: number, sequence: number): Buffer;
-  /** Classic BPF instruction count; throws with code BAD_FILTER and libpcap's message. */
-  compileFilter(expression: string): number;
+  /** The classic BPF program as [code, jt, jf, k] rows; throws with code BAD_FILTER and libpcap's message. */
+  compileFilter(expression: string): [number, number, number, number][];
   eventSize: number;
   /** bpf/events.h as compiled: each field's offset and size, and the decision codes. */
   eventLayout: EventLayout;

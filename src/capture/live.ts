@@ -1,6 +1,7 @@
 /** A live capture of one bridge: native session -> decode -> correlate ->
  * model. Emits Traversals; knows nothing of how they are printed. */
 import { EventEmitter } from 'events';
+import { compileFilter } from './filterProgram';
 import { decodeBatch } from '../decode';
 import { asBnError } from '../errors';
 import type { ModelContext } from '../model/build';
@@ -90,7 +91,7 @@ export class LiveCapture extends EventEmitter {
         watchedIfindexes: watched,
         netfilter: this.opts.backend === 'hooks' ? attachmentsOf(this.probes.latest!) : [],
         ringBytes: this.opts.ringBytes,
-        filter: this.opts.filter,
+        filterProgram: this.opts.filter ? compileFilter(this.opts.filter) : [],
         markValue: this.opts.mark?.value,
         markMask: this.opts.mark?.mask,
         mode: this.opts.mode,

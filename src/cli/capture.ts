@@ -4,7 +4,6 @@
 import { Command, Option } from 'commander';
 import { BACKEND_CHOICES, BackendChoice, BackendSelection, selectBackend } from '../capture/backend';
 import { CaptureOptions, CaptureStats, LiveCapture } from '../capture/live';
-import { BnError } from '../errors';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -16,6 +15,7 @@ import { attachContainers } from '../topology/containers';
 import { resolveNetns } from '../topology/netns';
 import { withContainer } from '../output/text';
 import { onStdoutClosed } from './stdout';
+import { compileFilter } from '../capture/filterProgram';
 import { markFilter, positiveNumber, powerOfTwoBytes, sampleRate } from './options';
 
 export interface CaptureCliOptions {
@@ -57,11 +57,7 @@ export function addNamesOption(cmd: Command): Command {
 
 /** A malformed expression is refused before anything is loaded, in libpcap's words. */
 export function checkFilter(filter: string): void {
-  try {
-    native().compileFilter(filter);
-  } catch (err) {
-    throw new BnError('BAD_FILTER', `bad filter '${filter}': ${(err as Error).message}`);
-  }
+  compileFilter(filter);
 }
 
 export interface PreparedCapture {

@@ -2,6 +2,7 @@
  * seen there, on an interface per device@hook point, annotated so that
  * `frame.packet_id == N` in Wireshark shows packet N's whole path in order. */
 import { OutputFile } from './outputFile';
+import { admitsPacket, type FilterProgram } from '../capture/filterProgram';
 import type { ClosedPacket } from '../correlate/correlator';
 import { EventKind, KernelEvent } from '../decode';
 import { familyName, hookName } from '../model/hooks';
@@ -128,6 +129,7 @@ class PcapngExporter {
 
   traversal(t: Traversal, packet: ClosedPacket): void {
     if (this.view.dropsOnly && t.end.kind !== 'drop' && !t.branches.some((b) => b.end.kind === 'drop')) return;
+    if (this.view.filter && !admitsPacket(this.view.filter, packet.events)) return;
     this.exported++;
     // A probe stands for every chain between it and the one before: its hops share its time.
     const hopsByTs = new Map<number, Hop[]>();
@@ -200,6 +202,8 @@ export interface ExportView {
   /** One record where the packet came in and one where it left or died (TCP analysis in
    * Wireshark reads one record per hop as retransmissions). */
   firstLast?: boolean;
+  /** Only packets whose first event passes this compiled tcpdump filter. */
+  filter?: FilterProgram;
 }
 
 export function exportPcapng(traceFile: string, out: string, version = '', view: ExportView = {}): ExportResult {

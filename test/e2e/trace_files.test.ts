@@ -188,4 +188,26 @@ describe('trace files', () => {
     expect([...perPacket.keys()].sort()).toEqual(traversals.map((t) => String(t.id)).sort());
     for (const t of traversals) expect(perPacket.get(String(t.id))).toBeLessThanOrEqual(2 * (1 + t.branches.length));
   });
+
+  it('replay and export take a tcpdump filter, run on each packet as the trace kept it', async () => {
+    const [c1, c2] = lab.containers;
+    for (const snaplen of ['128', '0']) {
+      const file = path.join(dir, `filter-${snaplen}.bnt`);
+      await traceWhile([lab.bridge, '--netns', lab.host, '-w', file, '-s', snaplen], () => {
+        lab.ping(c1.netns, lab.wanIp, 2);
+        lab.ping(c1.netns, c2.ip, 2);
+      }, { command: 'record' });
+      const all = runCli(['replay', file, '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l) as Traversal);
+      const expected = all.filter((t) => t.proto === 'icmp' && (t.src === c2.ip || t.dst === c2.ip)).map((t) => t.id);
+      expect(expected.length, snaplen).toBeGreaterThan(0);
+      expect(expected.length).toBeLessThan(all.length);
+      const r = runCli(['replay', file, '--json', 'icmp', 'and', 'host', c2.ip]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as Traversal).id), snaplen).toEqual(expected);
+      expect(r.stderr).toMatch(new RegExp(`^${expected.length} packets of ${all.length}, `));
+      const pcap = path.join(dir, `filter-${snaplen}.pcapng`);
+      expect(runCli(['export', file, '-o', pcap, `icmp and host ${c2.ip}`]).code).toBe(0);
+      expect([...new Set(tshark(pcap, ['frame.packet_id']).map((x) => Number(x[0])))].sort((a, b) => a - b)).toEqual([...expected].sort((a, b) => a - b));
+    }
+  });
 });
