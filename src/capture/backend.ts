@@ -10,6 +10,8 @@ export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 export interface BackendSelection {
   backend: BackendName;
   why: string;
+  /** The start line's part without -v: which backend, and which were passed over. */
+  short: string;
 }
 
 interface Need {
@@ -47,14 +49,18 @@ export function selectBackend(choice: BackendChoice, probeResults: ProbeResult[]
     const b = BACKENDS.find((x) => x.name === choice)!;
     const missing = firstMissing(b.needs, probes);
     if (missing) throw new BnError('KERNEL_FEATURE', `--backend ${choice}: ${missing}`);
-    return { backend: b.name, why: `${b.name} (requested): ${b.sees}` };
+    return { backend: b.name, why: `${b.name} (requested): ${b.sees}`, short: `backend ${b.name} (requested)` };
   }
   const skipped: string[] = [];
   for (const b of BACKENDS) {
     const missing = firstMissing(b.needs, probes);
     if (!missing) {
       const fallback = skipped.length ? `; not ${skipped.join('; not ')}` : '';
-      return { backend: b.name, why: `auto picked ${b.name}: ${b.sees}${fallback}` };
+      const passed = skipped.map((x) => x.split(',')[0]);
+      return {
+        backend: b.name, why: `auto picked ${b.name}: ${b.sees}${fallback}`,
+        short: `backend ${b.name}${passed.length ? ` (${passed.join(', ')} not usable here; -v says why)` : ''}`,
+      };
     }
     skipped.push(`${b.name}, as ${missing}`);
   }

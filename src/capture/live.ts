@@ -27,6 +27,8 @@ export interface CaptureOptions
   follow?: { uplinks: string[]; dockerHost?: string; names?: boolean };
   /** --rules: switch on nf_tables' rule tracer for the traced devices. */
   rules?: boolean;
+  /** -v: libbpf's notices too. */
+  verbose?: boolean;
 }
 
 /** The counters of a capture that never started. */
@@ -103,7 +105,8 @@ export class LiveCapture extends EventEmitter {
         // Only npm run bench sets this: what the attach points cost with programs that do nothing.
         floor: process.env.BPFTRACE_NET_BENCH_FLOOR === '1',
       });
-      for (const n of notices) this.emit('notice', n);
+      // libbpf's own notices: with -v.
+      if (this.opts.verbose) for (const n of notices) this.emit('notice', n);
       const unreadable = this.probes.latest?.ruleset.unreadable;
       if (unreadable) this.emit('notice', `the ruleset of netns ${view.netns.label} cannot be read (${unreadable}): hops name hooks only, never tables`);
     } catch (err) {

@@ -30,6 +30,8 @@ export interface CaptureCliOptions {
   rules?: boolean;
   /** false with -n: no container or netns names (no Docker API, no /proc walk). */
   names?: boolean;
+  /** -v: why this backend, and libbpf's notices. */
+  verbose?: boolean;
 }
 
 export function addCaptureOptions(cmd: Command): Command {
@@ -42,6 +44,7 @@ export function addCaptureOptions(cmd: Command): Command {
     .option('--ring-size <bytes>', 'kernel ring buffer size, a power of two (e.g. 16M)', powerOfTwoBytes)
     .option('--mark <value[/mask]>', 'only packets whose mark matches', markFilter)
     .option('--sample <1/N>', 'follow one matching packet in N, at random', sampleRate)
+    .option('-v, --verbose', 'say why this backend (and not the others) and show libbpf\'s notices')
     .option('--docker-host <socket>', 'Docker Engine API socket for container names (default: $DOCKER_HOST, /var/run/docker.sock)');
 }
 
@@ -80,7 +83,7 @@ export async function prepareCapture(
   const backend = selectBackend(opts.backend, native().probeKernel());
   const capture = new LiveCapture(view, {
     backend: backend.backend, ringBytes: opts.ringSize, filter, mark: opts.mark, sampleEvery: opts.sample,
-    follow: { uplinks: opts.uplink, dockerHost: opts.dockerHost, names: opts.names !== false }, rules: opts.rules, ...more,
+    follow: { uplinks: opts.uplink, dockerHost: opts.dockerHost, names: opts.names !== false }, rules: opts.rules, verbose: opts.verbose, ...more,
   });
   return { view, backend, capture };
 }
@@ -137,10 +140,10 @@ export async function runUntilStopped(
   return stats;
 }
 
-export function describeStart(view: BridgeView, backend: BackendSelection): string {
+export function describeStart(view: BridgeView, backend: BackendSelection, verbose = false): string {
   const ports = view.ports.map((p) => p.name).join(', ') || 'none';
   const uplinks = view.uplinks.map((u) => u.name).join(', ') || 'none';
-  return `watching ${view.bridge.name} in netns ${view.netns.label} (ports: ${ports}; uplinks: ${uplinks}); ${backend.why}`;
+  return `watching ${view.bridge.name} in netns ${view.netns.label} (ports: ${ports}; uplinks: ${uplinks}); ${verbose ? backend.why : backend.short}`;
 }
 
 export function lostPerCpuText(stats: CaptureStats): string {

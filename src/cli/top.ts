@@ -40,7 +40,7 @@ export async function collectTop(
   try {
     await runUntilStopped(capture, opts.duration, (finish) => {
       attached = true;
-      onStarted(describeStart(view, backend));
+      onStarted(describeStart(view, backend, opts.verbose));
       take();
       timer = setInterval(() => {
         onSnapshot(take());

@@ -116,7 +116,7 @@ export function printWatch(bridge: string, filterWords: string[], opts: WatchOpt
       capture = c;
     },
     onStarted(view, backend) {
-      process.stderr.write(`${describeStart(view, backend)}\n`);
+      process.stderr.write(`${describeStart(view, backend, opts.verbose)}\n`);
     },
     onNotice(text) {
       process.stderr.write(`notice: ${text}\n`);

@@ -74,17 +74,25 @@ describe('backend choice on this kernel', () => {
   });
   afterAll(() => lab?.destroy());
 
-  it('auto says in one line which backend it picked and why it fell back', async () => {
+  it('auto says in one short line which backend it picked; -v says why it fell back, with libbpf\'s words', async () => {
     const probes = new Map(native().probeKernel().map((p) => [p.name, p]));
-    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--duration', '1']);
-    await w.ready();
-    expect(await w.wait()).toBe(0);
-    const line = w.stderr.split('\n').find((l) => l.startsWith('watching '))!;
+    const startLine = async (extra: string[]) => {
+      const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--duration', '1', ...extra]);
+      await w.ready();
+      expect(await w.wait()).toBe(0);
+      return w.stderr.split('\n').find((l) => l.startsWith('watching '))!;
+    };
+    const short = await startLine([]);
+    const verbose = await startLine(['-v']);
+    expect(short.length).toBeLessThan(200);
     if (probes.get('fentry')!.ok) {
-      expect(line).toMatch(/auto picked fentry/);
+      expect(short).toMatch(/; backend fentry$/);
+      expect(verbose).toMatch(/auto picked fentry/);
     } else {
-      expect(line).toMatch(/auto picked (kprobe|hooks): .*; not fentry, as this kernel lacks fentry\/fexit on nf_hook_slow/);
-      expect(line).toContain(probes.get('fentry')!.detail);
+      expect(short).toMatch(/; backend (kprobe|hooks) \(fentry(, kprobe)? not usable here; -v says why\)$/);
+      expect(short).not.toContain('libbpf');
+      expect(verbose).toMatch(/auto picked (kprobe|hooks): .*; not fentry, as this kernel lacks fentry\/fexit on nf_hook_slow/);
+      expect(verbose).toContain(probes.get('fentry')!.detail);
     }
   });
 
