@@ -7,6 +7,8 @@ import { formatTraversal } from '../output/text';
 import type { BridgeView } from '../topology/links';
 import { TraceRecorder } from '../trace/recorder';
 import { stdoutClosed } from './stdout';
+import { printReplay } from './replay';
+import { BnError } from '../errors';
 import * as os from 'os';
 import { ReportBuilder } from '../output/report';
 import { reportHtml } from '../output/reportHtml';
@@ -132,7 +134,7 @@ export function printWatch(bridge: string, filterWords: string[], opts: WatchOpt
 export function watchCommand(): Command {
   const cmd = new Command('watch')
     .description('show, live, every packet crossing a bridge: ports, netfilter hooks, verdicts, where it left or was dropped')
-    .argument('<bridge>', 'the bridge to trace, e.g. br-d13c50d4c15b or docker0')
+    .argument('[bridge]', 'the bridge to trace, e.g. br-d13c50d4c15b or docker0')
     .argument('[filter...]', 'a tcpdump filter expression (pcap-filter), run in the kernel at each packet\'s first hook')
     .option('-c, --count <n>', 'stop after n packets', positiveInt('--count'))
     .option('--json', 'one JSON object per packet (JSON lines)')
@@ -140,7 +142,8 @@ export function watchCommand(): Command {
       .choices(['events', 'packets']).default('events'))
     .option('-w, --write <file>', 'also record what is shown to this trace file (see replay, export)')
     .option('-s, --snaplen <bytes>', 'with --write: packet bytes kept at each hop (0 to 256)', snaplenBytes, SNAPLEN_DEFAULT)
-    .option('--report <report.html>', 'when done, draw what was shown as an HTML report (see report)');
+    .option('--report <report.html>', 'when done, draw what was shown as an HTML report (see report)')
+    .option('-r, --read <trace.bnt>', 'read a trace file instead of the kernel (as replay does; the words after it are the filter)');
   return addNamesOption(addRulesOption(addCaptureOptions(cmd)))
     .addHelpText('after', `
 Examples:
@@ -158,5 +161,10 @@ Reading the output:
   -- ...                a note on the hop (why, what the kernel said)
   => ...                where the packet left, was delivered, or was dropped (and by what)
   ! N event(s) ...      events of this packet the kernel could not deliver: hops are incomplete`)
-    .action((bridge: string, filter: string[], opts: WatchOptions) => printWatch(bridge, filter, opts));
+    .action((bridge: string | undefined, filter: string[], opts: WatchOptions & { read?: string }) => {
+      // tcpdump's -r: the same output from a file; every positional word is then the filter.
+      if (opts.read) return printReplay(opts.read, [...(bridge ? [bridge] : []), ...filter], opts);
+      if (!bridge) throw new BnError('BAD_ARGUMENT', "missing the bridge to trace (or -r FILE to read a trace)");
+      return printWatch(bridge, filter, opts);
+    });
 }

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
-import { runCli, traceWhile } from '../support/cli';
+import { CLI_CWD, runCli, traceWhile } from '../support/cli';
 
 describe('CLI conventions', () => {
   let lab: DockerLikeLab;
@@ -31,5 +31,19 @@ describe('CLI conventions', () => {
     expect(JSON.stringify(named.traversals())).toContain(c1.netns);
     expect(JSON.stringify(bare.traversals())).toContain(c1.hostVeth);
     expect(JSON.stringify(bare.traversals())).not.toContain(c1.netns);
+  });
+
+  it('watch -r FILE reads a trace as replay does, filter words included', async () => {
+    const c1 = lab.containers[0];
+    const file = path.join(CLI_CWD, 'conventions.bnt');
+    await traceWhile([lab.bridge, '--netns', lab.host, '-w', file], () => lab.ping(c1.netns, lab.wanIp, 2), { command: 'record' });
+    const replay = runCli(['replay', file, '--json', 'icmp[icmptype] = icmp-echo']);
+    const read = runCli(['watch', '-r', file, '--json', 'icmp[icmptype] = icmp-echo']);
+    expect(read.code, read.stderr).toBe(0);
+    expect(read.stdout).toBe(replay.stdout);
+    expect(read.stdout.trim().split('\n')).toHaveLength(2);
+    const r = runCli(['watch']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^bpftrace-net: missing the bridge to trace \(or -r FILE to read a trace\)\n$/);
   });
 });
