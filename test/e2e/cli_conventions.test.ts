@@ -8,7 +8,7 @@ import { CLI_CWD, runCli, traceWhile } from '../support/cli';
 describe('CLI conventions', () => {
   let lab: DockerLikeLab;
   beforeAll(() => {
-    lab = new DockerLikeLab({ containers: 1 }).create();
+    lab = new DockerLikeLab().create();
   });
   afterAll(() => lab?.destroy());
 
@@ -45,5 +45,22 @@ describe('CLI conventions', () => {
     const r = runCli(['watch']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^bpftrace-net: missing the bridge to trace \(or -r FILE to read a trace\)\n$/);
+  });
+
+  it('--container NAME shows only packets that crossed its port; an unknown one is named in one line', async () => {
+    const [c1, c2] = lab.containers;
+    const w = await traceWhile([lab.bridge, '--netns', lab.host, '--container', c2.netns, 'icmp'], () => {
+      lab.ping(c1.netns, lab.wanIp, 2);
+      lab.ping(c2.netns, lab.wanIp, 2);
+    });
+    const shown = w.traversals();
+    expect(shown.length).toBe(4); // c2's two requests and their two replies
+    for (const t of shown) expect(JSON.stringify(t)).toContain(c2.hostVeth);
+    // Replies come in NATed to the uplink address: c2 is named once the reply is rewritten.
+    for (const t of shown) expect(JSON.stringify(t.hops)).toContain(`"${c2.ip}"`);
+    const r = runCli(['watch', lab.bridge, '--netns', lab.host, '--container', 'nobody-here']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(new RegExp(`no container 'nobody-here' behind a port of ${lab.bridge} \\(ports: .*${c1.hostVeth}`));
   });
 });
