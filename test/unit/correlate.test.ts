@@ -82,7 +82,7 @@ describe('clones', () => {
   it('keeps a copy that arrives too long after the original apart', () => {
     const events = throughPipe([
       { ...arp, ts: 1000n, packetId: 1n, seq: 0, kind: KIND.RX, ifindex: LAB.veth, aux: 1n },
-      { ...arp, ts: 1000n + 10_000_000n, packetId: 2n, seq: 0, kind: KIND.TX, ifindex: 11 },
+      { ...arp, ts: 1000n + 60_000_000n, packetId: 2n, seq: 0, kind: KIND.TX, ifindex: 11 },
     ]);
     const { c, closed } = collect();
     for (const e of events) c.push(e);
