@@ -8,6 +8,7 @@ import { admitsPacket, compileFilter } from '../capture/filterProgram';
 
 export interface ReplayOptions {
   json?: boolean;
+  ether?: boolean;
 }
 
 /** Every traversal in the file, in the order watch would have printed them. */
@@ -35,7 +36,7 @@ export function printReplay(file: string, filterWords: string[], opts: ReplayOpt
   };
   const result = collectReplay(file, (t) => {
     if (stdoutClosed()) return;
-    out.push(`${opts.json ? formatJsonLine(t) : formatTraversal(t)}\n`);
+    out.push(`${opts.json ? formatJsonLine(t) : formatTraversal(t, opts.ether)}\n`);
     if (out.length >= 256) flush();
   }, stdoutClosed, filterWords.join(' '));
   flush();
@@ -53,6 +54,7 @@ export function replayCommand(): Command {
     .argument('<trace.bnt>', 'a file written by record (or watch -w)')
     .argument('[filter...]', 'a tcpdump filter expression, run on each packet as the trace kept it at its first hop')
     .option('--json', 'one JSON object per packet (JSON lines)')
+    .option('-e, --ether', 'print each hop\'s Ethernet addresses')
     .addHelpText('after', `
 Examples:
   bpftrace-net replay trace.bnt

@@ -29,6 +29,8 @@ export interface WatchOptions extends CaptureCliOptions {
   report?: string;
   /** --container: only packets that crossed this container's port. */
   container?: string;
+  /** -e: Ethernet addresses on each hop. */
+  ether?: boolean;
 }
 
 /** --container NAME: the bridge port a container (by name, id prefix, or netns name) sits behind. */
@@ -130,7 +132,7 @@ export function printWatch(bridge: string, filterWords: string[], opts: WatchOpt
   // bound: stop taking events until stdout drains; the kernel counts what it drops.
   const write = (t: Traversal) => {
     if (stdoutClosed()) return;
-    if (process.stdout.write(`${opts.json ? formatJsonLine(t) : formatTraversal(t)}\n`) || backedUp) return;
+    if (process.stdout.write(`${opts.json ? formatJsonLine(t) : formatTraversal(t, opts.ether)}\n`) || backedUp) return;
     backedUp = true;
     capture?.pause();
     process.stdout.once('drain', () => {
@@ -168,6 +170,7 @@ export function watchCommand(): Command {
     .option('-w, --write <file>', 'also record what is shown to this trace file (see replay, export)')
     .option('-s, --snaplen <bytes>', 'with --write: packet bytes kept at each hop (0 to 256)', snaplenBytes, SNAPLEN_DEFAULT)
     .option('--report <report.html>', 'when done, draw what was shown as an HTML report (see report)')
+    .option('-e, --ether', 'print each hop\'s Ethernet addresses (JSON hops always carry smac/dmac where known)')
     .option('--container <name>', 'only packets that crossed this container\'s port (a name, an id prefix, or a netns name)')
     .option('-r, --read <trace.bnt>', 'read a trace file instead of the kernel (as replay does; the words after it are the filter)');
   return addNamesOption(addRulesOption(addCaptureOptions(cmd)))

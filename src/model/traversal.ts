@@ -48,6 +48,9 @@ export interface Hop {
   /** Function-tracing backends: what the rx_handler returned (CONSUMED, PASS ...). */
   rxResult?: string;
   ttl?: number;
+  /** The Ethernet addresses at this hop, where the kernel had a MAC header (text: with -e). */
+  smac?: string;
+  dmac?: string;
   cpu?: number;
   note?: string;
   /** Conntrack state of the packet at this hop, where the kernel had one. */

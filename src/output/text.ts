@@ -43,13 +43,14 @@ function rewrites(h: Hop, prev: { src: string | null; dst: string | null }): str
   return parts.length ? `  [${parts.join(', ')}]` : '';
 }
 
-export function formatHop(h: Hop, prev: { src: string | null; dst: string | null }, label: DeviceLabel = plain): string {
+export function formatHop(h: Hop, prev: { src: string | null; dst: string | null }, label: DeviceLabel = plain, withMacs = false): string {
   const inferred = h.inferred?.includes('table') ? '?' : '';
   const table = h.table === null ? inferred : `${h.tableFamily && h.tableFamily !== familyTableName(h.family) ? `${h.tableFamily} ` : ''}${h.table}${inferred}`;
   const where = h.family === 'netdev' ? h.hook : `${h.family} ${h.hook} ${table}${h.chain && h.chain !== h.hook ? `/${h.chain}` : ''}`.trimEnd();
   const verdict = h.verdict ?? '';
   let line = `  ${where.padEnd(26)} ${verdict.padEnd(6)} ${devices(h, label)}`;
   if (h.rxHandler) line += ` rx_handler=${h.rxHandler}`;
+  if (withMacs && h.smac) line += ` MAC=${h.smac}>${h.dmac}`;
   if (h.ttl) line += ` TTL=${h.ttl}`;
   line += rewrites(h, prev);
   if (!h.observed) line += '  (inferred)';
@@ -91,14 +92,15 @@ export function formatDecision(d: Decision): string {
   return `${' '.repeat(36)}* ${d.text}`;
 }
 
-export function formatTraversal(t: Traversal): string {
+/** macs (-e): each hop's Ethernet addresses too, as tcpdump -e prints them. */
+export function formatTraversal(t: Traversal, macs = false): string {
   const lines = [`#${t.id} ${clock(t.time)} ${t.summary}${t.answers !== undefined ? ` (answers #${t.answers}, which was rejected)` : ''}`];
   let prev = { src: t.src, dst: t.dst };
   const label = deviceLabel(t);
   const decisions = [...(t.decisions ?? [])];
   for (const h of t.hops) {
     while (decisions.length && decisions[0].ts <= h.ts) lines.push(formatDecision(decisions.shift()!));
-    lines.push(formatHop(h, prev, label), ...formatRules(h));
+    lines.push(formatHop(h, prev, label, macs), ...formatRules(h));
     prev = { src: h.src ?? prev.src, dst: h.dst ?? prev.dst };
   }
   for (const d of decisions) lines.push(formatDecision(d));
@@ -106,7 +108,7 @@ export function formatTraversal(t: Traversal): string {
     lines.push(`  + copy #${b.id}:`);
     let prevB = { src: t.src, dst: t.dst };
     for (const h of b.hops) {
-      lines.push(`  ${formatHop(h, prevB, label)}`);
+      lines.push(`  ${formatHop(h, prevB, label, macs)}`);
       prevB = { src: h.src ?? prevB.src, dst: h.dst ?? prevB.dst };
     }
     lines.push(`  ${formatEnd({ ...t, end: b.end })}`);

@@ -42,6 +42,10 @@ describe('CLI conventions', () => {
     expect(read.code, read.stderr).toBe(0);
     expect(read.stdout).toBe(replay.stdout);
     expect(read.stdout.trim().split('\n')).toHaveLength(2);
+    // -e: each hop's Ethernet addresses, as tcpdump -e prints them (the container's own MAC on its way in).
+    const ether = runCli(['watch', '-r', file, '-e', 'icmp[icmptype] = icmp-echo']);
+    expect(ether.stdout).toMatch(new RegExp(`IN=${c1.hostVeth} [^\\n]*MAC=${c1.mac}>`));
+    expect(runCli(['replay', file]).stdout).not.toContain('MAC=');
     const r = runCli(['watch']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^bpftrace-net: missing the bridge to trace \(or -r FILE to read a trace\)\n$/);
