@@ -68,8 +68,11 @@ export function formatAddress(bytes: Uint8Array): string | null {
   return `${hex.slice(0, bestAt).join(':')}::${hex.slice(bestAt + bestLen).join(':')}`;
 }
 
-export function formatMac(bytes: Uint8Array): string | null {
-  return bytes.length === 6 ? Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(':') : null;
+const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** On every hop of every packet: a table, not a string per byte. */
+export function formatMac(b: Uint8Array): string | null {
+  return b.length === 6 ? `${HEX_BYTE[b[0]]}:${HEX_BYTE[b[1]]}:${HEX_BYTE[b[2]]}:${HEX_BYTE[b[3]]}:${HEX_BYTE[b[4]]}:${HEX_BYTE[b[5]]}` : null;
 }
 
 export function protoName(p: PacketHeaders): string {

@@ -31,7 +31,12 @@ function parseAddress(a: string): { value: bigint; width: number } | undefined {
   return { value: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g || '0', 16)), 0n), width: 128 };
 }
 
+/** Destinations remembered (a flood asks for the same few again and again). */
+const LOOKUP_CACHE = 4096;
+
 export class RouteTable {
+  private readonly cache = new Map<string, Route | undefined>();
+
   private constructor(private readonly entries: Entry[]) {}
 
   static load(ns: Netns): RouteTable {
@@ -74,6 +79,14 @@ export class RouteTable {
   }
 
   lookup(dst: string): Route | undefined {
+    if (this.cache.has(dst)) return this.cache.get(dst);
+    if (this.cache.size >= LOOKUP_CACHE) this.cache.clear();
+    const route = this.match(dst);
+    this.cache.set(dst, route);
+    return route;
+  }
+
+  private match(dst: string): Route | undefined {
     const d = parseAddress(dst);
     if (!d) return undefined;
     for (const e of this.entries) {
