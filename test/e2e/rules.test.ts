@@ -205,6 +205,30 @@ describe('--rules', () => {
     expect(late, JSON.stringify(t.hops.map((h) => h.rules))).toMatchObject({ verdict: 'return', text: expect.stringMatching(/ip daddr 10\.200\.0\.2 .*return$/) });
   });
 
+  it('a netns where its table cannot be added: one line says so, and the capture goes on without rules', async () => {
+    const c1 = lab.containers[0];
+    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--rules', '--json', 'icmp']);
+    // The name the tracer will use, taken first by a table it cannot own (the owner flag cannot be set on it).
+    const taken = `bpftrace_net_${w.child.pid}`;
+    lab.exec(lab.host, 'nft', ['add', 'table', 'inet', taken]);
+    try {
+      await w.ready();
+      expect(lab.ping(c1.netns, lab.wanIp)).toBe(true);
+      await new Promise((r) => setTimeout(r, 800));
+    } finally {
+      expect(await w.stop()).toBe(0);
+      lab.exec(lab.host, 'nft', ['delete', 'table', 'inet', taken]);
+    }
+    const notices = w.stderr.split('\n').filter((l) => l.includes('rule tracer'));
+    expect(notices, w.stderr).toHaveLength(1);
+    expect(notices[0]).toMatch(new RegExp(`^notice: cannot switch on nf_tables' rule tracer in netns ${lab.host}: .*; the capture goes on without rules$`));
+    const t = findIcmp(w.traversals(), 'request', c1.ip)!;
+    expect(t, w.stdout).toBeDefined();
+    expect(t.hops.some((h) => h.table === 'filter')).toBe(true);
+    expect(t.hops.every((h) => h.rules === undefined)).toBe(true);
+    expect(w.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('leaves the ruleset exactly as it was when the tracer is SIGKILLed', async () => {
     const before = tables(lab);
     const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--rules']);
