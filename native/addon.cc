@@ -1,6 +1,7 @@
 // The Node-API surface only: argument checks and conversions. The work lives in
 // trace_session (live tracing) and kernel_probe (facts for doctor).
 #include <napi.h>
+#include <sys/socket.h>
 
 #include <cstring>
 
@@ -114,9 +115,46 @@ Napi::Value LinksInJs(const Napi::CallbackInfo& info) {
     Napi::Object l = Napi::Object::New(env);
     l.Set("ifindex", links[i].ifindex);
     l.Set("name", links[i].name);
+    l.Set("kind", links[i].kind);
+    if (links[i].master) l.Set("master", links[i].master);
+    if (!links[i].mac.empty()) l.Set("mac", links[i].mac);
+    if (links[i].link >= 0) l.Set("link", static_cast<double>(links[i].link));
+    if (links[i].link_netnsid >= 0) l.Set("linkNetnsid", static_cast<double>(links[i].link_netnsid));
     out.Set(i, l);
   }
   return out;
+}
+
+// routesIn(path): the main table, as [{family: 4|6, dst: Buffer|null, dstLen, oif, gateway: Buffer|null}].
+Napi::Value RoutesInJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "routesIn(path: string)");
+  std::vector<MainRoute> routes;
+  std::string error;
+  if (!RoutesIn(info[0].As<Napi::String>().Utf8Value(), &routes, &error)) throw CodedError(env, "NETNS", error);
+  Napi::Array out = Napi::Array::New(env, routes.size());
+  for (uint32_t i = 0; i < routes.size(); i++) {
+    const MainRoute& r = routes[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("family", r.family == AF_INET ? 4 : 6);
+    o.Set("dst", r.dst.empty() ? env.Null() : Napi::Buffer<uint8_t>::Copy(env, r.dst.data(), r.dst.size()).As<Napi::Value>());
+    o.Set("dstLen", r.dst_len);
+    o.Set("oif", r.oif);
+    o.Set("gateway", r.gateway.empty() ? env.Null() : Napi::Buffer<uint8_t>::Copy(env, r.gateway.data(), r.gateway.size()).As<Napi::Value>());
+    out.Set(i, o);
+  }
+  return out;
+}
+
+// readFileIn(path, file): a file read from inside the netns (a sysctl); throws NETNS when it cannot.
+Napi::Value ReadFileInJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString())
+    throw Napi::TypeError::New(env, "readFileIn(path: string, file: string)");
+  std::string contents, error;
+  if (!ReadFileIn(info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value(), &contents, &error))
+    throw CodedError(env, "NETNS", error);
+  return Napi::String::New(env, contents);
 }
 
 const char* OwnerName(uint8_t owner) {
@@ -170,6 +208,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("LinkMonitor", LinkMonitor::Define(env));
   exports.Set("netnsIds", Napi::Function::New(env, NetnsIdsJs));
   exports.Set("linksIn", Napi::Function::New(env, LinksInJs));
+  exports.Set("routesIn", Napi::Function::New(env, RoutesInJs));
+  exports.Set("readFileIn", Napi::Function::New(env, ReadFileInJs));
   exports.Set("compileFilter", Napi::Function::New(env, CompileFilterJs));
   exports.Set("TraceSession", TraceSession::Define(env));
   exports.Set("probeKernel", Napi::Function::New(env, ProbeKernelJs));

@@ -123,6 +123,56 @@ bool NetnsIds(const std::string& from_path, const std::vector<std::string>& targ
       error);
 }
 
+namespace {
+
+// A dump request (links or routes) and every answer, message by message, until NLMSG_DONE.
+bool Dump(int fd, uint16_t type, uint8_t family, size_t header_size, const std::function<void(nlmsghdr*)>& each,
+          std::string* err) {
+  struct {
+    nlmsghdr header;
+    char body[64];
+  } req = {};
+  req.header.nlmsg_len = NLMSG_LENGTH(header_size);
+  req.header.nlmsg_type = type;
+  req.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.header.nlmsg_seq = 1;
+  // ifinfomsg and rtmsg both start with their family byte.
+  req.body[0] = static_cast<char>(family);
+  if (send(fd, &req, req.header.nlmsg_len, 0) < 0) {
+    *err = Errno("cannot ask netlink for a dump");
+    return false;
+  }
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+    if (n <= 0) {
+      *err = Errno("cannot read a netlink dump");
+      return false;
+    }
+    for (nlmsghdr* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, static_cast<uint32_t>(n)); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_DONE) return true;
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        *err = "netlink refused the dump";
+        return false;
+      }
+      each(h);
+    }
+  }
+}
+
+std::string MacText(const uint8_t* b, size_t n) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; i++) {
+    if (i) out += ':';
+    out += hex[b[i] >> 4];
+    out += hex[b[i] & 15];
+  }
+  return out;
+}
+
+}  // namespace
+
 bool LinksIn(const std::string& path, std::vector<NamedLink>* links, std::string* error) {
   return InNetns(
       path,
@@ -132,42 +182,96 @@ bool LinksIn(const std::string& path, std::vector<NamedLink>* links, std::string
           *err = Errno("cannot open a netlink socket");
           return false;
         }
-        struct {
-          nlmsghdr header;
-          ifinfomsg info;
-        } req = {};
-        req.header.nlmsg_len = NLMSG_LENGTH(sizeof(ifinfomsg));
-        req.header.nlmsg_type = RTM_GETLINK;
-        req.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-        req.header.nlmsg_seq = 1;
-        req.info.ifi_family = AF_UNSPEC;
-        if (send(sock.fd(), &req, req.header.nlmsg_len, 0) < 0) {
-          *err = Errno("cannot ask for links");
+        return Dump(sock.fd(), RTM_GETLINK, AF_UNSPEC, sizeof(ifinfomsg), [&](nlmsghdr* h) {
+          if (h->nlmsg_type != RTM_NEWLINK) return;
+          ifinfomsg* info = static_cast<ifinfomsg*>(NLMSG_DATA(h));
+          NamedLink link;
+          link.ifindex = static_cast<uint32_t>(info->ifi_index);
+          int len = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof(ifinfomsg)));
+          for (rtattr* a = IFLA_RTA(info); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+            switch (a->rta_type) {
+              case IFLA_IFNAME: link.name = static_cast<const char*>(RTA_DATA(a)); break;
+              case IFLA_MASTER: memcpy(&link.master, RTA_DATA(a), sizeof(uint32_t)); break;
+              case IFLA_ADDRESS: link.mac = MacText(static_cast<const uint8_t*>(RTA_DATA(a)), RTA_PAYLOAD(a)); break;
+              case IFLA_LINK: {
+                uint32_t v;
+                memcpy(&v, RTA_DATA(a), sizeof(v));
+                link.link = v;
+                break;
+              }
+              case IFLA_LINK_NETNSID: {
+                int32_t v;
+                memcpy(&v, RTA_DATA(a), sizeof(v));
+                link.link_netnsid = v;
+                break;
+              }
+              case IFLA_LINKINFO: {
+                int inner = static_cast<int>(RTA_PAYLOAD(a));
+                for (rtattr* i = static_cast<rtattr*>(RTA_DATA(a)); RTA_OK(i, inner); i = RTA_NEXT(i, inner))
+                  if (i->rta_type == IFLA_INFO_KIND) link.kind = static_cast<const char*>(RTA_DATA(i));
+                break;
+              }
+              default: break;
+            }
+          }
+          links->push_back(std::move(link));
+        }, err);
+      },
+      error);
+}
+
+bool RoutesIn(const std::string& path, std::vector<MainRoute>* routes, std::string* error) {
+  return InNetns(
+      path,
+      [&](std::string* err) {
+        RouteSocket sock;
+        if (sock.fd() < 0) {
+          *err = Errno("cannot open a netlink socket");
           return false;
         }
-        std::vector<char> buf(1 << 16);
-        for (;;) {
-          ssize_t n = recv(sock.fd(), buf.data(), buf.size(), 0);
-          if (n <= 0) {
-            *err = Errno("cannot read links");
-            return false;
-          }
-          for (nlmsghdr* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, static_cast<uint32_t>(n));
-               h = NLMSG_NEXT(h, n)) {
-            if (h->nlmsg_type == NLMSG_DONE) return true;
-            if (h->nlmsg_type == NLMSG_ERROR) {
-              *err = "netlink refused the link dump";
-              return false;
+        for (int family : {AF_INET, AF_INET6}) {
+          bool ok = Dump(sock.fd(), RTM_GETROUTE, static_cast<uint8_t>(family), sizeof(rtmsg), [&](nlmsghdr* h) {
+            if (h->nlmsg_type != RTM_NEWROUTE) return;
+            rtmsg* rt = static_cast<rtmsg*>(NLMSG_DATA(h));
+            if (rt->rtm_flags & RTM_F_CLONED) return;
+            uint32_t table = rt->rtm_table;
+            MainRoute r{family, {}, rt->rtm_dst_len, 0, {}};
+            int len = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof(rtmsg)));
+            for (rtattr* a = RTM_RTA(rt); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+              const uint8_t* d = static_cast<const uint8_t*>(RTA_DATA(a));
+              switch (a->rta_type) {
+                case RTA_DST: r.dst.assign(d, d + RTA_PAYLOAD(a)); break;
+                case RTA_GATEWAY: r.gateway.assign(d, d + RTA_PAYLOAD(a)); break;
+                case RTA_OIF: memcpy(&r.oif, d, sizeof(uint32_t)); break;
+                case RTA_TABLE: memcpy(&table, d, sizeof(uint32_t)); break;
+                default: break;
+              }
             }
-            if (h->nlmsg_type != RTM_NEWLINK) continue;
-            ifinfomsg* info = static_cast<ifinfomsg*>(NLMSG_DATA(h));
-            int len = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof(ifinfomsg)));
-            for (rtattr* a = IFLA_RTA(info); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-              if (a->rta_type == IFLA_IFNAME)
-                links->push_back({static_cast<uint32_t>(info->ifi_index), static_cast<const char*>(RTA_DATA(a))});
-            }
-          }
+            // What `ip route show` lists: the main table's unicast-like routes.
+            if (table != RT_TABLE_MAIN || rt->rtm_type == RTN_LOCAL || rt->rtm_type == RTN_BROADCAST || rt->rtm_type == RTN_MULTICAST) return;
+            routes->push_back(std::move(r));
+          }, err);
+          if (!ok) return false;
         }
+        return true;
+      },
+      error);
+}
+
+bool ReadFileIn(const std::string& path, const std::string& file, std::string* contents, std::string* error) {
+  return InNetns(
+      path,
+      [&](std::string* err) {
+        int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+          *err = Errno("cannot open " + file);
+          return false;
+        }
+        char buf[4096];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof(buf))) > 0) contents->append(buf, static_cast<size_t>(n));
+        close(fd);
+        return n == 0;
       },
       error);
 }

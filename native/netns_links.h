@@ -11,6 +11,20 @@
 struct NamedLink {
   uint32_t ifindex;
   std::string name;
+  std::string kind;          // IFLA_INFO_KIND: bridge, veth, ... ("" for a physical device)
+  uint32_t master = 0;       // IFLA_MASTER: the bridge (or bond) it is enslaved to
+  std::string mac;           // IFLA_ADDRESS, as aa:bb:..
+  int64_t link = -1;         // IFLA_LINK: a veth's peer ifindex
+  int64_t link_netnsid = -1; // IFLA_LINK_NETNSID: the peer's netns, as this netns numbers it
+};
+
+// One route of the main table (RTM_GETROUTE).
+struct MainRoute {
+  int family;                // AF_INET, AF_INET6
+  std::vector<uint8_t> dst;  // empty: default
+  uint8_t dst_len;
+  uint32_t oif;
+  std::vector<uint8_t> gateway;
 };
 
 // Runs fn on a thread that entered the netns at `path` ("" = stay) and waits
@@ -24,3 +38,9 @@ bool NetnsIds(const std::string& from_path, const std::vector<std::string>& targ
 
 // Every link of the netns at `path`.
 bool LinksIn(const std::string& path, std::vector<NamedLink>* links, std::string* error);
+
+// The main routing table of the netns at `path`, IPv4 and IPv6 (what `ip route show` lists).
+bool RoutesIn(const std::string& path, std::vector<MainRoute>* routes, std::string* error);
+
+// A file read from inside the netns at `path` (/proc/sys/net/... is per netns).
+bool ReadFileIn(const std::string& path, const std::string& file, std::string* contents, std::string* error);

@@ -112,7 +112,12 @@ export interface NativeAddon {
   /** The netfilter hook table of the netns at path ('' = ours), read from the kernel. */
   hookTable(path: string): { entries: unknown[]; truncated: boolean };
   /** Links of the netns at path, asked over netlink from a thread inside it. */
-  linksIn(path: string): { ifindex: number; name: string }[];
+  /** The netns's links over netlink ('' = ours). */
+  linksIn(path: string): { ifindex: number; name: string; kind?: string; master?: number; mac?: string; link?: number; linkNetnsid?: number }[];
+  /** The netns's main routing table over netlink ('' = ours). */
+  routesIn(path: string): { family: 4 | 6; dst: Uint8Array | null; dstLen: number; oif: number; gateway: Uint8Array | null }[];
+  /** A file read from a thread inside the netns (its sysctls). */
+  readFileIn(path: string, file: string): string;
 }
 
 /** The checkout: the same from src/ (tests) and dist/src/ (the installed CLI). */

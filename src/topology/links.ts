@@ -1,6 +1,7 @@
 import { BnError } from '../errors';
 import type { ContainerInfo } from '../model/traversal';
-import { Netns, readSysctl, runIn } from './netns';
+import { native } from '../native';
+import { Netns, readSysctl } from './netns';
 
 export type { ContainerInfo };
 
@@ -16,37 +17,30 @@ export interface Link {
   container?: ContainerInfo;
 }
 
-interface IpLinkJson {
-  ifindex: number;
-  ifname: string;
-  master?: string;
-  address?: string;
-  link_index?: number;
-  link_netnsid?: number;
-  linkinfo?: { info_kind?: string };
-}
-
+/** Every link of the netns, read over netlink from a thread inside it. */
 export function listLinks(ns: Netns): Link[] {
-  const rows = JSON.parse(runIn(ns, 'ip', ['-j', '-d', 'link', 'show'])) as IpLinkJson[];
+  let rows: ReturnType<ReturnType<typeof native>['linksIn']>;
+  try {
+    rows = native().linksIn(ns.path ?? '');
+  } catch (err) {
+    throw new BnError('NETNS', `cannot list the links of netns ${ns.label}: ${(err as Error).message}`);
+  }
+  const names = new Map(rows.map((r) => [r.ifindex, r.name]));
   return rows.map((r) => ({
     ifindex: r.ifindex,
-    name: r.ifname,
-    kind: r.linkinfo?.info_kind ?? '',
-    master: r.master,
-    mac: r.address,
-    peerIfindex: r.link_index,
-    peerNetnsId: r.link_netnsid,
+    name: r.name,
+    kind: r.kind ?? '',
+    master: r.master ? names.get(r.master) : undefined,
+    mac: r.mac,
+    peerIfindex: r.link,
+    peerNetnsId: r.linkNetnsid,
   }));
 }
 
 /** Devices that carry the netns' default routes: where routed traffic leaves. */
 export function defaultRouteDevices(ns: Netns): string[] {
-  const devs = new Set<string>();
-  for (const family of ['-4', '-6']) {
-    const routes = JSON.parse(runIn(ns, 'ip', ['-j', family, 'route', 'show', 'default'])) as { dev?: string }[];
-    for (const r of routes) if (r.dev) devs.add(r.dev);
-  }
-  return [...devs];
+  const names = new Map(native().linksIn(ns.path ?? '').map((l) => [l.ifindex, l.name]));
+  return [...new Set(native().routesIn(ns.path ?? '').filter((r) => r.dstLen === 0 && r.oif).map((r) => names.get(r.oif)).filter((n): n is string => !!n))];
 }
 
 /** br_netfilter's switches in the traced netns: undefined where br_netfilter is not loaded. */

@@ -1,5 +1,6 @@
 import * as fs from 'fs';
 import { execFileSync } from 'child_process';
+import { native } from '../native';
 import { BnError } from '../errors';
 
 /** A network namespace: the traced one is named by --netns, or is our own. */
@@ -50,7 +51,7 @@ export function runIn(ns: Netns, cmd: string, args: string[]): string {
 export function readSysctl(ns: Netns, name: string): string | undefined {
   const file = `/proc/sys/${name.replace(/\./g, '/')}`;
   try {
-    return ns.path ? runIn(ns, 'cat', [file]).trim() : fs.readFileSync(file, 'utf8').trim();
+    return ns.path ? native().readFileIn(ns.path, file).trim() : fs.readFileSync(file, 'utf8').trim();
   } catch {
     return undefined;
   }

@@ -1,6 +1,8 @@
 /** The traced netns' routing table (main), loaded once, for explaining where a
  * routed packet went: a longest-prefix match in memory, never a lookup per packet. */
-import { Netns, runIn } from './netns';
+import type { Netns } from './netns';
+import { native } from '../native';
+import { formatAddress } from '../model/packet';
 
 export interface Route {
   prefix: string;      // "10.200.0.0/24", "default"
@@ -39,25 +41,24 @@ export class RouteTable {
 
   private constructor(private readonly entries: Entry[]) {}
 
+  /** The main table, read over netlink from a thread inside the netns. */
   static load(ns: Netns): RouteTable {
-    const entries: Entry[] = [];
-    for (const family of ['-4', '-6']) {
-      let rows: { dst: string; dev?: string; gateway?: string }[] = [];
-      try {
-        rows = JSON.parse(runIn(ns, 'ip', ['-j', family, 'route', 'show']));
-      } catch {
-        continue;
-      }
-      const width = family === '-4' ? 32 : 128;
-      for (const r of rows) {
-        const [addr, lenText] = r.dst === 'default' ? [width === 32 ? '0.0.0.0' : '::', '0'] : r.dst.split('/');
-        const parsed = parseAddress(addr);
-        if (!parsed) continue;
-        const len = lenText === undefined ? width : Number(lenText);
-        entries.push({ prefix: r.dst, dev: r.dev, via: r.gateway, family: width === 32 ? 4 : 6, bits: parsed.value, len, width });
-      }
+    let rows: { family: 4 | 6; dst: Uint8Array | null; dstLen: number; oif: number; gateway: Uint8Array | null }[] = [];
+    let names = new Map<number, string>();
+    try {
+      rows = native().routesIn(ns.path ?? '');
+      names = new Map(native().linksIn(ns.path ?? '').map((l) => [l.ifindex, l.name]));
+    } catch {
+      // unreadable: no route is named
     }
-    return new RouteTable(entries.sort((a, b) => b.len - a.len));
+    // As `ip route show` writes them: a host route without its /32 or /128.
+    const routes: Route[] = rows.map((r) => {
+      const width = r.family === 4 ? 32 : 128;
+      const addr = r.dst ? formatAddress(r.dst) : null;
+      const prefix = !addr ? 'default' : r.dstLen === width ? addr : `${addr}/${r.dstLen}`;
+      return { prefix, dev: names.get(r.oif), via: r.gateway ? formatAddress(r.gateway) ?? undefined : undefined, family: r.family };
+    });
+    return RouteTable.fromRoutes(routes);
   }
 
   static fromRoutes(routes: Route[]): RouteTable {
