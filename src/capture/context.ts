@@ -36,7 +36,7 @@ export function captureContextData(view: BridgeView): ContextData {
     dropReasons: native().dropReasons().map((r) => r.replace(/^SKB_DROP_REASON_/, '')),
     epochOffsetNs: Date.now() * 1e6 - monotonicNs(),
     brNetfilter: view.brNetfilter,
-    routes: RouteTable.load(view.netns).routes(),
+    routes: view.routes,
     probePlans: [planProbes(readRuleset(view.netns), 0)],
   };
 }

@@ -19,7 +19,7 @@ import { bpftrace_net as pb } from '../gen/bpftrace_net';
 import { native } from '../native';
 import { parseRuleTexts, type RuleEvent, type RuleTexts } from '../model/rules';
 import { addSavedForms, SAVE_TOOLS } from '../model/xtablesSave';
-import type { Netns } from '../topology/netns';
+import { commandIn, type Netns } from '../topology/netns';
 import { pcapToNft } from './nftFilter';
 
 const PRIORITY_FIRST = -2147483648;
@@ -166,7 +166,7 @@ function sameTexts(a: RuleTexts, b: RuleTexts): boolean {
 
 /** A save tool's output; undefined when it is missing, fails or takes too long (no forms then). */
 function runInNetns(netns: Netns, cmd: string, args: string[]): Promise<string | undefined> {
-  const [file, argv] = netns.path ? ['nsenter', [`--net=${netns.path}`, cmd, ...args]] : [cmd, args];
+  const [file, argv] = commandIn(netns, cmd, args);
   return new Promise((resolve) => {
     execFile(file, argv, { encoding: 'utf8', timeout: 5000, maxBuffer: 64 << 20 }, (err, stdout) => resolve(err ? undefined : stdout));
   });

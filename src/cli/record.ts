@@ -40,16 +40,12 @@ export async function collectRecord(
   if (filter) checkFilter(filter);
   // Opened first: a place it cannot be written fails before anything is loaded.
   const recorder = new TraceRecorder(opts.write, { maxBytes: opts.fileSize, maxSeconds: opts.rotateSeconds, keepFiles: opts.fileCount });
-  let prepared: Awaited<ReturnType<typeof prepareCapture>>;
-  try {
-    prepared = await prepareCapture(bridge, filter, opts, {
-      mode: opts.mode, snaplen: opts.snaplen, deliverBatches: false, maxPackets: opts.count,
-    });
-  } catch (err) {
-    recorder.finish(EMPTY_SESSION_STATS);
+  const { view, backend, capture } = await prepareCapture(bridge, filter, opts, {
+    mode: opts.mode, snaplen: opts.snaplen, deliverBatches: false, maxPackets: opts.count,
+  }).catch((err) => {
+    recorder.abandon();
     throw err;
-  }
-  const { view, backend, capture } = prepared;
+  });
   recorder.create(capture, traceMeta(bridge, filter, opts, view, backend.backend, opts.snaplen));
   const startedAt = Date.now();
   let timer: NodeJS.Timeout | undefined;

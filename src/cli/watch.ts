@@ -66,20 +66,16 @@ export async function collectWatch(
   if (filter) checkFilter(filter);
   // Opened first: a place it cannot be written fails before anything is loaded.
   const recorder = opts.write ? new TraceRecorder(opts.write) : undefined;
-  let prepared: Awaited<ReturnType<typeof prepareCapture>>;
-  try {
-    prepared = await prepareCapture(bridge, filter, opts, { mode: opts.mode, snaplen: opts.write ? opts.snaplen : 0 });
-  } catch (err) {
-    recorder?.finish(EMPTY_SESSION_STATS);
+  const abandon = (err: unknown): never => {
+    recorder?.abandon();
     throw err;
-  }
-  const { view, backend, capture } = prepared;
+  };
+  const { view, backend, capture } = await prepareCapture(bridge, filter, opts, { mode: opts.mode, snaplen: opts.write ? opts.snaplen : 0 }).catch(abandon);
   let port: string | undefined;
   try {
     port = opts.container ? containerPort(view, opts.container) : undefined;
   } catch (err) {
-    recorder?.finish(EMPTY_SESSION_STATS);
-    throw err;
+    abandon(err);
   }
   status.onCapture?.(capture);
   recorder?.create(capture, traceMeta(bridge, filter, opts, view, backend.backend, opts.write ? opts.snaplen : 0));

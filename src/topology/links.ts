@@ -2,6 +2,7 @@ import { BnError } from '../errors';
 import type { ContainerInfo } from '../model/traversal';
 import { native } from '../native';
 import { Netns, readSysctl } from './netns';
+import { Route, RouteTable } from './routes';
 
 export type { ContainerInfo };
 
@@ -37,12 +38,6 @@ export function listLinks(ns: Netns): Link[] {
   }));
 }
 
-/** Devices that carry the netns' default routes: where routed traffic leaves. */
-export function defaultRouteDevices(ns: Netns): string[] {
-  const names = new Map(native().linksIn(ns.path ?? '').map((l) => [l.ifindex, l.name]));
-  return [...new Set(native().routesIn(ns.path ?? '').filter((r) => r.dstLen === 0 && r.oif).map((r) => names.get(r.oif)).filter((n): n is string => !!n))];
-}
-
 /** br_netfilter's switches in the traced netns: undefined where br_netfilter is not loaded. */
 export interface BridgeNetfilter {
   iptables: boolean | undefined;
@@ -56,6 +51,8 @@ export interface BridgeView {
   ports: Link[];
   uplinks: Link[];
   links: Map<number, Link>;
+  /** The main routing table, read with the links. */
+  routes: Route[];
 }
 
 /** The bridge to trace, its ports and uplinks, or a one-line reason why not. */
@@ -68,7 +65,10 @@ export function describeBridge(ns: Netns, name: string, extraUplinks: string[] =
   if (bridge.kind !== 'bridge') {
     throw new BnError('NOT_A_BRIDGE', `${name} is not a bridge (it is ${bridge.kind || 'a physical device'}; ${hint})`);
   }
-  const uplinkNames = new Set([...defaultRouteDevices(ns), ...extraUplinks]);
+  const routes = RouteTable.load(ns, all).routes();
+  // The devices that carry the netns' default routes: where routed traffic leaves.
+  const defaultDevs = routes.filter((r) => r.prefix === 'default' && r.dev).map((r) => r.dev!);
+  const uplinkNames = new Set([...defaultDevs, ...extraUplinks]);
   for (const u of extraUplinks) {
     if (!all.some((l) => l.name === u)) throw new BnError('UNKNOWN_INTERFACE', `no uplink interface '${u}' in netns ${ns.label}`);
   }
@@ -83,5 +83,6 @@ export function describeBridge(ns: Netns, name: string, extraUplinks: string[] =
     ports: all.filter((l) => l.master === name),
     uplinks: all.filter((l) => uplinkNames.has(l.name) && l.name !== name),
     links: new Map(all.map((l) => [l.ifindex, l])),
+    routes,
   };
 }

@@ -34,9 +34,14 @@ export function resolveNetns(arg?: string): Netns {
   throw new BnError('NO_SUCH_NETNS', `no network namespace '${arg}' (looked in ${candidates.join(', ')})`);
 }
 
-/** Runs a command inside the netns (nsenter keeps /sys and cgroups as they are). */
+/** The program and arguments that run cmd inside the netns (nsenter keeps /sys and cgroups as they are). */
+export function commandIn(ns: Netns, cmd: string, args: string[]): [string, string[]] {
+  return ns.path ? ['nsenter', [`--net=${ns.path}`, cmd, ...args]] : [cmd, args];
+}
+
+/** Runs a command inside the netns. */
 export function runIn(ns: Netns, cmd: string, args: string[]): string {
-  const [file, argv] = ns.path ? ['nsenter', [`--net=${ns.path}`, cmd, ...args]] : [cmd, args];
+  const [file, argv] = commandIn(ns, cmd, args);
   try {
     return execFileSync(file, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {

@@ -41,16 +41,16 @@ export class RouteTable {
 
   private constructor(private readonly entries: Entry[]) {}
 
-  /** The main table, read over netlink from a thread inside the netns. */
-  static load(ns: Netns): RouteTable {
+  /** The main table, read over netlink from a thread inside the netns; devices named
+   * from `links`, the netns's links as already listed. */
+  static load(ns: Netns, links: Iterable<{ ifindex: number; name: string }>): RouteTable {
     let rows: { family: 4 | 6; dst: Uint8Array | null; dstLen: number; oif: number; gateway: Uint8Array | null }[] = [];
-    let names = new Map<number, string>();
     try {
       rows = native().routesIn(ns.path ?? '');
-      names = new Map(native().linksIn(ns.path ?? '').map((l) => [l.ifindex, l.name]));
     } catch {
       // unreadable: no route is named
     }
+    const names = new Map([...links].map((l) => [l.ifindex, l.name]));
     // As `ip route show` writes them: a host route without its /32 or /128.
     const routes: Route[] = rows.map((r) => {
       const width = r.family === 4 ? 32 : 128;

@@ -6,6 +6,7 @@
 import * as fs from 'fs';
 import type { LiveCapture } from '../capture/live';
 import type { SessionStats } from '../native';
+import { EMPTY_SESSION_STATS } from '../capture/live';
 import type { BridgeView } from '../topology/links';
 import { BnError } from '../errors';
 import { OutputFile } from '../output/outputFile';
@@ -30,6 +31,10 @@ export interface Rotation {
 /** tcpdump's names: the first file as given, then NAME1, NAME2, ... */
 export function rotatedName(file: string, index: number): string {
   return index === 0 ? file : `${file}${index}`;
+}
+
+function ruleTextsFrame(texts: RuleTexts) {
+  return { ruleTexts: { rules: ruleTextRows(texts) } };
 }
 
 export class TraceRecorder {
@@ -79,9 +84,9 @@ export class TraceRecorder {
     this.capture.on('ruleset', (plan: ProbePlan) => this.capture.writeFrame(encodeFrameBody({ probes: planToRow(plan) })));
     // --rules: the rule tracer's messages as read, and the rules' texts whenever they change.
     this.capture.on('rules', (bytes: Buffer) => this.capture.writeFrame(Buffer.concat([Buffer.from([RULES_FIELD]), varint(bytes.length), bytes])));
-    this.capture.on('ruleTexts', (texts: RuleTexts) => this.capture.writeFrame(this.ruleTextsFrame(texts)));
+    this.capture.on('ruleTexts', (texts: RuleTexts) => this.capture.writeFrame(encodeFrameBody(ruleTextsFrame(texts))));
     // Read while the capture started, before this listened.
-    if (this.capture.rules?.texts.size) this.capture.writeFrame(this.ruleTextsFrame(this.capture.rules.texts));
+    if (this.capture.rules?.texts.size) this.capture.writeFrame(encodeFrameBody(ruleTextsFrame(this.capture.rules.texts)));
     this.timer = setInterval(() => {
       const frame = this.symbolFrame(this.newSymbols());
       if (frame) this.capture.writeFrame(encodeFrameBody(frame));
@@ -108,7 +113,7 @@ export class TraceRecorder {
     next.write(encodeFrame({ header: traceHeader({ ...data, probePlans: latest ? [latest] : [] }, this.meta!) }));
     const all = this.symbolFrame([...this.symbols].map(([address, name]) => ({ address, name })));
     if (all) next.write(encodeFrame(all));
-    if (this.capture.rules?.texts.size) next.write(encodeFrame({ ruleTexts: { rules: ruleTextRows(this.capture.rules.texts) } }));
+    if (this.capture.rules?.texts.size) next.write(encodeFrame(ruleTextsFrame(this.capture.rules.texts)));
     next.publish();
     this.capture.rotateTrace(next.fd, last);
     this.file.close();
@@ -151,6 +156,11 @@ export class TraceRecorder {
     }
   }
 
+  /** The capture could not be prepared: nothing was written; the file goes. */
+  abandon(): void {
+    this.finish(EMPTY_SESSION_STATS);
+  }
+
   private trailer(stats: SessionStats) {
     return {
       trailer: {
@@ -158,10 +168,6 @@ export class TraceRecorder {
         batches: stats.batches, lostPerCpu: stats.lostPerCpu,
       },
     };
-  }
-
-  private ruleTextsFrame(texts: RuleTexts): Uint8Array {
-    return encodeFrameBody({ ruleTexts: { rules: ruleTextRows(texts) } });
   }
 
   /** Addresses the reader saw since the last call, named. */
