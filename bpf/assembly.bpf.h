@@ -1,10 +1,11 @@
 /* Packets and top modes: hops are assembled per skb in the kernel and leave
  * as one bn_record when the packet ends (or fills a record), instead of one
  * ring record per hop. In top mode records only count toward their path
- * signature; the first packet of each new path is sent as its exemplar.
- * Included by common.bpf.h after the maps and settings it uses. */
+ * signature; the first packet of each new path is sent as its exemplar. */
 #ifndef BPFTRACE_NET_ASSEMBLY_BPF_H
 #define BPFTRACE_NET_ASSEMBLY_BPF_H
+
+#include "ring.bpf.h"
 
 /* ---- maps ---------------------------------------------------------------- */
 

@@ -3,7 +3,7 @@
 #ifndef BPFTRACE_NET_DEVICES_BPF_H
 #define BPFTRACE_NET_DEVICES_BPF_H
 
-#include "common.bpf.h"
+#include "netfilter.bpf.h"
 
 static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device *dev, __u8 kind)
 {

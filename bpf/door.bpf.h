@@ -6,10 +6,11 @@
  * never reaches the bridge is simply replaced by the next one.
  * RX -> PREROUTING -> routing -> FORWARD runs in one softirq on one CPU, so one
  * packet per CPU is enough. Bounded: DOOR_HOPS events per CPU; a packet of the
- * netns that never meets the bridge costs one header read per RX and probe.
- * Included by common.bpf.h after reserve()/submit(), before nf_event(). */
+ * netns that never meets the bridge costs one header read per RX and probe. */
 #ifndef BPFTRACE_NET_DOOR_BPF_H
 #define BPFTRACE_NET_DOOR_BPF_H
+
+#include "emit.bpf.h"
 
 #define DOOR_HOPS 8
 

@@ -3,7 +3,6 @@
  * hooks, tables and the bridge, for kernels that allow them (stock
  * distribution kernels). Device events come from the same tracepoints as in
  * every backend. Programs whose function this kernel lacks are not loaded. */
-#include "common.bpf.h"
 #include "devices.bpf.h"
 #include "functions.bpf.h"
 

@@ -7,8 +7,10 @@
 #ifndef BPFTRACE_NET_FILTER_BPF_H
 #define BPFTRACE_NET_FILTER_BPF_H
 
+#include "base.bpf.h"
+#include "headers.bpf.h"
+
 #define FILTER_MAX_INSNS 512
-#define ETH_HLEN 14
 
 /* struct sock_filter */
 struct cbpf_insn {
@@ -214,6 +216,59 @@ reject:
 	s->result = 0;
 	s->done = true;
 	return 1;
+}
+
+/* The filters that decide whether a packet is followed at all: mark, then the
+ * pcap expression. */
+static __always_inline bool packet_matches(struct sk_buff *skb, bool at_rx)
+{
+	struct frame_view v;
+	struct cbpf_ctx c;
+	struct cbpf_state *s;
+	__u32 skb_len, before, zero = 0, level, *depth;
+	__u16 proto;
+	bool matched;
+
+	if (mark_mask && (R(skb, mark) & mark_mask) != mark_value)
+		return false;
+	if (!filter_len)
+		return true;
+	depth = bpf_map_lookup_elem(&filter_depth, &zero);
+	if (!depth || *depth >= FILTER_LEVELS)
+		return false;
+	level = *depth;
+	s = bpf_map_lookup_elem(&filter_state, &level);
+	if (!s)
+		return false;
+	*depth = level + 1;
+	__builtin_memset(s, 0, __builtin_offsetof(struct cbpf_state, l3buf));
+	view_frame(skb, at_rx, &v);
+	s->l3 = v.l3;
+	skb_len = R(skb, len);
+	before = v.l3 > v.data ? v.l3 - v.data : 0;
+	s->len = ETH_HLEN + (skb_len > before ? skb_len - before : 0);
+	if (!v.eth || bpf_probe_read_kernel(s->eth, ETH_HLEN, v.head + v.mac)) {
+		/* No Ethernet header (locally generated): zero MACs and the protocol. */
+		proto = R(skb, protocol);
+		__builtin_memcpy(&s->eth[12], &proto, 2);
+	}
+	/* One copy of the first bytes serves nearly every load the program makes. */
+	{
+		__u32 n = s->len > ETH_HLEN ? s->len - ETH_HLEN : 0;
+
+		if (n > sizeof(s->l3buf))
+			n = sizeof(s->l3buf);
+		/* A no-op after the clamp; the verifier keeps this bound, not the compare's. */
+		n &= 0xff;
+		if (n > sizeof(s->l3buf))
+			n = sizeof(s->l3buf);
+		s->cached = bpf_probe_read_kernel(s->l3buf, n, v.l3) ? 0 : n;
+	}
+	c.s = s;
+	bpf_loop(filter_len, cbpf_step, &c, 0);
+	matched = s->result != 0;
+	*depth = level;
+	return matched;
 }
 
 #endif

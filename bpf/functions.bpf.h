@@ -3,7 +3,7 @@
 #ifndef BPFTRACE_NET_FUNCTIONS_BPF_H
 #define BPFTRACE_NET_FUNCTIONS_BPF_H
 
-#include "common.bpf.h"
+#include "netfilter.bpf.h"
 
 #define NF_VERDICT_MASK 0xff
 

@@ -7,7 +7,7 @@
 #define BN_BTF_POINTERS
 /* Packets that come in by another device are kept until they meet the bridge: bpf/door.bpf.h. */
 #define BN_DOOR
-#include "common.bpf.h"
+#include "netfilter.bpf.h"
 #include "devices.bpf.h"
 
 /* ---- netfilter probes ---------------------------------------------------- */

@@ -4,7 +4,6 @@
  * the arguments, so each entry pushes them on a per-CPU stack that its return
  * pops: hooks nest (br_netfilter runs IPv4 hooks inside bridge hooks), and
  * softirqs that interrupt a hook finish before it resumes. */
-#include "common.bpf.h"
 #include "devices.bpf.h"
 #include "functions.bpf.h"
 

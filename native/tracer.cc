@@ -1,7 +1,6 @@
 #include "tracer.h"
 
 #include <bpf/bpf.h>
-#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -11,10 +10,7 @@
 #include <cstring>
 #include <unordered_set>
 
-#include "fentry.skel.h"
-#include "hooks.skel.h"
 #include "kernel_functions.h"
-#include "kprobe.skel.h"
 #include "libbpf_log.h"
 #include "netfilter_link.h"
 
@@ -25,10 +21,6 @@ const char kNetfilterSection[] = "netfilter";
 constexpr int32_t kPriorityRetries = 16;
 // Without this one a function-tracing backend sees no hook at all.
 const char kRequiredFunction[] = "nf_hook_slow";
-
-std::string ProbeProgramName(uint32_t slot) {
-  return slot < BN_PROBE_POOL ? "nf_probe_" + std::to_string(slot) : "";
-}
 
 // "fexit/nft_do_chain" -> "nft_do_chain"; "" for sections that name no function.
 std::string TracedFunction(const char* section) {
@@ -57,33 +49,33 @@ bool Tracer::Fail(TraceError* error, const std::string& code, const std::string&
 bool Tracer::Start(TraceError* error) {
   ClearLibbpfWarning();
   if (!Open(error) || !Configure(error)) return false;
-  int err = bpf_object__load(obj_);
+  int err = bpf_object__load(bpf_.obj);
   if (err) return Fail(error, "BPF_LOAD", "the kernel refused the BPF programs: " + ErrnoText(err));
 
-  watched_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "watched_ifindex"));
+  watched_fd_ = bpf_map__fd(bpf_.watched_ifindex);
   if (!SetWatched(config_.watched_ifindexes, {}))
     return Fail(error, "BPF_MAP", "cannot fill the interface filter: " + ErrnoText(errno));
-  lost_map_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "lost_events"));
-  if (bpf_map* m = bpf_object__find_map_by_name(obj_, "lost_by_packet")) lost_by_packet_fd_ = bpf_map__fd(m);
-  paths_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "paths"));
-  assembly_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "assembly"));
-  int filter_fd = bpf_map__fd(bpf_object__find_map_by_name(obj_, "filter_insns"));
+  lost_map_fd_ = bpf_map__fd(bpf_.lost_events);
+  lost_by_packet_fd_ = bpf_map__fd(bpf_.lost_by_packet);
+  paths_fd_ = bpf_map__fd(bpf_.paths);
+  assembly_fd_ = bpf_map__fd(bpf_.assembly);
+  int filter_fd = bpf_map__fd(bpf_.filter_insns);
   for (uint32_t i = 0; i < config_.filter.size(); i++) {
     if (bpf_map_update_elem(filter_fd, &i, &config_.filter[i], BPF_ANY))
       return Fail(error, "BPF_MAP", "cannot load the packet filter: " + ErrnoText(errno));
   }
 
   // The hooks backend's probes tail-call one body (bpf/hooks.bpf.c).
-  if (bpf_map* body = bpf_object__find_map_by_name(obj_, "nf_body_prog")) {
+  if (bpf_.nf_body_prog) {
     uint32_t zero = 0;
-    int fd = bpf_program__fd(bpf_object__find_program_by_name(obj_, "nf_body"));
-    if (bpf_map__update_elem(body, &zero, sizeof(zero), &fd, sizeof(fd), BPF_ANY))
+    int fd = bpf_program__fd(bpf_.nf_body);
+    if (bpf_map__update_elem(bpf_.nf_body_prog, &zero, sizeof(zero), &fd, sizeof(fd), BPF_ANY))
       return Fail(error, "BPF_MAP", "cannot link the netfilter probes to their body: " + ErrnoText(errno));
   }
   if (!AttachPrograms(error) || !AttachNetfilter(error)) return false;
 
   ring_ = ring_buffer__new(
-      bpf_map__fd(bpf_object__find_map_by_name(obj_, "events")),
+      bpf_map__fd(bpf_.events),
       [](void* self, void* data, size_t size) { return static_cast<Tracer*>(self)->on_event(data, size); }, this,
       nullptr);
   if (!ring_) return Fail(error, "BPF_RINGBUF", "cannot map the ring buffer: " + ErrnoText(errno));
@@ -91,26 +83,8 @@ bool Tracer::Start(TraceError* error) {
 }
 
 bool Tracer::Open(TraceError* error) {
-  size_t size = 0;
-  const void* bytes = nullptr;
-  const char* name = nullptr;
-  switch (config_.backend) {
-    case Backend::kHooks:
-      bytes = hooks_bpf__elf_bytes(&size);
-      name = "hooks_bpf";
-      break;
-    case Backend::kFentry:
-      bytes = fentry_bpf__elf_bytes(&size);
-      name = "fentry_bpf";
-      break;
-    case Backend::kKprobe:
-      bytes = kprobe_bpf__elf_bytes(&size);
-      name = "kprobe_bpf";
-      break;
-  }
-  LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name);
-  obj_ = bpf_object__open_mem(bytes, size, &opts);
-  if (!obj_) return Fail(error, "BPF_OPEN", "cannot open the BPF object: " + ErrnoText(errno));
+  int err = bpf_.Open(config_.backend);
+  if (err) return Fail(error, "BPF_OPEN", "cannot open the BPF object: " + ErrnoText(err));
   return true;
 }
 
@@ -118,14 +92,14 @@ bool Tracer::Configure(TraceError* error) {
   if (!SetRodataConfig(error)) return false;
   bool assembling = config_.mode != BN_MODE_EVENTS;
   // Maps a mode does not use keep one entry: their memory is preallocated.
-  if (bpf_map__set_max_entries(bpf_object__find_map_by_name(obj_, "events"), config_.ring_bytes) ||
-      bpf_map__set_max_entries(bpf_object__find_map_by_name(obj_, "tracked"), config_.max_tracked) ||
-      bpf_map__set_max_entries(bpf_object__find_map_by_name(obj_, "assembly"), assembling ? config_.max_assembling : 1) ||
-      bpf_map__set_max_entries(bpf_object__find_map_by_name(obj_, "paths"), config_.mode == BN_MODE_TOP ? 16384 : 1))
+  if (bpf_map__set_max_entries(bpf_.events, config_.ring_bytes) ||
+      bpf_map__set_max_entries(bpf_.tracked, config_.max_tracked) ||
+      bpf_map__set_max_entries(bpf_.assembly, assembling ? config_.max_assembling : 1) ||
+      bpf_map__set_max_entries(bpf_.paths, config_.mode == BN_MODE_TOP ? 16384 : 1))
     return Fail(error, "BPF_CONFIG", "invalid ring buffer or tracking size: " + ErrnoText(errno));
 
   bpf_program* prog;
-  bpf_object__for_each_program(prog, obj_) {
+  bpf_object__for_each_program(prog, bpf_.obj) {
     if (strcmp(bpf_program__section_name(prog), kNetfilterSection) == 0) {
       // libbpf < 1.2 does not know SEC("netfilter"): say what it is.
       bpf_program__set_type(prog, static_cast<bpf_prog_type>(kBpfProgTypeNetfilter));
@@ -135,31 +109,9 @@ bool Tracer::Configure(TraceError* error) {
   return LeaveOutUntraceable(error);
 }
 
-// The settings live in `const volatile struct bn_config bn_config`: find its
-// place in .rodata through the object's BTF and write it before load.
+// The settings live in `const volatile struct bn_config bn_config` (.rodata),
+// writable through the skeleton until load.
 bool Tracer::SetRodataConfig(TraceError* error) {
-  const btf* object_btf = bpf_object__btf(obj_);
-  int sec_id = object_btf ? btf__find_by_name_kind(object_btf, ".rodata", BTF_KIND_DATASEC) : -1;
-  if (sec_id < 0) return Fail(error, "BPF_CONFIG", "the BPF object has no .rodata section");
-  const btf_type* sec = btf__type_by_id(object_btf, sec_id);
-  const btf_var_secinfo* vars = btf_var_secinfos(sec);
-  long offset = -1;
-  for (int i = 0; i < btf_vlen(sec); i++) {
-    const btf_type* var = btf__type_by_id(object_btf, vars[i].type);
-    if (strcmp(btf__name_by_offset(object_btf, var->name_off), "bn_config") == 0) offset = vars[i].offset;
-  }
-  bpf_map* rodata = nullptr;
-  bpf_map* map;
-  bpf_object__for_each_map(map, obj_) {
-    const char* name = bpf_map__name(map);
-    size_t n = strlen(name);
-    if (n >= 7 && strcmp(name + n - 7, ".rodata") == 0) rodata = map;
-  }
-  size_t size = 0;
-  const char* initial = rodata ? static_cast<const char*>(bpf_map__initial_value(rodata, &size)) : nullptr;
-  if (offset < 0 || !initial || static_cast<size_t>(offset) + sizeof(bn_config) > size)
-    return Fail(error, "BPF_CONFIG", "the BPF object has no bn_config in .rodata");
-  std::vector<char> data(initial, initial + size);
   bn_config config = {};
   config.target_netns = config_.netns_inode;
   config.bridge_ifindex = config_.bridge_ifindex;
@@ -172,9 +124,8 @@ bool Tracer::SetRodataConfig(TraceError* error) {
   config.snaplen = config_.snaplen < BN_SNAP_MAX ? config_.snaplen : BN_SNAP_MAX;
   // A wakeup per eighth of the ring: batches for the reader, room to spare for the kernel.
   config.wakeup_bytes = config_.ring_bytes / 8;
-  memcpy(data.data() + offset, &config, sizeof(config));
-  if (bpf_map__set_initial_value(rodata, data.data(), data.size()))
-    return Fail(error, "BPF_CONFIG", "cannot set .rodata: " + ErrnoText(errno));
+  if (!bpf_.config) return Fail(error, "BPF_CONFIG", "the BPF object has no bn_config in .rodata");
+  *bpf_.config = config;
   return true;
 }
 
@@ -187,7 +138,7 @@ bool Tracer::LeaveOutUntraceable(TraceError* error) {
   const char* where = config_.backend == Backend::kFentry ? "BTF" : "/proc/kallsyms";
   std::unordered_set<std::string> reported;
   bpf_program* prog;
-  bpf_object__for_each_program(prog, obj_) {
+  bpf_object__for_each_program(prog, bpf_.obj) {
     std::string function = TracedFunction(bpf_program__section_name(prog));
     if (function.empty() || traceable.count(function)) continue;
     if (function == kRequiredFunction)
@@ -201,7 +152,7 @@ bool Tracer::LeaveOutUntraceable(TraceError* error) {
 
 bool Tracer::AttachPrograms(TraceError* error) {
   bpf_program* prog;
-  bpf_object__for_each_program(prog, obj_) {
+  bpf_object__for_each_program(prog, bpf_.obj) {
     if (!bpf_program__autoload(prog) || strcmp(bpf_program__section_name(prog), kNetfilterSection) == 0) continue;
     bpf_link* link = bpf_program__attach(prog);
     if (!link)
@@ -233,8 +184,7 @@ bool Tracer::AttachNetfilter(TraceError* error) {
 }
 
 int Tracer::AttachProbe(const NetfilterAttachment& a, std::string* error) {
-  std::string name = ProbeProgramName(a.slot);
-  bpf_program* prog = name.empty() ? nullptr : bpf_object__find_program_by_name(obj_, name.c_str());
+  bpf_program* prog = a.slot < BN_PROBE_POOL ? bpf_.nf_probes[a.slot] : nullptr;
   if (!prog) {
     *error = "no netfilter probe " + std::to_string(a.slot) + " (the pool has " + std::to_string(BN_PROBE_POOL) + ")";
     return -EINVAL;
@@ -378,7 +328,6 @@ void Tracer::Destroy() {
   Detach();
   if (ring_) ring_buffer__free(ring_);
   ring_ = nullptr;
-  if (obj_) bpf_object__close(obj_);
-  obj_ = nullptr;
+  bpf_.Close();
   lost_map_fd_ = paths_fd_ = assembly_fd_ = watched_fd_ = -1;
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "backend_object.h"
 #include "errors.h"
 #include "packet_filter.h"
 
@@ -21,8 +22,6 @@ struct bpf_object;
 struct bpf_program;
 struct bpf_link;
 struct ring_buffer;
-
-enum class Backend { kHooks, kFentry, kKprobe };
 
 struct NetfilterAttachment {
   uint32_t family;    // NFPROTO_*
@@ -108,7 +107,7 @@ class Tracer {
   int AttachProbe(const NetfilterAttachment& a, std::string* error);
 
   TracerConfig config_;
-  bpf_object* obj_ = nullptr;
+  BackendObject bpf_;
   std::vector<bpf_link*> links_;
   struct ProbeLink {
     NetfilterAttachment at;
