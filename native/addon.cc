@@ -1,6 +1,8 @@
 // The Node-API surface only: argument checks and conversions. The work lives in
 // trace_session (live tracing) and kernel_probe (facts for doctor).
 #include <napi.h>
+#include <linux/if_bridge.h>
+#include <linux/neighbour.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -146,6 +148,88 @@ Napi::Value RoutesInJs(const Napi::CallbackInfo& info) {
   return out;
 }
 
+namespace {
+
+const char* OperstateName(uint8_t s) {
+  static const char* const kNames[] = {"unknown", "notpresent", "down", "lowerlayerdown", "testing", "dormant", "up"};
+  return s < sizeof(kNames) / sizeof(kNames[0]) ? kNames[s] : "unknown";
+}
+
+const char* StpStateName(uint8_t s) {
+  static const char* const kNames[] = {"disabled", "listening", "learning", "forwarding", "blocking"};
+  return s < sizeof(kNames) / sizeof(kNames[0]) ? kNames[s] : "unknown";
+}
+
+// The words `bridge -j fdb show` uses.
+Napi::Array FdbFlags(Napi::Env env, uint8_t flags) {
+  static const std::pair<uint8_t, const char*> kFlags[] = {
+      {NTF_SELF, "self"},          {NTF_ROUTER, "router"}, {NTF_EXT_LEARNED, "extern_learn"},
+      {NTF_OFFLOADED, "offload"},  {NTF_MASTER, "master"}, {NTF_STICKY, "sticky"}};
+  Napi::Array out = Napi::Array::New(env);
+  for (const auto& [bit, name] : kFlags)
+    if (flags & bit) out.Set(out.Length(), name);
+  return out;
+}
+
+const char* FdbState(uint16_t state) {
+  if (state & NUD_PERMANENT) return "permanent";
+  if (state & NUD_NOARP) return "static";
+  if (state & NUD_STALE) return "stale";
+  return nullptr;  // learned and reachable: iproute2 prints no state
+}
+
+}  // namespace
+
+// bridgePortsIn(path): {ports: [{ifindex, operstate, state, hairpin, learning, flood,
+// vlans: [{vlan, flags}]}], fdb: [{ifindex, mac, vlan?, flags, state?, master?}]}.
+Napi::Value BridgePortsInJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "bridgePortsIn(path: string)");
+  std::vector<BridgePortInfo> ports;
+  std::vector<FdbEntry> fdb;
+  std::string error;
+  if (!BridgePortsIn(info[0].As<Napi::String>().Utf8Value(), &ports, &fdb, &error)) throw CodedError(env, "NETNS", error);
+  Napi::Array jsPorts = Napi::Array::New(env, ports.size());
+  for (uint32_t i = 0; i < ports.size(); i++) {
+    const BridgePortInfo& p = ports[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ifindex", p.ifindex);
+    o.Set("operstate", OperstateName(p.operstate));
+    o.Set("state", StpStateName(p.stp_state));
+    o.Set("hairpin", p.hairpin);
+    o.Set("learning", p.learning);
+    o.Set("flood", p.flood);
+    Napi::Array vlans = Napi::Array::New(env, p.vlans.size());
+    for (uint32_t k = 0; k < p.vlans.size(); k++) {
+      Napi::Object v = Napi::Object::New(env);
+      v.Set("vlan", p.vlans[k].vid);
+      Napi::Array flags = Napi::Array::New(env);
+      if (p.vlans[k].flags & BRIDGE_VLAN_INFO_PVID) flags.Set(flags.Length(), "PVID");
+      if (p.vlans[k].flags & BRIDGE_VLAN_INFO_UNTAGGED) flags.Set(flags.Length(), "Egress Untagged");
+      v.Set("flags", flags);
+      vlans.Set(k, v);
+    }
+    o.Set("vlans", vlans);
+    jsPorts.Set(i, o);
+  }
+  Napi::Array jsFdb = Napi::Array::New(env, fdb.size());
+  for (uint32_t i = 0; i < fdb.size(); i++) {
+    const FdbEntry& e = fdb[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ifindex", e.ifindex);
+    o.Set("mac", e.mac);
+    if (e.vlan >= 0) o.Set("vlan", e.vlan);
+    o.Set("flags", FdbFlags(env, e.flags));
+    if (const char* state = FdbState(e.state)) o.Set("state", state);
+    if (e.master) o.Set("master", e.master);
+    jsFdb.Set(i, o);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("ports", jsPorts);
+  out.Set("fdb", jsFdb);
+  return out;
+}
+
 // readFileIn(path, file): a file read from inside the netns (a sysctl); throws NETNS when it cannot.
 Napi::Value ReadFileInJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -209,6 +293,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("netnsIds", Napi::Function::New(env, NetnsIdsJs));
   exports.Set("linksIn", Napi::Function::New(env, LinksInJs));
   exports.Set("routesIn", Napi::Function::New(env, RoutesInJs));
+  exports.Set("bridgePortsIn", Napi::Function::New(env, BridgePortsInJs));
   exports.Set("readFileIn", Napi::Function::New(env, ReadFileInJs));
   exports.Set("compileFilter", Napi::Function::New(env, CompileFilterJs));
   exports.Set("TraceSession", TraceSession::Define(env));

@@ -1,7 +1,9 @@
 #include "netns_links.h"
 
 #include <fcntl.h>
+#include <linux/if_bridge.h>
 #include <linux/if_link.h>
+#include <linux/neighbour.h>
 #include <linux/net_namespace.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <thread>
@@ -125,14 +128,22 @@ bool NetnsIds(const std::string& from_path, const std::vector<std::string>& targ
 
 namespace {
 
-// A dump request (links or routes) and every answer, message by message, until NLMSG_DONE.
+// A dump request (links, routes, neighbours) and every answer, message by message,
+// until NLMSG_DONE. ext_mask: IFLA_EXT_MASK for link dumps (0: none).
 bool Dump(int fd, uint16_t type, uint8_t family, size_t header_size, const std::function<void(nlmsghdr*)>& each,
-          std::string* err) {
+          std::string* err, uint32_t ext_mask = 0) {
   struct {
     nlmsghdr header;
     char body[64];
   } req = {};
   req.header.nlmsg_len = NLMSG_LENGTH(header_size);
+  if (ext_mask) {
+    rtattr* a = reinterpret_cast<rtattr*>(reinterpret_cast<char*>(&req) + NLMSG_ALIGN(req.header.nlmsg_len));
+    a->rta_type = IFLA_EXT_MASK;
+    a->rta_len = RTA_LENGTH(sizeof(ext_mask));
+    memcpy(RTA_DATA(a), &ext_mask, sizeof(ext_mask));
+    req.header.nlmsg_len = NLMSG_ALIGN(req.header.nlmsg_len) + RTA_ALIGN(a->rta_len);
+  }
   req.header.nlmsg_type = type;
   req.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   req.header.nlmsg_seq = 1;
@@ -254,6 +265,101 @@ bool RoutesIn(const std::string& path, std::vector<MainRoute>* routes, std::stri
           if (!ok) return false;
         }
         return true;
+      },
+      error);
+}
+
+namespace {
+
+uint8_t U8(const rtattr* a) { return *static_cast<const uint8_t*>(RTA_DATA(a)); }
+
+// IFLA_LINKINFO's IFLA_INFO_SLAVE_DATA of a bridge port.
+void ReadPortSettings(rtattr* linkinfo, BridgePortInfo* port, bool* is_port) {
+  int len = static_cast<int>(RTA_PAYLOAD(linkinfo));
+  rtattr* data = nullptr;
+  for (rtattr* i = static_cast<rtattr*>(RTA_DATA(linkinfo)); RTA_OK(i, len); i = RTA_NEXT(i, len)) {
+    if (i->rta_type == IFLA_INFO_SLAVE_KIND) *is_port = strcmp(static_cast<const char*>(RTA_DATA(i)), "bridge") == 0;
+    if (i->rta_type == IFLA_INFO_SLAVE_DATA) data = i;
+  }
+  if (!*is_port || !data) return;
+  int inner = static_cast<int>(RTA_PAYLOAD(data));
+  for (rtattr* a = static_cast<rtattr*>(RTA_DATA(data)); RTA_OK(a, inner); a = RTA_NEXT(a, inner)) {
+    switch (a->rta_type) {
+      case IFLA_BRPORT_STATE: port->stp_state = U8(a); break;
+      case IFLA_BRPORT_MODE: port->hairpin = U8(a) != 0; break;
+      case IFLA_BRPORT_LEARNING: port->learning = U8(a) != 0; break;
+      case IFLA_BRPORT_UNICAST_FLOOD: port->flood = U8(a) != 0; break;
+      default: break;
+    }
+  }
+}
+
+}  // namespace
+
+bool BridgePortsIn(const std::string& path, std::vector<BridgePortInfo>* ports, std::vector<FdbEntry>* fdb,
+                   std::string* error) {
+  return InNetns(
+      path,
+      [&](std::string* err) {
+        RouteSocket sock;
+        if (sock.fd() < 0) {
+          *err = Errno("cannot open a netlink socket");
+          return false;
+        }
+        bool ok = Dump(sock.fd(), RTM_GETLINK, AF_UNSPEC, sizeof(ifinfomsg), [&](nlmsghdr* h) {
+          if (h->nlmsg_type != RTM_NEWLINK) return;
+          ifinfomsg* info = static_cast<ifinfomsg*>(NLMSG_DATA(h));
+          BridgePortInfo port;
+          port.ifindex = static_cast<uint32_t>(info->ifi_index);
+          bool is_port = false;
+          int len = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof(ifinfomsg)));
+          for (rtattr* a = IFLA_RTA(info); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+            if (a->rta_type == IFLA_OPERSTATE) port.operstate = U8(a);
+            if (a->rta_type == IFLA_LINKINFO) ReadPortSettings(a, &port, &is_port);
+          }
+          if (is_port) ports->push_back(std::move(port));
+        }, err);
+        // The ports' VLANs: the bridge family's link dump, one entry per VLAN.
+        ok = ok && Dump(sock.fd(), RTM_GETLINK, AF_BRIDGE, sizeof(ifinfomsg), [&](nlmsghdr* h) {
+          if (h->nlmsg_type != RTM_NEWLINK) return;
+          ifinfomsg* info = static_cast<ifinfomsg*>(NLMSG_DATA(h));
+          auto port = std::find_if(ports->begin(), ports->end(),
+                                   [&](const BridgePortInfo& p) { return p.ifindex == static_cast<uint32_t>(info->ifi_index); });
+          if (port == ports->end()) return;
+          int len = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof(ifinfomsg)));
+          for (rtattr* a = IFLA_RTA(info); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+            if (a->rta_type != IFLA_AF_SPEC) continue;
+            int inner = static_cast<int>(RTA_PAYLOAD(a));
+            for (rtattr* v = static_cast<rtattr*>(RTA_DATA(a)); RTA_OK(v, inner); v = RTA_NEXT(v, inner)) {
+              if (v->rta_type != IFLA_BRIDGE_VLAN_INFO || RTA_PAYLOAD(v) < sizeof(bridge_vlan_info)) continue;
+              bridge_vlan_info vi;
+              memcpy(&vi, RTA_DATA(v), sizeof(vi));
+              port->vlans.push_back({vi.vid, vi.flags});
+            }
+          }
+        }, err, RTEXT_FILTER_BRVLAN);
+        ok = ok && Dump(sock.fd(), RTM_GETNEIGH, AF_BRIDGE, sizeof(ndmsg), [&](nlmsghdr* h) {
+          if (h->nlmsg_type != RTM_NEWNEIGH) return;
+          ndmsg* nd = static_cast<ndmsg*>(NLMSG_DATA(h));
+          FdbEntry e{static_cast<uint32_t>(nd->ndm_ifindex), "", -1, nd->ndm_flags, nd->ndm_state, 0};
+          int len = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof(ndmsg)));
+          for (rtattr* a = reinterpret_cast<rtattr*>(reinterpret_cast<char*>(nd) + NLMSG_ALIGN(sizeof(ndmsg))); RTA_OK(a, len);
+               a = RTA_NEXT(a, len)) {
+            switch (a->rta_type) {
+              case NDA_LLADDR: e.mac = MacText(static_cast<const uint8_t*>(RTA_DATA(a)), RTA_PAYLOAD(a)); break;
+              case NDA_VLAN: {
+                uint16_t v;
+                memcpy(&v, RTA_DATA(a), sizeof(v));
+                e.vlan = v;
+                break;
+              }
+              case NDA_MASTER: memcpy(&e.master, RTA_DATA(a), sizeof(uint32_t)); break;
+              default: break;
+            }
+          }
+          fdb->push_back(std::move(e));
+        }, err);
+        return ok;
       },
       error);
 }

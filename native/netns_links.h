@@ -27,6 +27,29 @@ struct MainRoute {
   std::vector<uint8_t> gateway;
 };
 
+// A bridge port's settings (IFLA_INFO_SLAVE_DATA) and its VLANs (AF_BRIDGE's IFLA_AF_SPEC).
+struct BridgePortInfo {
+  uint32_t ifindex;
+  uint8_t operstate = 0;     // IF_OPER_*
+  uint8_t stp_state = 0;     // BR_STATE_*
+  bool hairpin = false, learning = true, flood = true;
+  struct Vlan {
+    uint16_t vid;
+    uint16_t flags;          // BRIDGE_VLAN_INFO_*
+  };
+  std::vector<Vlan> vlans;
+};
+
+// One forwarding-database entry (RTM_GETNEIGH, AF_BRIDGE).
+struct FdbEntry {
+  uint32_t ifindex;
+  std::string mac;
+  int32_t vlan = -1;         // NDA_VLAN, -1 when absent
+  uint8_t flags;             // NTF_*
+  uint16_t state;            // NUD_*
+  uint32_t master = 0;       // NDA_MASTER
+};
+
 // Runs fn on a thread that entered the netns at `path` ("" = stay) and waits
 // for it; fn's false (and *error) is returned.
 bool InNetns(const std::string& path, const std::function<bool(std::string*)>& fn, std::string* error);
@@ -41,6 +64,11 @@ bool LinksIn(const std::string& path, std::vector<NamedLink>* links, std::string
 
 // The main routing table of the netns at `path`, IPv4 and IPv6 (what `ip route show` lists).
 bool RoutesIn(const std::string& path, std::vector<MainRoute>* routes, std::string* error);
+
+// The ports of every bridge of the netns at `path` and its forwarding database
+// (what `ip -d link`, `bridge vlan` and `bridge fdb` list).
+bool BridgePortsIn(const std::string& path, std::vector<BridgePortInfo>* ports, std::vector<FdbEntry>* fdb,
+                   std::string* error);
 
 // A file read from inside the netns at `path` (/proc/sys/net/... is per netns).
 bool ReadFileIn(const std::string& path, const std::string& file, std::string* contents, std::string* error);

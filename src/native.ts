@@ -111,11 +111,16 @@ export interface NativeAddon {
   RuleTracer: new (netnsPath: string, onBatch: (batch: Buffer) => void) => unknown;
   /** The netfilter hook table of the netns at path ('' = ours), read from the kernel. */
   hookTable(path: string): { entries: unknown[]; truncated: boolean };
-  /** Links of the netns at path, asked over netlink from a thread inside it. */
-  /** The netns's links over netlink ('' = ours). */
+  /** The netns's links over netlink, asked from a thread inside it ('' = ours). */
   linksIn(path: string): { ifindex: number; name: string; kind?: string; master?: number; mac?: string; link?: number; linkNetnsid?: number }[];
   /** The netns's main routing table over netlink ('' = ours). */
   routesIn(path: string): { family: 4 | 6; dst: Uint8Array | null; dstLen: number; oif: number; gateway: Uint8Array | null }[];
+  /** Every bridge port of the netns with its settings and VLANs, and the forwarding database. */
+  bridgePortsIn(path: string): {
+    ports: { ifindex: number; operstate: string; state: string; hairpin: boolean; learning: boolean; flood: boolean;
+      vlans: { vlan: number; flags: string[] }[] }[];
+    fdb: { ifindex: number; mac: string; vlan?: number; flags: string[]; state?: string; master?: number }[];
+  };
   /** A file read from a thread inside the netns (its sysctls). */
   readFileIn(path: string, file: string): string;
 }

@@ -1,5 +1,4 @@
 import * as fs from 'fs';
-import { execFileSync } from 'child_process';
 import { native } from '../native';
 import { BnError } from '../errors';
 
@@ -37,19 +36,6 @@ export function resolveNetns(arg?: string): Netns {
 /** The program and arguments that run cmd inside the netns (nsenter keeps /sys and cgroups as they are). */
 export function commandIn(ns: Netns, cmd: string, args: string[]): [string, string[]] {
   return ns.path ? ['nsenter', [`--net=${ns.path}`, cmd, ...args]] : [cmd, args];
-}
-
-/** Runs a command inside the netns. */
-export function runIn(ns: Netns, cmd: string, args: string[]): string {
-  const [file, argv] = commandIn(ns, cmd, args);
-  try {
-    return execFileSync(file, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (err) {
-    const e = err as { stderr?: string; code?: string; message: string };
-    if (e.code === 'ENOENT') throw new BnError('MISSING_TOOL', `${file} is not installed`);
-    const why = (e.stderr || e.message).trim().split('\n')[0];
-    throw new BnError('COMMAND_FAILED', `${cmd} ${args.join(' ')} in netns ${ns.label}: ${why}`);
-  }
 }
 
 /** A sysctl of the netns, or undefined when it does not exist there. */

@@ -2,7 +2,8 @@
  * hairpin, VLANs, the veth peer and who sits behind it. */
 import { attachContainers, peerName } from './containers';
 import { BridgeView, ContainerInfo } from './links';
-import { Netns, runIn } from './netns';
+import { BnError } from '../errors';
+import { native } from '../native';
 
 export interface FdbEntry {
   mac: string;
@@ -27,39 +28,30 @@ export interface PortInfo {
   container?: ContainerInfo;
 }
 
-interface IpLinkDetail {
-  ifname: string;
-  operstate?: string;
-  linkinfo?: { info_slave_data?: { state?: string; hairpin?: boolean; learning?: boolean; flood?: boolean } };
-}
-
-function json<T>(ns: Netns, cmd: string, args: string[]): T {
-  const out = runIn(ns, cmd, args).trim();
-  return (out ? JSON.parse(out) : []) as T;
-}
-
 export async function describePorts(view: BridgeView, dockerHost?: string): Promise<PortInfo[]> {
   const resolution = await attachContainers(view.netns, view.links.values(), dockerHost);
-  const details = new Map(json<IpLinkDetail[]>(view.netns, 'ip', ['-j', '-d', 'link', 'show']).map((d) => [d.ifname, d]));
-  const fdb = json<{ mac: string; ifname?: string; vlan?: number; flags?: string[]; state?: string; master?: string }[]>(
-    view.netns, 'bridge', ['-j', 'fdb', 'show'],
-  );
-  const vlans = json<{ ifname: string; vlans?: { vlan: number; flags?: string[] }[] }[]>(view.netns, 'bridge', ['-j', 'vlan', 'show']);
+  let bridge: ReturnType<ReturnType<typeof native>['bridgePortsIn']>;
+  try {
+    bridge = native().bridgePortsIn(view.netns.path ?? '');
+  } catch (e) {
+    throw new BnError('NETNS', `cannot read the bridge ports of ${view.netns.label}: ${(e as Error).message}`);
+  }
+  const settings = new Map(bridge.ports.map((s) => [s.ifindex, s]));
   return view.ports.map((p) => {
-    const d = details.get(p.name);
-    const slave = d?.linkinfo?.info_slave_data ?? {};
+    const s = settings.get(p.ifindex);
     return {
       name: p.name,
       ifindex: p.ifindex,
-      state: slave.state ?? 'unknown',
-      operstate: (d?.operstate ?? 'unknown').toLowerCase(),
+      state: s?.state ?? 'unknown',
+      operstate: s?.operstate ?? 'unknown',
       mac: p.mac ?? '',
-      hairpin: slave.hairpin ?? false,
-      learning: slave.learning ?? true,
-      flood: slave.flood ?? true,
-      vlans: (vlans.find((v) => v.ifname === p.name)?.vlans ?? []).map((v) => ({ vlan: v.vlan, flags: v.flags ?? [] })),
-      fdb: fdb.filter((f) => f.ifname === p.name && !(f.flags ?? []).includes('self'))
-        .map((f) => ({ mac: f.mac, vlan: f.vlan, flags: f.flags ?? [], state: f.state })),
+      hairpin: s?.hairpin ?? false,
+      learning: s?.learning ?? true,
+      flood: s?.flood ?? true,
+      vlans: s?.vlans ?? [],
+      // The bridge's own entries for the port ("self" ones belong to the device, not the bridge).
+      fdb: bridge.fdb.filter((f) => f.ifindex === p.ifindex && !f.flags.includes('self'))
+        .map((f) => ({ mac: f.mac, vlan: f.vlan, flags: f.flags, state: f.state })),
       peer: p.peerIfindex !== undefined && p.kind === 'veth'
         ? {
           ifindex: p.peerIfindex,
