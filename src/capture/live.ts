@@ -12,7 +12,7 @@ import { captureContextData, ContextData, liveModelContext, monotonicNs } from '
 import { RULES_HOLD_NS, TraversalPipeline } from './pipeline';
 import { decodeRuleBatch, RuleCapture } from './rules';
 import { RuleIndex, type RuleTexts } from '../model/rules';
-import type { BridgeView } from '../topology/links';
+import { BridgeView, tracedDevices } from '../topology/links';
 import { LinkWatcher } from '../topology/linkWatcher';
 import { RulesetWatcher } from '../topology/ruleset';
 
@@ -29,6 +29,8 @@ export interface CaptureOptions
   rules?: boolean;
   /** -v: libbpf's notices too. */
   verbose?: boolean;
+  /** --container: only packets that cross this container's port, chosen in the kernel. */
+  container?: string;
 }
 
 /** The counters of a capture that never started. */
@@ -82,7 +84,7 @@ export class LiveCapture extends EventEmitter {
       (err) => this.emit('error', asBnError(err)),
     );
     this.session = session;
-    const watched = [view.bridge, ...view.ports, ...view.uplinks].map((l) => l.ifindex);
+    const watched = tracedDevices(view, this.opts.container).map((l) => l.ifindex);
     if (this.rules) this.startRules(view);
     try {
       const { notices } = await session.start({
@@ -131,6 +133,7 @@ export class LiveCapture extends EventEmitter {
   /** --rules, before the probes: a table of our own marks the traced devices' packets.
    * A netns where it cannot be added says so in one line; the capture goes on without rules. */
   private startRules(view: BridgeView): void {
+    // Every device, even with --container: a packet toward the container comes in by another one.
     const rc = new RuleCapture(view.netns, [view.bridge, ...view.ports, ...view.uplinks].map((l) => l.name), this.opts.filter);
     rc.on('batch', (bytes: Buffer) => {
       const { events, lost } = decodeRuleBatch(bytes);
@@ -170,7 +173,7 @@ export class LiveCapture extends EventEmitter {
 
   /** Ports added or removed while tracing: follow the new ones at once, name their containers. */
   updateView(view: BridgeView): { added: number[]; removed: number[] } {
-    const watched = (v: BridgeView) => new Set([v.bridge, ...v.ports, ...v.uplinks].map((l) => l.ifindex));
+    const watched = (v: BridgeView) => new Set(tracedDevices(v, this.opts.container).map((l) => l.ifindex));
     const before = watched(this.view);
     const after = watched(view);
     const added = [...after].filter((i) => !before.has(i));

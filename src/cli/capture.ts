@@ -10,7 +10,8 @@ import * as path from 'path';
 import { native, projectRoot } from '../native';
 import type { TraceMeta } from '../trace/format';
 import { requirePrivileges } from '../system/privileges';
-import { BridgeView, describeBridge, Link } from '../topology/links';
+import { BridgeView, containerPortOf, describeBridge, Link } from '../topology/links';
+import { BnError } from '../errors';
 import { attachContainers } from '../topology/containers';
 import { resolveNetns } from '../topology/netns';
 import { withContainer } from '../output/text';
@@ -32,6 +33,8 @@ export interface CaptureCliOptions {
   names?: boolean;
   /** -v: why this backend, and libbpf's notices. */
   verbose?: boolean;
+  /** --container: only packets that cross its port (followed from the kernel on). */
+  container?: string;
 }
 
 export function addCaptureOptions(cmd: Command): Command {
@@ -44,6 +47,7 @@ export function addCaptureOptions(cmd: Command): Command {
     .option('--ring-size <bytes>', 'kernel ring buffer size, a power of two (e.g. 16M)', powerOfTwoBytes)
     .option('--mark <value[/mask]>', 'only packets whose mark matches', markFilter)
     .option('--sample <1/N>', 'follow one matching packet in N, at random', sampleRate)
+    .option('--container <name>', 'only packets that cross this container\'s port (a name, an id prefix, or a netns name), chosen in the kernel')
     .option('-v, --verbose', 'say why this backend (and not the others) and show libbpf\'s notices')
     .option('--docker-host <socket>', 'Docker Engine API socket for container names (default: $DOCKER_HOST, /var/run/docker.sock)');
 }
@@ -80,12 +84,22 @@ export async function prepareCapture(
   yieldToTraffic();
   const view = describeBridge(resolveNetns(opts.netns), bridge, opts.uplink);
   if (opts.names !== false) await attachContainers(view.netns, view.links.values(), opts.dockerHost);
+  if (opts.container !== undefined) requireContainerPort(view, opts.container, opts.names);
   const backend = selectBackend(opts.backend, native().probeKernel());
   const capture = new LiveCapture(view, {
     backend: backend.backend, ringBytes: opts.ringSize, filter, mark: opts.mark, sampleEvery: opts.sample,
-    follow: { uplinks: opts.uplink, dockerHost: opts.dockerHost, names: opts.names !== false }, rules: opts.rules, verbose: opts.verbose, ...more,
+    follow: { uplinks: opts.uplink, dockerHost: opts.dockerHost, names: opts.names !== false }, rules: opts.rules, verbose: opts.verbose,
+    container: opts.container, ...more,
   });
   return { view, backend, capture };
+}
+
+/** --container NAME names a container behind a port of the bridge, or one line lists who is there. */
+function requireContainerPort(view: BridgeView, name: string, names: boolean | undefined): void {
+  if (names === false) throw new BnError('BAD_ARGUMENT', '--container needs container names: it cannot go with -n');
+  if (containerPortOf(view, name)) return;
+  const known = view.ports.map((p) => (p.container ? `${p.container.name} on ${p.name}` : p.name)).join(', ') || 'none';
+  throw new BnError('NO_SUCH_CONTAINER', `no container '${name}' behind a port of ${view.bridge.name} (ports: ${known})`);
 }
 
 /** On a saturated host the packet path must win over the tracer: what the tracer then
@@ -140,10 +154,11 @@ export async function runUntilStopped(
   return stats;
 }
 
-export function describeStart(view: BridgeView, backend: BackendSelection, verbose = false): string {
+export function describeStart(view: BridgeView, backend: BackendSelection, opts: Pick<CaptureCliOptions, 'verbose' | 'container'>): string {
   const ports = view.ports.map((p) => p.name).join(', ') || 'none';
   const uplinks = view.uplinks.map((u) => u.name).join(', ') || 'none';
-  return `watching ${view.bridge.name} in netns ${view.netns.label} (ports: ${ports}; uplinks: ${uplinks}); ${verbose ? backend.why : backend.short}`;
+  const only = opts.container !== undefined ? `; only packets crossing ${containerPortOf(view, opts.container)?.name ?? 'no port'} (${opts.container})` : '';
+  return `watching ${view.bridge.name} in netns ${view.netns.label} (ports: ${ports}; uplinks: ${uplinks})${only}; ${opts.verbose ? backend.why : backend.short}`;
 }
 
 export function lostPerCpuText(stats: CaptureStats): string {

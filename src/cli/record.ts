@@ -52,7 +52,7 @@ export async function collectRecord(
   let stats: CaptureStats | undefined;
   try {
     stats = await runUntilStopped(capture, opts.duration, (finish) => {
-      onStarted(`${describeStart(view, backend, opts.verbose)}; recording to ${opts.write}`);
+      onStarted(`${describeStart(view, backend, opts)}; recording to ${opts.write}`);
       recorder.startSymbols();
       timer = setInterval(() => {
         const s = capture.stats();

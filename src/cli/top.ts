@@ -40,7 +40,7 @@ export async function collectTop(
   try {
     await runUntilStopped(capture, opts.duration, (finish) => {
       attached = true;
-      onStarted(describeStart(view, backend, opts.verbose));
+      onStarted(describeStart(view, backend, opts));
       take();
       timer = setInterval(() => {
         onSnapshot(take());

@@ -27,25 +27,8 @@ export interface WatchOptions extends CaptureCliOptions {
   snaplen: number;
   /** --report: the HTML report of what was shown, written when the capture ends. */
   report?: string;
-  /** --container: only packets that crossed this container's port. */
-  container?: string;
   /** -e: Ethernet addresses on each hop. */
   ether?: boolean;
-}
-
-/** --container NAME: the bridge port a container (by name, id prefix, or netns name) sits behind. */
-export function containerPort(view: BridgeView, name: string): string {
-  const port = view.ports.find((p) => p.container && (p.container.name === name || (name.length >= 4 && p.container.id.startsWith(name)) || p.container.netns === name));
-  if (port) return port.name;
-  const known = view.ports.map((p) => (p.container ? `${p.container.name} on ${p.name}` : p.name)).join(', ') || 'none';
-  throw new BnError('NO_SUCH_CONTAINER', `no container '${name}' behind a port of ${view.bridge.name} (ports: ${known})`);
-}
-
-/** Did the packet (or a copy of it) cross this device? */
-function crosses(t: Traversal, dev: string): boolean {
-  const hops = [...t.hops, ...t.branches.flatMap((b) => b.hops)];
-  return hops.some((h) => h.in === dev || h.out === dev || h.physin === dev || h.physout === dev) ||
-    t.end.dev === dev || t.branches.some((b) => b.end.dev === dev);
 }
 
 export interface WatchStatus {
@@ -71,12 +54,6 @@ export async function collectWatch(
     throw err;
   };
   const { view, backend, capture } = await prepareCapture(bridge, filter, opts, { mode: opts.mode, snaplen: opts.write ? opts.snaplen : 0 }).catch(abandon);
-  let port: string | undefined;
-  try {
-    port = opts.container ? containerPort(view, opts.container) : undefined;
-  } catch (err) {
-    abandon(err);
-  }
   status.onCapture?.(capture);
   recorder?.create(capture, traceMeta(bridge, filter, opts, view, backend.backend, opts.write ? opts.snaplen : 0));
   const startedAt = Date.now();
@@ -88,7 +65,6 @@ export async function collectWatch(
   let seen = 0;
   let finish: () => void = () => undefined;
   capture.on('traversal', (t: Traversal) => {
-    if (port && !crosses(t, port)) return;
     if (opts.count !== undefined && seen >= opts.count) return;
     seen++;
     report?.add(t);
@@ -141,7 +117,7 @@ export function printWatch(bridge: string, filterWords: string[], opts: WatchOpt
       capture = c;
     },
     onStarted(view, backend) {
-      process.stderr.write(`${describeStart(view, backend, opts.verbose)}\n`);
+      process.stderr.write(`${describeStart(view, backend, opts)}\n`);
     },
     onNotice(text) {
       process.stderr.write(`notice: ${text}\n`);
@@ -167,7 +143,6 @@ export function watchCommand(): Command {
     .option('-s, --snaplen <bytes>', 'with --write: packet bytes kept at each hop (0 to 256)', snaplenBytes, SNAPLEN_DEFAULT)
     .option('--report <report.html>', 'when done, draw what was shown as an HTML report (see report)')
     .option('-e, --ether', 'print each hop\'s Ethernet addresses (JSON hops always carry smac/dmac where known)')
-    .option('--container <name>', 'only packets that crossed this container\'s port (a name, an id prefix, or a netns name)')
     .option('-r, --read <trace.bnt>', 'read a trace file instead of the kernel (as replay does; the words after it are the filter)');
   return addNamesOption(addRulesOption(addCaptureOptions(cmd)))
     .addHelpText('after', `

@@ -55,6 +55,19 @@ export interface BridgeView {
   routes: Route[];
 }
 
+/** The port a container (by name, an id prefix of 4 or more, or a netns name) sits behind. */
+export function containerPortOf(view: BridgeView, name: string): Link | undefined {
+  return view.ports.find((p) => p.container && (p.container.name === name || (name.length >= 4 && p.container.id.startsWith(name)) || p.container.netns === name));
+}
+
+/** The devices whose packets start a traversal: the bridge, its ports and the uplinks,
+ * or with --container only that container's port (none while it is gone). */
+export function tracedDevices(view: BridgeView, container?: string): Link[] {
+  if (container === undefined) return [view.bridge, ...view.ports, ...view.uplinks];
+  const port = containerPortOf(view, container);
+  return port ? [port] : [];
+}
+
 /** The bridge to trace, its ports and uplinks, or a one-line reason why not. */
 export function describeBridge(ns: Netns, name: string, extraUplinks: string[] = []): BridgeView {
   const all = listLinks(ns);

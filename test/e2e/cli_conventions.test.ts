@@ -51,20 +51,36 @@ describe('CLI conventions', () => {
     expect(r.stderr).toMatch(/^bpftrace-net: missing the bridge to trace \(or -r FILE to read a trace\)\n$/);
   });
 
-  it('--container NAME shows only packets that crossed its port; an unknown one is named in one line', async () => {
+  it('--container NAME: the kernel follows only packets that cross its port, in watch and record; an unknown one is named in one line', async () => {
     const [c1, c2] = lab.containers;
-    const w = await traceWhile([lab.bridge, '--netns', lab.host, '--container', c2.netns, 'icmp'], () => {
+    const traffic = () => {
       lab.ping(c1.netns, lab.wanIp, 2);
       lab.ping(c2.netns, lab.wanIp, 2);
-    });
-    const shown = w.traversals();
-    expect(shown.length).toBe(4); // c2's two requests and their two replies
-    for (const t of shown) expect(JSON.stringify(t)).toContain(c2.hostVeth);
-    // Replies come in NATed to the uplink address: c2 is named once the reply is rewritten.
-    for (const t of shown) expect(JSON.stringify(t.hops)).toContain(`"${c2.ip}"`);
+      lab.ping(c1.netns, c2.ip, 1); // bridged from c1 to c2: crosses c2's port on its way out
+    };
+    const w = await traceWhile([lab.bridge, '--netns', lab.host, '--container', c2.netns, 'icmp'], traffic);
+    expect(w.stderr).toContain(`only packets crossing ${c2.hostVeth} (${c2.netns})`);
+    const file = path.join(CLI_CWD, 'container.bnt');
+    await traceWhile([lab.bridge, '--netns', lab.host, '--container', c2.netns, '-w', file, 'icmp'], traffic, { command: 'record' });
+    const recorded = runCli(['replay', file, '--json']);
+    expect(recorded.code, recorded.stderr).toBe(0);
+    for (const shown of [w.traversals(), recorded.stdout.trim().split('\n').map((l) => JSON.parse(l))]) {
+      // c2's two requests to the uplink and their two replies, c1's request to c2 and c2's reply; nothing of c1's to the uplink.
+      expect(shown.length).toBe(6);
+      for (const t of shown) expect(JSON.stringify(t)).toContain(c2.hostVeth);
+      // Replies come in NATed to the uplink address by a device not followed: the door keeps their first hops.
+      for (const t of shown) expect(JSON.stringify(t.hops)).toContain(`"${c2.ip}"`);
+      const toWan = shown.filter((t) => JSON.stringify(t.hops).includes(`"${lab.wanIp}"`));
+      expect(toWan.length).toBe(4);
+      for (const t of toWan) expect(JSON.stringify(t.hops)).not.toContain(`"${c1.ip}"`);
+      for (const t of shown) expect(t.missing ?? 0).toBe(0);
+    }
     const r = runCli(['watch', lab.bridge, '--netns', lab.host, '--container', 'nobody-here']);
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(new RegExp(`no container 'nobody-here' behind a port of ${lab.bridge} \\(ports: .*${c1.hostVeth}`));
+    const rec = runCli(['record', lab.bridge, '--netns', lab.host, '--container', 'nobody-here', '-w', path.join(CLI_CWD, 'nobody.bnt')]);
+    expect(rec.code).toBe(2);
+    expect(fs.existsSync(path.join(CLI_CWD, 'nobody.bnt'))).toBe(false);
   });
 });
