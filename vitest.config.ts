@@ -13,6 +13,7 @@ export default defineConfig({
     // e2e files build namespaces and load BPF: keep them off each other's CPU.
     fileParallelism: false,
     reporters: ['default', './test/support/summary-reporter.ts'],
+    globalSetup: ['./test/support/globalSetup.ts'],
     testTimeout: inVm ? 300_000 : 60_000,
     hookTimeout: inVm ? 300_000 : 60_000,
   },

@@ -43,6 +43,8 @@ export interface RawEvent {
   priorities?: number[];
   ctState?: number;
   tcpFlags?: number;
+  vlanProto?: number;
+  vlanTci?: number;
 }
 
 /** The layout as the native addon compiled bpf/events.h: no offset is written down twice. */
@@ -72,7 +74,7 @@ export function writeRawEvent(buf: Buffer, off: number, e: RawEvent): void {
   put(buf, off, 'skb', e.skb);
   put(buf, off, 'aux', e.aux);
   for (const f of ['netns', 'ifindex', 'inIfindex', 'outIfindex', 'physinIfindex', 'physoutIfindex', 'reason', 'mark', 'cpu', 'nfFamily', 'nfHook', 'nfSlot', 'detail',
-    'ethertype', 'ipLen', 'sport', 'dport', 'ipVersion', 'l4proto', 'ttl', 'icmpType', 'icmpCode', 'ctState', 'tcpFlags'] as const) put(buf, off, f, e[f]);
+    'ethertype', 'ipLen', 'sport', 'dport', 'ipVersion', 'l4proto', 'ttl', 'icmpType', 'icmpCode', 'ctState', 'tcpFlags', 'vlanProto', 'vlanTci'] as const) put(buf, off, f, e[f]);
   put(buf, off, 'verdict', e.verdict, true);
   put(buf, off, 'seq', e.seq);
   put(buf, off, 'kind', e.kind);

@@ -96,6 +96,8 @@ struct bn_packet {
 	__u8 has_mac;
 	__u8 ct_state;         /* 0: no conntrack entry yet; else enum ip_conntrack_info + 1 */
 	__u8 tcp_flags;        /* TCP: FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 URG 0x20 ECE 0x40 CWR 0x80 */
+	__u16 vlan_proto;      /* host order: 0x8100 (802.1Q), 0x88a8 (802.1ad); 0: untagged */
+	__u16 vlan_tci;        /* the tag: priority (3 bits), DEI (1), VLAN id (12) */
 };
 
 struct bn_event {

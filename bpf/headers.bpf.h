@@ -24,6 +24,32 @@ static __always_inline void view_frame(struct sk_buff *skb, bool at_rx, struct f
 	v->eth = v->mac != MAC_HEADER_UNSET && v->head + v->mac + ETH_HLEN == v->l3;
 }
 
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+#define VLAN_HLEN 4
+
+/* Before 6.2 a bit says the kernel holds a tag beside the packet; since, a non-zero vlan_all. */
+struct sk_buff___vlan_present {
+	__u8 vlan_present:1;
+} __attribute__((preserve_access_index));
+
+/* The VLAN tag the kernel holds beside the packet (hardware-accelerated, or
+ * moved there at RX), if any. */
+static __always_inline void read_vlan_tag(struct sk_buff *skb, struct bn_packet *p)
+{
+	__u16 proto = R(skb, vlan_proto);
+	bool present;
+
+	if (bpf_core_field_exists(struct sk_buff___vlan_present, vlan_present))
+		present = BPF_CORE_READ_BITFIELD_PROBED((struct sk_buff___vlan_present *)skb, vlan_present);
+	else
+		present = proto != 0;
+	if (!present)
+		return;
+	p->vlan_proto = bpf_ntohs(proto);
+	p->vlan_tci = R(skb, vlan_tci);
+}
+
 /* The L4 bytes read: ports, ICMP's first 8, TCP's flags at 13. */
 #define L4_BYTES 14
 
@@ -79,6 +105,18 @@ static __always_inline void read_packet(struct sk_buff *skb, struct bn_packet *p
 	if (p->has_mac) {
 		__builtin_memcpy(p->dmac, buf, 6);
 		__builtin_memcpy(p->smac, buf + 6, 6);
+	}
+	if (p->ethertype == ETH_P_8021Q || p->ethertype == ETH_P_8021AD) {
+		/* Tagged in band (at RX, before the kernel moves the tag beside the
+		 * packet): the network header is 4 bytes on. */
+		p->vlan_proto = p->ethertype;
+		p->vlan_tci = (net[0] << 8) | net[1];
+		p->ethertype = (net[2] << 8) | net[3];
+		l3 += VLAN_HLEN;
+		if (bpf_probe_read_kernel(net, HEADER_BYTES - ETH_HLEN, l3))
+			return;
+	} else {
+		read_vlan_tag(skb, p);
 	}
 
 	if (p->ethertype == ETH_P_IP) {

@@ -15,7 +15,7 @@ enum EventField {
 };
 enum PacketField {
   kEthertype = 1, kIpVersion, kSaddr, kDaddr, kL4proto, kSport, kDport, kTtl, kIpLen,
-  kIcmpType, kIcmpCode, kSmac, kDmac, kCtState, kTcpFlags
+  kIcmpType, kIcmpCode, kSmac, kDmac, kCtState, kTcpFlags, kVlanProto, kVlanTci
 };
 using wire::PutBytes;
 using wire::PutUint;
@@ -64,6 +64,8 @@ void EncodePacket(std::vector<uint8_t>& out, const bn_packet& p) {
   PutUint(out, kIcmpCode, p.icmp_code);
   PutUint(out, kCtState, p.ct_state);
   PutUint(out, kTcpFlags, p.tcp_flags);
+  PutUint(out, kVlanProto, p.vlan_proto);
+  PutUint(out, kVlanTci, p.vlan_tci);
   if (p.has_mac) {
     PutBytes(out, kSmac, p.smac, kMacLen);
     PutBytes(out, kDmac, p.dmac, kMacLen);

@@ -62,6 +62,8 @@ Napi::Object EventLayout(Napi::Env env) {
   PACKET_FIELD("hasMac", has_mac);
   PACKET_FIELD("ctState", ct_state);
   PACKET_FIELD("tcpFlags", tcp_flags);
+  PACKET_FIELD("vlanProto", vlan_proto);
+  PACKET_FIELD("vlanTci", vlan_tci);
   layout.Set("fields", fields);
 
   Napi::Object bridge = Napi::Object::New(env);

@@ -23,6 +23,10 @@ export interface PacketHeaders {
   ctState: number;
   /** TCP header flags byte. */
   tcpFlags: number;
+  /** 0x8100, 0x88a8; 0: untagged. */
+  vlanProto: number;
+  /** The 802.1Q tag: priority, DEI, VLAN id. */
+  vlanTci: number;
 }
 
 export interface KernelEvent {

@@ -108,7 +108,7 @@ const zigzag = (n: number) => (n % 2 === 1 ? -(n + 1) / 2 : n / 2);
 function packet(c: Cursor, end: number): PacketHeaders {
   const p: PacketHeaders = {
     ethertype: 0, ipVersion: 0, saddr: EMPTY, daddr: EMPTY, l4proto: 0, sport: 0, dport: 0, ttl: 0, ipLen: 0,
-    icmpType: 0, icmpCode: 0, smac: EMPTY, dmac: EMPTY, ctState: 0, tcpFlags: 0,
+    icmpType: 0, icmpCode: 0, smac: EMPTY, dmac: EMPTY, ctState: 0, tcpFlags: 0, vlanProto: 0, vlanTci: 0,
   };
   const inner = new Cursor(c.buf, c.pos, end);
   while (inner.pos < end) {
@@ -129,6 +129,8 @@ function packet(c: Cursor, end: number): PacketHeaders {
         case 11: p.icmpCode = v; break;
         case 14: p.ctState = v; break;
         case 15: p.tcpFlags = v; break;
+        case 16: p.vlanProto = v; break;
+        case 17: p.vlanTci = v; break;
         default: break;
       }
     } else if (type === 2 && (field === 3 || field === 4 || field === 12 || field === 13)) {

@@ -10,7 +10,7 @@ import { ProbeHistory, type Probe, type ProbePlan } from './probes';
 import { describeUser, hasChains, runsRules, usersAt, type HookUser } from './ruleset';
 import { decidingRule, type RuleIndex } from './rules';
 import { addBridgeHops, attachRules, attributeDrop, countRulesLost } from './ruleHops';
-import { ctStateName, describePacket, formatAddress, formatMac, isIcmpError, natTableConsulted, protoName, sameBytes } from './packet';
+import { ctStateName, describePacket, formatAddress, formatMac, isIcmpError, natTableConsulted, protoName, sameBytes, vlanTag } from './packet';
 import type { Branch, Decision, DeviceInfo, Hop, HookRun, Traversal, TraversalEnd } from './traversal';
 
 export interface ModelContext {
@@ -40,7 +40,10 @@ const NETFILTER_DROP = 'NETFILTER_DROP';
 function addresses(e: KernelEvent) {
   const smac = formatMac(e.packet.smac);
   const dmac = formatMac(e.packet.dmac);
-  return { src: formatAddress(e.packet.saddr), dst: formatAddress(e.packet.daddr), ...(smac && dmac ? { smac, dmac } : {}) };
+  return {
+    src: formatAddress(e.packet.saddr), dst: formatAddress(e.packet.daddr), ...(smac && dmac ? { smac, dmac } : {}),
+    ...(e.packet.vlanProto ? { vlan: vlanTag(e.packet.vlanProto, e.packet.vlanTci) } : {}),
+  };
 }
 
 function deviceHop(e: KernelEvent, ctx: ModelContext, hook: 'RX' | 'TX'): Hop {

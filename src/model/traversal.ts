@@ -51,6 +51,8 @@ export interface Hop {
   /** The Ethernet addresses at this hop, where the kernel had a MAC header (text: with -e). */
   smac?: string;
   dmac?: string;
+  /** The VLAN tag at this hop, in band or held beside the packet by the kernel (text: with -e). */
+  vlan?: { id: number; pcp: number; dei: number; proto: string };
   cpu?: number;
   note?: string;
   /** Conntrack state of the packet at this hop, where the kernel had one. */

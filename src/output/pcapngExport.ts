@@ -164,11 +164,12 @@ class PcapngExporter {
         while (copy === 0 && decisions.length && decisions[0].ts <= e.ts) notes.push(`* ${decisions.shift()!.text}`);
         const last = i === events.length - 1;
         if (last) notes.push(formatEnd(copy ? { ...t, end: t.branches[copy - 1]?.end ?? t.end } : t).trim());
+        const frame = withVlanTag(e);
         blocks.push(enhancedPacket({
           interfaceId: id,
           timestampNs: BigInt(e.ts) + this.epochOffset,
-          data: e.data,
-          originalLength: e.wireLen || e.packet.ipLen,
+          data: frame.data,
+          originalLength: frame.originalLength,
           comment: notes.join(' | '),
           moreComments: [fieldsComment(t, copy, hop ?? (last ? dropHop(t, copy) : undefined), last ? (copy ? t.branches[copy - 1]?.end ?? t.end : t.end) : undefined)],
           direction: direction(e),
@@ -244,4 +245,18 @@ export function fieldsComment(t: Traversal, copy: number, hop: Hop | undefined, 
   if (end) fields.push(['end', end.kind === 'drop' ? (end.rejected ? 'REJECTED' : 'DROPPED') : end.kind]);
   const encode = (v: string | number) => String(v).replace(FIELD_VALUE, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return `bpftrace-net: ${fields.filter(([, v]) => v !== null && v !== undefined && v !== '').map(([k, v]) => `${k}=${encode(v!)}`).join(' ')}`;
+}
+
+/** A tag the kernel held beside the packet goes back into the frame, as libpcap puts it
+ * back from PACKET_AUXDATA: Wireshark then shows the VLAN as tcpdump -i would. */
+export function withVlanTag(e: KernelEvent): { data: Uint8Array; originalLength: number } {
+  const originalLength = e.wireLen || e.packet.ipLen;
+  const { vlanProto, vlanTci } = e.packet;
+  const d = e.data;
+  if (!vlanProto || !e.dataFromMac || d.length < 12 || (d.length >= 14 && ((d[12] << 8) | d[13]) === vlanProto)) return { data: d, originalLength };
+  const data = new Uint8Array(d.length + 4);
+  data.set(d.subarray(0, 12), 0);
+  data.set([vlanProto >> 8, vlanProto & 0xff, vlanTci >> 8, vlanTci & 0xff], 12);
+  data.set(d.subarray(12), 16);
+  return { data, originalLength: originalLength + 4 };
 }

@@ -51,6 +51,7 @@ export function formatHop(h: Hop, prev: { src: string | null; dst: string | null
   let line = `  ${where.padEnd(26)} ${verdict.padEnd(6)} ${devices(h, label)}`;
   if (h.rxHandler) line += ` rx_handler=${h.rxHandler}`;
   if (withMacs && h.smac) line += ` MAC=${h.smac}>${h.dmac}`;
+  if (withMacs && h.vlan) line += ` VLAN=${h.vlan.id}${h.vlan.pcp ? ` PRIO=${h.vlan.pcp}` : ''}${h.vlan.proto !== '802.1Q' ? ` VLANPROTO=${h.vlan.proto}` : ''}`;
   if (h.ttl) line += ` TTL=${h.ttl}`;
   line += rewrites(h, prev);
   if (!h.observed) line += '  (inferred)';

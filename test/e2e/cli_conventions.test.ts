@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
+import { execFileSync, spawnSync } from 'child_process';
 import { CLI_CWD, runCli, traceWhile } from '../support/cli';
 
 describe('CLI conventions', () => {
@@ -49,6 +50,47 @@ describe('CLI conventions', () => {
     const r = runCli(['watch']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^bpftrace-net: missing the bridge to trace \(or -r FILE to read a trace\)\n$/);
+  });
+
+  it('-e: the VLAN tag of each hop, in band at RX and held beside the packet after; pcapng frames carry it back', async () => {
+    const [c1, c2] = lab.containers;
+    // An 802.1Q-tagged echo request (VLAN 42, priority 5) written raw onto c1's eth0, to c2's MAC.
+    const send = () => execFileSync('ip', ['netns', 'exec', c1.netns, 'python3', '-c', `
+import socket, struct
+def csum(b):
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+icmp = struct.pack('!BBHHH', 8, 0, 0, 0x4242, 1) + b'vlan-test-payload!'
+icmp = icmp[:2] + struct.pack('!H', csum(icmp)) + icmp[4:]
+ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(icmp), 1, 0, 64, 1, 0, socket.inet_aton('${c1.ip}'), socket.inet_aton('${c2.ip}'))
+ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+mac = lambda m: bytes.fromhex(m.replace(':', ''))
+frame = mac('${c2.mac}') + mac('${c1.mac}') + struct.pack('!HH', 0x8100, (5 << 13) | 42) + struct.pack('!H', 0x0800) + ip + icmp
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(('eth0', 0))
+s.send(frame)
+`]);
+    const file = path.join(CLI_CWD, 'vlan.bnt');
+    await traceWhile([lab.bridge, '--netns', lab.host, '-w', file, 'vlan 42'], send, { command: 'record' });
+    const r = runCli(['replay', file, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const shown = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    expect(shown).toHaveLength(1);
+    const hops = shown[0].hops as { in?: string; out?: string; hook: string; vlan?: { id: number; pcp: number; proto: string } }[];
+    const rx = hops.find((h) => h.hook === 'RX' && h.in === c1.hostVeth)!;
+    const tx = hops.find((h) => h.hook === 'TX' && h.out === c2.hostVeth)!;
+    for (const h of [rx, tx]) expect(h.vlan).toEqual({ id: 42, pcp: 5, dei: 0, proto: '802.1Q' });
+    const text = runCli(['replay', file, '-e']).stdout;
+    expect(text).toMatch(new RegExp(`OUT=${c2.hostVeth} [^\\n]*MAC=${c1.mac}>${c2.mac} VLAN=42 PRIO=5`));
+    expect(runCli(['replay', file]).stdout).not.toContain('VLAN=');
+    const pcap = path.join(CLI_CWD, 'vlan.pcapng');
+    expect(runCli(['export', file, '-o', pcap]).code).toBe(0);
+    const fields = spawnSync('tshark', ['-r', pcap, '-T', 'fields', '-e', 'vlan.id', '-e', 'vlan.priority', '-e', 'ip.dst'], { encoding: 'utf8' });
+    const rows = fields.stdout.trim().split('\n').map((l) => l.split('\t'));
+    // Every frame that starts at its Ethernet header carries the tag, the one the kernel held beside it included.
+    expect(rows.length).toBeGreaterThanOrEqual(2);
+    for (const row of rows) expect(row).toEqual(['42', '5', c2.ip]);
   });
 
   it('--container NAME: the kernel follows only packets that cross its port, in watch and record; an unknown one is named in one line', async () => {

@@ -9,8 +9,8 @@ export const BIN = path.resolve(__dirname, '../../bin/bpftrace-net.js');
 
 /** The CLI runs here, never in the checkout: a stray relative path a test gives
  * (or a bug) writes into this directory, which the test process removes when done. */
-export const CLI_CWD = fs.mkdtempSync(path.join(os.tmpdir(), 'bn-cli-cwd-'));
-process.on('exit', () => fs.rmSync(CLI_CWD, { recursive: true, force: true }));
+/** Made by test/support/globalSetup.ts; a file run on its own outside vitest's setup makes its own. */
+export const CLI_CWD = process.env.BN_CLI_CWD ?? fs.mkdtempSync(path.join(os.tmpdir(), 'bn-cli-cwd-'));
 
 export interface CliResult {
   code: number | null;

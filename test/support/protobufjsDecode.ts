@@ -22,6 +22,8 @@ function toPacket(p: pb.IPacket | null | undefined): PacketHeaders {
     dmac: p?.dmac ?? EMPTY,
     ctState: p?.ctState ?? 0,
     tcpFlags: p?.tcpFlags ?? 0,
+    vlanProto: p?.vlanProto ?? 0,
+    vlanTci: p?.vlanTci ?? 0,
   };
 }
 

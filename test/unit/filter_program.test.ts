@@ -4,7 +4,7 @@ import type { PacketHeaders } from '../../src/decode';
 
 const headers = (over: Partial<PacketHeaders>): PacketHeaders => ({
   ethertype: 0x0800, ipVersion: 4, saddr: Uint8Array.from([192, 168, 222, 2]), daddr: Uint8Array.from([10, 200, 0, 2]), l4proto: 17,
-  sport: 4000, dport: 53, ttl: 64, ipLen: 60, icmpType: 0, icmpCode: 0, smac: new Uint8Array(), dmac: new Uint8Array(), ctState: 0, tcpFlags: 0, ...over,
+  sport: 4000, dport: 53, ttl: 64, ipLen: 60, icmpType: 0, icmpCode: 0, smac: new Uint8Array(), dmac: new Uint8Array(), ctState: 0, tcpFlags: 0, vlanProto: 0, vlanTci: 0, ...over,
 });
 
 describe('tcpdump filters on recorded packets', () => {
