@@ -3,6 +3,7 @@ import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { undocumentedKeys } from './jsonContract';
 import type { Traversal } from '../../src/model/traversal';
 
 export const BIN = path.resolve(__dirname, '../../bin/bpftrace-net.js');
@@ -59,8 +60,12 @@ export class WatchProcess {
     return this.exited;
   }
 
+  /** The printed traversals; a key the README's JSON contract does not name fails the test. */
   traversals(): Traversal[] {
-    return this.stdout.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Traversal);
+    const shown = this.stdout.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Traversal);
+    const unnamed = [...new Set(shown.flatMap((t) => undocumentedKeys(t)))];
+    if (unnamed.length) throw new Error(`JSON keys the README does not name: ${unnamed.join(', ')}`);
+    return shown;
   }
 }
 
