@@ -1,6 +1,7 @@
 /** The capture modes against the real kernel: events and packets give the
  * same traversals, packets-mode loss is exact, top counts every packet of a
  * path, --sample follows a share of them. */
+import { execFileSync } from 'child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
 import type { Traversal } from '../../src/model/traversal';
@@ -49,6 +50,43 @@ describe('capture modes', () => {
     expect(e.size).toBe(10); // 5 echo requests, 5 replies
     expect([...p.keys()].sort()).toEqual([...e.keys()].sort());
     for (const [summary, t] of e) expect(p.get(summary), summary).toEqual(t);
+  });
+
+  it('a packet of more hops than one kernel record holds, and packets still queued at stop, read the same in both modes', async () => {
+    const c1 = lab.containers[0];
+    // Ten more chains in each hook the packet crosses: a probe after each, more than 32 hops in all.
+    const priorities = [-290, -270, -240, -210, -180, -130, -60, -40, 40, 60];
+    const script = ['add table inet bn_deep', ...['prerouting', 'forward', 'postrouting'].flatMap((hook) => priorities.map((p) =>
+      `add chain inet bn_deep ${hook}_${p + 300} { type filter hook ${hook} priority ${p}; counter; }`))].join('\n');
+    execFileSync('ip', ['netns', 'exec', lab.host, 'nft', '-f', '-'], { input: script });
+    const args = [lab.bridge, '--netns', lab.host, '--json', 'icmp'];
+    const events = new WatchProcess([...args, '--mode', 'events']);
+    const packets = new WatchProcess([...args, '--mode', 'packets']);
+    try {
+      await Promise.all([events.ready(), packets.ready()]);
+      expect(lab.ping(c1.netns, lab.wanIp)).toBe(true);
+      // The uplink then sends one small frame a minute: the next requests wait in its queue past the stop.
+      lab.exec(lab.host, 'tc', ['qdisc', 'add', 'dev', lab.uplink, 'root', 'tbf', 'rate', '8bit', 'burst', '225', 'latency', '120s']);
+      lab.ping(c1.netns, lab.wanIp, 3);
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      expect(await events.stop()).toBe(0);
+      expect(await packets.stop()).toBe(0);
+      lab.exec(lab.host, 'tc', ['qdisc', 'del', 'dev', lab.uplink, 'root']);
+      lab.exec(lab.host, 'nft', ['delete', 'table', 'inet', 'bn_deep']);
+    }
+    const bySummary = (w: WatchProcess) => new Map(w.traversals().map((t) => [t.summary, meaning(t)]));
+    const e = bySummary(events);
+    const p = bySummary(packets);
+    expect([...p.keys()].sort()).toEqual([...e.keys()].sort());
+    for (const [summary, t] of e) expect(p.get(summary), summary).toEqual(t);
+    const requests = [...e.values()].filter((t) => t.summary.includes('echo request'));
+    expect(requests.length).toBeGreaterThanOrEqual(3);
+    for (const t of requests) expect(t.hops.length).toBeGreaterThan(32);
+    // Those still queued never left: their last hop is the last POSTROUTING chain, their end unknown.
+    const queued = requests.filter((t) => t.end.kind !== 'tx');
+    expect(queued.length).toBeGreaterThanOrEqual(1);
+    for (const t of queued) expect(t.end.kind).toBe('unknown');
   });
 
   it('counts loss exactly in packets mode: sent = captured + lost under overload', async () => {
