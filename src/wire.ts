@@ -90,9 +90,12 @@ class Cursor {
       case 1:
         this.pos += 8;
         break;
-      case 2:
-        this.pos += this.length();
+      case 2: {
+        // Not `this.pos += this.length()`: that adds to pos as it was before the length was read.
+        const n = this.length();
+        this.pos += n;
         return;
+      }
       case 5:
         this.pos += 4;
         break;

@@ -5,6 +5,40 @@ import { decodeBatch } from '../../src/decode';
 import { decodeWithProtobufjs } from '../support/protobufjsDecode';
 import { native } from '../../src/native';
 import { bpftrace_net as pb } from '../../src/gen/bpftrace_net';
+import { varint } from '../../src/trace/format';
+import { readVarint } from '../../src/wire';
+
+/** What a newer writer may add: one unknown field of each wire type (varint, fixed64, bytes, fixed32). */
+const UNKNOWN = Buffer.concat([
+  varint((50 << 3) | 0), varint(7),
+  varint((51 << 3) | 1), Buffer.alloc(8, 0xab),
+  varint((52 << 3) | 2), varint(3), Buffer.from('new'),
+  varint((53 << 3) | 5), Buffer.alloc(4, 0xcd),
+]);
+
+/** The message with UNKNOWN appended to it and, through `path` (field numbers), to each nested message on the way. */
+function withUnknownFields(message: Buffer, path: number[]): Buffer {
+  if (!path.length) return Buffer.concat([message, UNKNOWN]);
+  const parts: Buffer[] = [];
+  let at = 0;
+  while (at < message.length) {
+    const tag = readVarint(message, at, message.length) as { value: number; next: number };
+    const field = Math.floor(tag.value / 8);
+    const type = tag.value & 7;
+    if (type === 2) {
+      const len = readVarint(message, tag.next, message.length) as { value: number; next: number };
+      let body = message.subarray(len.next, len.next + len.value);
+      if (field === path[0]) body = withUnknownFields(body, path.slice(1));
+      parts.push(varint(tag.value), varint(body.length), body);
+      at = len.next + len.value;
+    } else {
+      const end = type === 0 ? (readVarint(message, tag.next, message.length) as { next: number }).next : tag.next + (type === 1 ? 8 : 4);
+      parts.push(message.subarray(at, end));
+      at = end;
+    }
+  }
+  return Buffer.concat([...parts, UNKNOWN]);
+}
 
 describe('encoder <-> decoder', () => {
   it('has the layout of bpf/events.h', () => {
@@ -90,6 +124,17 @@ describe('the hand-written wire decoder', () => {
     const viaProtobufjs = plain(decodeWithProtobufjs(bytes));
     expect(plain(decodeBatch(bytes))).toEqual(viaProtobufjs);
     expect(viaProtobufjs.events[events.length - 2]).toMatchObject({ verdict: -22, table: 'filter', chain: 'DOCKER-USER', aux: `${0xffffffff82159760n}n` });
+  });
+
+  it('skips fields it does not know, in batches, events and packets (a newer writer\'s), reading the rest as before', () => {
+    const bytes = native().encodeBatch(rawEvents(forwardPathEvents(3, 42n)), 9, 4);
+    const BATCH_EVENTS = 1;
+    const EVENT_PACKET = 19;
+    const newer = withUnknownFields(bytes, [BATCH_EVENTS, EVENT_PACKET]);
+    expect(newer.length).toBeGreaterThan(bytes.length + UNKNOWN.length * 3);
+    const plain = (v: unknown) => JSON.parse(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `${x}n` : x instanceof Uint8Array ? Array.from(x) : x)));
+    expect(plain(decodeBatch(newer))).toEqual(plain(decodeBatch(bytes)));
+    expect(plain(decodeWithProtobufjs(newer))).toEqual(plain(decodeWithProtobufjs(bytes)));
   });
 
   it('refuses bytes that are not a batch, in one clear error', () => {

@@ -331,6 +331,26 @@ describe('hook runs', () => {
   });
 });
 
+describe('the pipeline across batches', () => {
+  it('gives a packet whose events span three batches, one of them out of order, the traversal one batch gives', () => {
+    const run = (batches: RawEvent[][]) => {
+      const out: Traversal[] = [];
+      const pipeline = new TraversalPipeline(ctx, 1e9, { traversal: (t) => out.push(t) }, 0);
+      for (const b of batches) pipeline.push({ events: throughPipe(b), lost: 0, sequence: 0 });
+      pipeline.flush();
+      return out;
+    };
+    const events = forwardPathEvents(9, 5000n);
+    const [whole] = run([events]);
+    // Seq 5 reaches the reader after seq 6 (another CPU's reservation committed later), in the next batch.
+    const split = run([events.slice(0, 5), [events[6], events[7]], [events[5], ...events.slice(8)]]);
+    expect(split).toHaveLength(1);
+    expect(split[0].missing).toBe(0);
+    expect({ ...split[0], time: '' }).toEqual({ ...whole, time: '' });
+    expect(whole.hops.length).toBeGreaterThan(4);
+  });
+});
+
 describe('--rules under a flood', () => {
   it('explains the oldest packets at once past MAX_HELD waiting, says why their rules are missing, and the rest after the hold', () => {
     const rules = new RuleIndex(() => LAB_PLAN.ruleset);

@@ -11,7 +11,7 @@ import type { ContextData } from '../../src/capture/context';
 import { BnError } from '../../src/errors';
 import { native } from '../../src/native';
 import { exportPcapng } from '../../src/output/pcapngExport';
-import { encodeFrame, traceHeader } from '../../src/trace/format';
+import { encodeFrame, TRACE_FORMAT_VERSION, traceHeader, varint } from '../../src/trace/format';
 import { TraceFileError } from '../../src/trace/reader';
 import { replayTrace } from '../../src/trace/replay';
 
@@ -30,12 +30,12 @@ const context: ContextData = {
   probePlans: [LAB_PLAN],
 };
 
-function seedTrace(): Buffer {
+function seedTrace(formatVersion = TRACE_FORMAT_VERSION): Buffer {
   const header = traceHeader(context, {
     bridge: 'br-d13c50d4c15b', netns: '', backend: 'hooks', filter: '', snaplen: 0, mode: 'events', sampleEvery: 1,
     command: 'test', toolVersion: 'test', ports: [LAB.veth], uplinks: [LAB.uplink],
   });
-  const frames = [encodeFrame({ header })];
+  const frames = [encodeFrame({ header: { ...header, formatVersion } })];
   for (let b = 0; b < 4; b++) {
     const events = [0, 1, 2].flatMap((i) => forwardPathEvents(b * 3 + i + 1, BigInt(1e9 + (b * 3 + i) * 1e6)));
     const batch = native().encodeBatch(rawEvents(events), b, b);
@@ -49,15 +49,6 @@ function seedTrace(): Buffer {
 
 /** A Batch's bytes as the native writer frames them: field 2 of TraceFrame. */
 function frameOfBatch(batch: Buffer): Buffer {
-  const varint = (n: number) => {
-    const out: number[] = [];
-    while (n >= 0x80) {
-      out.push((n & 0x7f) | 0x80);
-      n >>>= 7;
-    }
-    out.push(n);
-    return Buffer.from(out);
-  };
   const body = Buffer.concat([Buffer.from([0x12]), varint(batch.length), batch]);
   return Buffer.concat([varint(body.length), body]);
 }
@@ -107,6 +98,16 @@ describe('trace file fuzzing', () => {
     expect(r.error).toBeUndefined();
     expect(r.traversals).toBe(12);
     expect(r.events).toBe(12 * forwardPathEvents(1, 0n).length);
+  });
+
+  it('a file of a newer format is refused in one line naming its version, before any packet', () => {
+    const file = path.join(dir, 'newer.bnt');
+    fs.writeFileSync(file, seedTrace(TRACE_FORMAT_VERSION + 1));
+    const r = replayTrace(file, { traversal: () => undefined });
+    expect(r.traversals).toBe(0);
+    expect(r.error).toBeInstanceOf(TraceFileError);
+    expect(r.error!.message).toMatch(new RegExp(`format version ${TRACE_FORMAT_VERSION + 1} is not one this bpftrace-net reads \\(1 to ${TRACE_FORMAT_VERSION}\\)`));
+    expect(r.error!.message.split('\n')).toHaveLength(1);
   });
 
   it('replay and export survive 3000 mutated files with at most one located error each', () => {
