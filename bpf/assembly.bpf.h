@@ -6,16 +6,28 @@
 #define BPFTRACE_NET_ASSEMBLY_BPF_H
 
 #include "ring.bpf.h"
+#include "nesting.bpf.h"
 
 /* ---- maps ---------------------------------------------------------------- */
 
-/* skb address -> the packet's record under assembly. */
+/* skb address -> the record of a packet under assembly that is not the one
+ * its CPU is working on (bpf/nesting.bpf.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096); /* resized before load; 1 in events mode */
 	__type(key, __u64);
 	__type(value, struct bn_record);
 } assembly SEC(".maps");
+
+/* The record of the packet this CPU is working on: a new packet's record starts
+ * here and goes to `assembly` only if another packet replaces it before it ends.
+ * User space reads these too when it stops (records of packets in flight). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bn_record_slot);
+} record_here SEC(".maps");
 
 /* A blank record to start from (map values may be copied into maps, the
  * stack is too small for one). */
@@ -113,17 +125,15 @@ static __always_inline void restart_record(struct bn_record *r, struct bn_event 
 	r->first_seq = e->seq;
 }
 
-static __always_inline struct bn_record *record_for(struct bn_event *e)
+static __always_inline struct bn_record_slot *record_slot(void)
 {
-	__u64 key = e->skb;
 	__u32 zero = 0;
-	struct bn_record *r = bpf_map_lookup_elem(&assembly, &key);
 
-	if (r && r->packet_id == e->packet_id)
-		return r;
-	r = bpf_map_lookup_elem(&record_blank, &zero);
-	if (!r)
-		return NULL;
+	return bpf_map_lookup_elem(&record_here, &zero);
+}
+
+static __always_inline void start_record(struct bn_record *r, struct bn_event *e)
+{
 	r->packet_id = e->packet_id;
 	r->skb = e->skb;
 	r->start_ts = e->ts;
@@ -131,6 +141,32 @@ static __always_inline struct bn_record *record_for(struct bn_event *e)
 	r->netns = e->netns;
 	r->signature = 0;
 	r->n_hops = r->n_headers = r->n_names = r->flags = 0;
+}
+
+static __always_inline struct bn_record *record_for(struct bn_event *e)
+{
+	__u64 key = e->skb;
+	__u32 zero = 0;
+	struct bn_record_slot *s = record_slot();
+	struct bn_record *r;
+
+	if (s && s->skb == key && s->r.packet_id == e->packet_id)
+		return &s->r;
+	r = bpf_map_lookup_elem(&assembly, &key);
+	if (r && r->packet_id == e->packet_id)
+		return r;
+	if (s && nest_outermost()) {
+		/* The packet this CPU was on goes on later (a queue), or never: keep its record. */
+		if (s->skb && s->skb != key && bpf_map_update_elem(&assembly, &s->skb, &s->r, BPF_ANY))
+			count_lost();
+		s->skb = key;
+		start_record(&s->r, e);
+		return &s->r;
+	}
+	r = bpf_map_lookup_elem(&record_blank, &zero);
+	if (!r)
+		return NULL;
+	start_record(r, e);
 	if (bpf_map_update_elem(&assembly, &key, r, BPF_ANY))
 		return NULL;
 	return bpf_map_lookup_elem(&assembly, &key);
@@ -264,10 +300,20 @@ static __always_inline void count_path(struct bn_record *r, struct sk_buff *skb)
 static __always_inline void finish_record(struct sk_buff *skb)
 {
 	__u64 key = (__u64)skb;
+	struct bn_record_slot *s;
 	struct bn_record *r;
 
 	if (capture_mode == BN_MODE_EVENTS)
 		return;
+	s = record_slot();
+	if (s && s->skb == key) {
+		if (capture_mode == BN_MODE_PACKETS)
+			emit_record(&s->r, 0);
+		else
+			count_path(&s->r, skb);
+		s->skb = 0;
+		return;
+	}
 	r = bpf_map_lookup_elem(&assembly, &key);
 	if (!r) {
 		/* Its hops were folded into a record the LRU map since evicted: not silent. */
@@ -284,15 +330,38 @@ static __always_inline void finish_record(struct sk_buff *skb)
 /* The skb's memory now holds another packet: send what the old one had. */
 static __always_inline void abandon_record(__u64 key)
 {
+	struct bn_record_slot *s;
 	struct bn_record *r;
 
 	if (capture_mode != BN_MODE_PACKETS)
 		return;
+	s = record_slot();
+	if (s && s->skb == key) {
+		emit_record(&s->r, BN_REC_UNFINISHED);
+		s->skb = 0;
+		return;
+	}
 	r = bpf_map_lookup_elem(&assembly, &key);
 	if (!r)
 		return;
 	emit_record(r, BN_REC_UNFINISHED);
 	bpf_map_delete_elem(&assembly, &key);
+}
+
+/* The packet may go on on another CPU (a queue another CPU empties): its record
+ * moves where that CPU finds it. */
+static __always_inline void record_publish(__u64 key)
+{
+	struct bn_record_slot *s;
+
+	if (capture_mode == BN_MODE_EVENTS)
+		return;
+	s = record_slot();
+	if (s && s->skb == key) {
+		if (bpf_map_update_elem(&assembly, &key, &s->r, BPF_ANY))
+			count_lost();
+		s->skb = 0;
+	}
 }
 
 #endif

@@ -5,14 +5,25 @@
 
 #include "netfilter.bpf.h"
 
-static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device *dev, __u8 kind)
+/* The qdisc the packet is being queued to holds it (a real queue, emptied
+ * perhaps by another CPU), or sends it at once (noqueue: veths, bridges). */
+static __always_inline bool queued_for_later(struct sk_buff *skb, struct net_device *dev)
+{
+	__u16 queue = R(skb, queue_mapping);
+	struct netdev_queue *txq;
+	struct Qdisc *q;
+
+	txq = (void *)R(dev, _tx) + (__u64)queue * bpf_core_type_size(struct netdev_queue);
+	q = BPF_CORE_READ(txq, qdisc);
+	return q && BPF_CORE_READ(q, enqueue);
+}
+
+static __always_inline void dev_event(struct sk_buff *skb, struct net_device *dev, __u8 kind)
 {
 	struct tracked_skb *t;
 	struct bn_event *e;
 	bool watched;
 
-	if (floor_only)
-		return;
 	/* Elsewhere (a container's side of its veth, the far end of the uplink): a packet
 	 * that left the traced netns was unfollowed at its TX, so nothing to look up. */
 	if (dev_netns(dev) != target_netns)
@@ -27,6 +38,9 @@ static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device 
 			e->aux = (__u64)R(dev, rx_handler);
 			read_headers_only(skb, e, true);
 		}
+		/* A packet the filters turned away leaves: this CPU's slot is free for the next. */
+		if (kind == BN_EV_TX && dev_ifindex(dev) != bridge_ifindex)
+			tracked_forget((__u64)skb);
 		return;
 	}
 	e = reserve(skb, t, kind);
@@ -41,6 +55,17 @@ static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device 
 	/* Handed to a port or uplink: the packet leaves the traced bridge here. */
 	if (kind == BN_EV_TX && dev_ifindex(dev) != bridge_ifindex)
 		finish(skb);
+	else if (kind == BN_EV_TX_QUEUE && queued_for_later(skb, dev))
+		publish(skb);
+}
+
+static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device *dev, __u8 kind)
+{
+	if (floor_only)
+		return;
+	nest_enter();
+	dev_event(skb, dev, kind);
+	nest_leave();
 }
 
 SEC("tp_btf/netif_receive_skb")
@@ -66,15 +91,13 @@ int BPF_PROG(on_tx, struct sk_buff *skb, struct net_device *dev)
 
 /* ---- end of life --------------------------------------------------------- */
 
-static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 reason, __u8 kind)
+static __always_inline void freed(struct sk_buff *skb, __u64 location, __u32 reason, __u8 kind)
 {
 	__u64 key = (__u64)skb;
 	struct tracked_skb *t;
 	struct bn_event *e;
 
-	if (floor_only)
-		return;
-	t = bpf_map_lookup_elem(&tracked, &key);
+	t = tracked_lookup(key);
 	if (!t)
 		return;
 	/* A filtered-out (or long silent) packet is forgotten, so that the next skb in
@@ -98,6 +121,15 @@ static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 r
 		submit(e);
 	}
 	finish(skb);
+}
+
+static __always_inline void on_free(struct sk_buff *skb, __u64 location, __u32 reason, __u8 kind)
+{
+	if (floor_only)
+		return;
+	nest_enter();
+	freed(skb, location, reason, kind);
+	nest_leave();
 }
 
 SEC("tp_btf/kfree_skb")

@@ -88,7 +88,7 @@ static long door_send_one(__u32 i, void *unused)
 
 	if (!d || i >= DOOR_HOPS)
 		return 1;
-	t = bpf_map_lookup_elem(&tracked, &d->skb);
+	t = tracked_lookup(d->skb);
 	if (!t)
 		return 1;
 	h = &d->hops[door_index(i)].event;

@@ -55,6 +55,13 @@ static __always_inline void submit(struct bn_event *e)
 	scratch_give_back();
 }
 
+/* The packet waits in a queue another CPU may empty: its state moves where any CPU finds it. */
+static __always_inline void publish(struct sk_buff *skb)
+{
+	record_publish((__u64)skb);
+	tracked_publish((__u64)skb);
+}
+
 /* The packet leaves the traced bridge (or dies): its record is complete. */
 static __always_inline void finish(struct sk_buff *skb)
 {

@@ -205,6 +205,13 @@ struct bn_record {
 	struct bn_hop hops[BN_MAX_HOPS]; /* last: only n_hops of them are sent */
 };
 
+/* The record of the packet a CPU is working on (a per-CPU slot; 0: empty),
+ * read by user space at stop for packets still in flight. */
+struct bn_record_slot {
+	__u64 skb;
+	struct bn_record r;
+};
+
 /* top mode: per path signature, summed over CPUs by user space. */
 struct bn_path_count {
 	__u64 packets;

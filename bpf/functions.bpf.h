@@ -39,7 +39,7 @@ struct net_bridge_port___bn {
 /* nf_hook_slow entry: the hook is about to run its entries, from index
  * `start`. Their priorities sit in the nf_hook_ops array right after the
  * entries (nf_hook_entries_get_hook_ops). */
-static __always_inline void emit_hook_enter(struct sk_buff *skb, const struct nf_hook_state *state,
+static __always_inline void emit_hook_enter_body(struct sk_buff *skb, const struct nf_hook_state *state,
 					    const struct nf_hook_entries *entries, unsigned int start)
 {
 	struct bn_event *e = nf_event(skb, state, BN_EV_NF_HOOK_ENTER, true, -1);
@@ -65,9 +65,17 @@ static __always_inline void emit_hook_enter(struct sk_buff *skb, const struct nf
 	submit(e);
 }
 
+static __always_inline void emit_hook_enter(struct sk_buff *skb, const struct nf_hook_state *state,
+					    const struct nf_hook_entries *entries, unsigned int start)
+{
+	nest_enter();
+	emit_hook_enter_body(skb, state, entries, start);
+	nest_leave();
+}
+
 /* nf_hook_slow return: 1 accepted, 0 stolen or queued, < 0 dropped (errno).
  * A dropped skb was already freed (and unfollowed) by then: never start here. */
-static __always_inline void emit_hook_exit(struct sk_buff *skb, const struct nf_hook_state *state, int ret)
+static __always_inline void emit_hook_exit_body(struct sk_buff *skb, const struct nf_hook_state *state, int ret)
 {
 	struct bn_event *e = nf_event(skb, state, BN_EV_NF_HOOK_EXIT, false, -1);
 
@@ -77,10 +85,17 @@ static __always_inline void emit_hook_exit(struct sk_buff *skb, const struct nf_
 	}
 }
 
+static __always_inline void emit_hook_exit(struct sk_buff *skb, const struct nf_hook_state *state, int ret)
+{
+	nest_enter();
+	emit_hook_exit_body(skb, state, ret);
+	nest_leave();
+}
+
 /* A table (or nftables base chain) ran on the packet and returned a verdict.
  * Its hook's entry already started following the packet; a table that freed
  * the skb itself (nftables' drop) finds it unfollowed and says nothing more. */
-static __always_inline void emit_table(struct sk_buff *skb, const struct nf_hook_state *state, __u8 worker,
+static __always_inline void emit_table_body(struct sk_buff *skb, const struct nf_hook_state *state, __u8 worker,
 				       const char *table, const char *chain, unsigned int verdict)
 {
 	struct bn_event *e = nf_event(skb, state, BN_EV_NF_TABLE, false, -1);
@@ -96,8 +111,16 @@ static __always_inline void emit_table(struct sk_buff *skb, const struct nf_hook
 	submit(e);
 }
 
+static __always_inline void emit_table(struct sk_buff *skb, const struct nf_hook_state *state, __u8 worker,
+				       const char *table, const char *chain, unsigned int verdict)
+{
+	nest_enter();
+	emit_table_body(skb, state, worker, table, chain, verdict);
+	nest_leave();
+}
+
 /* br_handle_frame return: enum rx_handler_result (CONSUMED 0, ANOTHER 1, EXACT 2, PASS 3). */
-static __always_inline void emit_rx_handler(struct sk_buff *skb, int ret)
+static __always_inline void emit_rx_handler_body(struct sk_buff *skb, int ret)
 {
 	struct bn_event *e = followed_event(skb, BN_EV_RX_HANDLER);
 
@@ -107,7 +130,14 @@ static __always_inline void emit_rx_handler(struct sk_buff *skb, int ret)
 	}
 }
 
-static __always_inline void emit_bridge_decision(struct sk_buff *skb, __u8 decision, __u32 port_ifindex)
+static __always_inline void emit_rx_handler(struct sk_buff *skb, int ret)
+{
+	nest_enter();
+	emit_rx_handler_body(skb, ret);
+	nest_leave();
+}
+
+static __always_inline void emit_bridge_decision_body(struct sk_buff *skb, __u8 decision, __u32 port_ifindex)
 {
 	struct bn_event *e = followed_event(skb, BN_EV_BR_DECISION);
 
@@ -119,7 +149,14 @@ static __always_inline void emit_bridge_decision(struct sk_buff *skb, __u8 decis
 	}
 }
 
-static __always_inline void emit_route(struct sk_buff *skb, __u8 decision)
+static __always_inline void emit_bridge_decision(struct sk_buff *skb, __u8 decision, __u32 port_ifindex)
+{
+	nest_enter();
+	emit_bridge_decision_body(skb, decision, port_ifindex);
+	nest_leave();
+}
+
+static __always_inline void emit_route_body(struct sk_buff *skb, __u8 decision)
 {
 	struct bn_event *e = followed_event(skb, BN_EV_ROUTE);
 
@@ -127,6 +164,13 @@ static __always_inline void emit_route(struct sk_buff *skb, __u8 decision)
 		e->detail = decision;
 		submit(e);
 	}
+}
+
+static __always_inline void emit_route(struct sk_buff *skb, __u8 decision)
+{
+	nest_enter();
+	emit_route_body(skb, decision);
+	nest_leave();
 }
 
 static __always_inline void begin_nft_chain(struct nft_pktinfo___bn *pkt, struct nft_chain___bn *chain)

@@ -51,11 +51,13 @@ int nf_body(struct bpf_nf_ctx *ctx)
 		return NF_ACCEPT;
 	slot = st->slot[st->depth & 3];
 	st->depth--;
+	nest_enter();
 	e = nf_event(ctx->skb, ctx->state, BN_EV_NF, true, slot);
 	if (e) {
 		e->nf_slot = slot;
 		submit(e);
 	}
+	nest_leave();
 	return NF_ACCEPT;
 }
 

@@ -46,7 +46,7 @@ static __always_inline struct bn_event *nf_event(struct sk_buff *skb, const stru
 						  bool may_start, int door_slot)
 {
 	__u64 key = (__u64)skb;
-	struct tracked_skb *known = bpf_map_lookup_elem(&tracked, &key);
+	struct tracked_skb *known = tracked_lookup(key);
 	__u32 netns, in_if, out_if, physin = 0, physout = 0;
 	struct tracked_skb *t;
 	struct bn_event *e;

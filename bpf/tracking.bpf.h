@@ -6,6 +6,7 @@
 
 #include "base.bpf.h"
 #include "filter.bpf.h"
+#include "nesting.bpf.h"
 #include "assembly.bpf.h"
 
 /* ---- per-packet state ---------------------------------------------------- */
@@ -30,13 +31,94 @@ struct {
 	__type(value, __u8);
 } watched_ifindex SEC(".maps");
 
-/* skb address -> packet identity, for every packet being followed. */
+/* skb address -> packet identity, for packets followed that are not the one
+ * their CPU is working on (bpf/nesting.bpf.h): those that went on later or elsewhere. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, struct tracked_skb);
 } tracked SEC(".maps");
+
+/* The identity of the packet this CPU is working on, authoritative while here:
+ * a new packet starts in the slot and, if another replaces it before it ends,
+ * goes to `tracked`. */
+struct tracked_slot {
+	__u64 skb;  /* 0: empty */
+	struct tracked_skb t;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tracked_slot);
+} tracked_here SEC(".maps");
+
+static __always_inline struct tracked_slot *tracked_slot(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&tracked_here, &zero);
+}
+
+static __always_inline struct tracked_skb *tracked_lookup(__u64 key)
+{
+	struct tracked_slot *s = tracked_slot();
+
+	if (s && s->skb == key)
+		return &s->t;
+	return bpf_map_lookup_elem(&tracked, &key);
+}
+
+static __always_inline struct tracked_skb *tracked_insert(__u64 key, struct tracked_skb *fresh)
+{
+	struct tracked_slot *s = tracked_slot();
+
+	if (s && nest_outermost()) {
+		/* The packet this CPU was on goes on later (a queue), or never: keep it findable. */
+		if (s->skb && s->skb != key)
+			bpf_map_update_elem(&tracked, &s->skb, &s->t, BPF_ANY);
+		s->skb = key;
+		s->t = *fresh;
+		return &s->t;
+	}
+	bpf_map_update_elem(&tracked, &key, fresh, BPF_ANY);
+	return bpf_map_lookup_elem(&tracked, &key);
+}
+
+static __always_inline void tracked_delete(__u64 key)
+{
+	struct tracked_slot *s = tracked_slot();
+
+	/* A packet in the slot never went to the map. */
+	if (s && s->skb == key) {
+		s->skb = 0;
+		return;
+	}
+	bpf_map_delete_elem(&tracked, &key);
+}
+
+/* If this CPU's slot holds the packet, it is done with it (nothing kept elsewhere). */
+static __always_inline void tracked_forget(__u64 key)
+{
+	struct tracked_slot *s = tracked_slot();
+
+	if (s && s->skb == key)
+		s->skb = 0;
+}
+
+/* The packet may go on on another CPU (a queue another CPU empties): make its
+ * identity findable there. */
+static __always_inline void tracked_publish(__u64 key)
+{
+	struct tracked_slot *s = tracked_slot();
+
+	if (s && s->skb == key) {
+		bpf_map_update_elem(&tracked, &key, &s->t, BPF_ANY);
+		s->skb = 0;
+	}
+}
 
 __u64 next_packet_id = 0;
 
@@ -57,9 +139,7 @@ static __always_inline bool ifindex_watched(__u32 ifindex)
 
 static __always_inline void untrack(struct sk_buff *skb)
 {
-	__u64 key = (__u64)skb;
-
-	bpf_map_delete_elem(&tracked, &key);
+	tracked_delete((__u64)skb);
 }
 
 /* The packet's identity if it is followed, given what `tracked` holds for the
@@ -76,26 +156,25 @@ static __always_inline struct tracked_skb *track_found(struct sk_buff *skb, stru
 		return t->rejected ? NULL : t;
 	if (t) {
 		abandon_record(key);
-		bpf_map_delete_elem(&tracked, &key);
+		tracked_delete(key);
 	}
 	if (!start)
 		return NULL;
 	fresh.last_ts = now;
 	if (!packet_matches(skb, at_rx) || (sample_every > 1 && bpf_get_prandom_u32() % sample_every)) {
 		fresh.rejected = 1;
-		bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);
+		tracked_insert(key, &fresh);
 		return NULL;
 	}
 	fresh.packet_id = __sync_fetch_and_add(&next_packet_id, 1) + 1;
-	bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);
-	return bpf_map_lookup_elem(&tracked, &key);
+	return tracked_insert(key, &fresh);
 }
 
 static __always_inline struct tracked_skb *track_at(struct sk_buff *skb, bool start, bool at_rx)
 {
 	__u64 key = (__u64)skb;
 
-	return track_found(skb, bpf_map_lookup_elem(&tracked, &key), start, at_rx);
+	return track_found(skb, tracked_lookup(key), start, at_rx);
 }
 
 static __always_inline struct tracked_skb *track(struct sk_buff *skb, bool start)

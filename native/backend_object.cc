@@ -17,6 +17,7 @@ void BindCommon(Skeleton* s, BackendObject* o) {
   o->events = s->maps.events;
   o->tracked = s->maps.tracked;
   o->assembly = s->maps.assembly;
+  o->record_here = s->maps.record_here;
   o->paths = s->maps.paths;
   o->lost_events = s->maps.lost_events;
   o->lost_by_packet = s->maps.lost_by_packet;

@@ -21,6 +21,7 @@ struct BackendParts {
   bpf_map* events = nullptr;
   bpf_map* tracked = nullptr;
   bpf_map* assembly = nullptr;
+  bpf_map* record_here = nullptr;  // per CPU: the record of the packet each CPU is working on
   bpf_map* paths = nullptr;
   bpf_map* lost_events = nullptr;
   bpf_map* lost_by_packet = nullptr;

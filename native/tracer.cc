@@ -59,6 +59,7 @@ bool Tracer::Start(TraceError* error) {
   lost_by_packet_fd_ = bpf_map__fd(bpf_.lost_by_packet);
   paths_fd_ = bpf_map__fd(bpf_.paths);
   assembly_fd_ = bpf_map__fd(bpf_.assembly);
+  record_here_fd_ = bpf_map__fd(bpf_.record_here);
   int filter_fd = bpf_map__fd(bpf_.filter_insns);
   for (uint32_t i = 0; i < config_.filter.size(); i++) {
     if (bpf_map_update_elem(filter_fd, &i, &config_.filter[i], BPF_ANY))
@@ -263,6 +264,20 @@ void Tracer::DrainAssembling() {
     record.flags |= BN_REC_UNFINISHED;
     on_event(&record, sizeof(record));
   }
+  // And the record each CPU was working on (bpf/assembly.bpf.h's record_here).
+  int cpus = libbpf_num_possible_cpus();
+  if (record_here_fd_ < 0 || cpus <= 0) return;
+  const size_t stride = (sizeof(bn_record_slot) + 7) & ~size_t{7};
+  std::vector<uint8_t> values(stride * static_cast<size_t>(cpus));
+  uint32_t zero = 0;
+  if (bpf_map_lookup_elem(record_here_fd_, &zero, values.data())) return;
+  for (int cpu = 0; cpu < cpus; cpu++) {
+    bn_record_slot slot;
+    memcpy(&slot, values.data() + stride * static_cast<size_t>(cpu), sizeof(slot));
+    if (!slot.skb) continue;
+    slot.r.flags |= BN_REC_UNFINISHED;
+    on_event(&slot.r, sizeof(slot.r));
+  }
 }
 
 std::vector<PathCount> Tracer::ReadPaths() const {
@@ -329,5 +344,5 @@ void Tracer::Destroy() {
   if (ring_) ring_buffer__free(ring_);
   ring_ = nullptr;
   bpf_.Close();
-  lost_map_fd_ = paths_fd_ = assembly_fd_ = watched_fd_ = -1;
+  lost_map_fd_ = paths_fd_ = assembly_fd_ = record_here_fd_ = watched_fd_ = -1;
 }

@@ -119,5 +119,6 @@ class Tracer {
   int lost_by_packet_fd_ = -1;
   int paths_fd_ = -1;
   int assembly_fd_ = -1;
+  int record_here_fd_ = -1;
   int watched_fd_ = -1;
 };
