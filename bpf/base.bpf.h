@@ -64,27 +64,37 @@ static __always_inline __u32 dev_netns(struct net_device *dev)
 	return dev ? R2(dev, nd_net.net, ns.inum) : 0;
 }
 
+/* Room for a copy of struct nf_bridge_info (about 40 bytes on 6.x). Offsets into
+ * the copy are masked to keep the verifier sure of its bounds: an int field's is
+ * a multiple of 4, a pointer's of 8, so the masks change nothing. */
+#define BRIDGE_INFO_COPY 64
+
+/* br_netfilter's physical in and out ports. Read at every netfilter hop of a
+ * bridged packet: its nf_bridge_info is copied in one read, not field by field. */
 static __always_inline void read_bridge_ports(struct sk_buff *skb, __u32 *physin, __u32 *physout)
 {
 	int ext_id = bpf_core_enum_value(enum skb_ext_id, SKB_EXT_BRIDGE_NF);
+	__u8 info[BRIDGE_INFO_COPY] __attribute__((aligned(8)));
+	__u32 size = bpf_core_type_size(struct nf_bridge_info);
+	struct net_device *dev;
 	struct skb_ext *ext;
-	void *info;
 	__u8 off;
 
 	if (!(R(skb, active_extensions) & (1 << ext_id)))
 		return;
-	ext = BPF_CORE_READ(skb, extensions);
+	ext = R(skb, extensions);
 	if (!ext || bpf_probe_read_kernel(&off, 1, &ext->offset[ext_id & 3]))
 		return;
-	info = (void *)ext + ((__u32)off << 3);
+	if (bpf_probe_read_kernel(info, size < sizeof(info) ? size : sizeof(info), (void *)ext + ((__u32)off << 3)))
+		return;
 	if (bpf_core_field_exists(struct nf_bridge_info, physinif)) {
-		*physin = BPF_CORE_READ((struct nf_bridge_info *)info, physinif);
+		*physin = *(int *)(info + (bpf_core_field_offset(struct nf_bridge_info, physinif) & (BRIDGE_INFO_COPY - 4)));
 	} else {
-		struct nf_bridge_info___pointer *old = info;
-
-		*physin = BPF_CORE_READ(old, physindev, ifindex);
+		dev = *(struct net_device **)(info + (bpf_core_field_offset(struct nf_bridge_info___pointer, physindev) & (BRIDGE_INFO_COPY - 8)));
+		*physin = dev ? BPF_CORE_READ(dev, ifindex) : 0;
 	}
-	*physout = BPF_CORE_READ((struct nf_bridge_info *)info, physoutdev, ifindex);
+	dev = *(struct net_device **)(info + (bpf_core_field_offset(struct nf_bridge_info, physoutdev) & (BRIDGE_INFO_COPY - 8)));
+	*physout = dev ? BPF_CORE_READ(dev, ifindex) : 0;
 }
 
 #endif

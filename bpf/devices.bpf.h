@@ -93,7 +93,7 @@ int BPF_PROG(on_tx, struct sk_buff *skb, struct net_device *dev)
 
 static __always_inline void freed(struct sk_buff *skb, __u64 location, __u32 reason, __u8 kind)
 {
-	__u64 key = (__u64)skb;
+	__u64 key = (__u64)skb, now;
 	struct tracked_skb *t;
 	struct bn_event *e;
 
@@ -102,11 +102,13 @@ static __always_inline void freed(struct sk_buff *skb, __u64 location, __u32 rea
 		return;
 	/* A filtered-out (or long silent) packet is forgotten, so that the next skb in
 	 * its memory is judged anew. */
-	if (t->rejected || bpf_ktime_get_ns() - t->last_ts >= STALE_NS) {
+	now = bpf_ktime_get_ns();
+	if (t->rejected || now - t->last_ts >= STALE_NS) {
 		abandon_record(key);
 		untrack(skb);
 		return;
 	}
+	t->last_ts = now;
 	e = reserve(skb, t, kind);
 	if (e) {
 		struct net_device *dev = R(skb, dev);

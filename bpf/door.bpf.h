@@ -95,7 +95,6 @@ static long door_send_one(__u32 i, void *unused)
 	h->packet_id = t->packet_id;
 	h->seq = t->seq++;
 	h->has_snap = 0;
-	t->last_ts = h->ts;
 	if (capture_mode != BN_MODE_EVENTS) {
 		record_hop(h);
 		return 0;

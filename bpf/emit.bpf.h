@@ -30,8 +30,7 @@ static __always_inline struct bn_event *reserve(struct sk_buff *skb, struct trac
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->has_snap = snaplen != 0;
-	e->ts = bpf_ktime_get_ns();
-	t->last_ts = e->ts;
+	e->ts = t->last_ts; /* read when the hop found its packet (track_found) */
 	e->packet_id = t->packet_id;
 	e->seq = t->seq++;
 	e->skb = (__u64)skb;

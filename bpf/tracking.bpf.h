@@ -152,8 +152,13 @@ static __always_inline struct tracked_skb *track_found(struct sk_buff *skb, stru
 	struct tracked_skb fresh = {};
 	__u64 now = bpf_ktime_get_ns();
 
-	if (t && now - t->last_ts < STALE_NS)
-		return t->rejected ? NULL : t;
+	if (t && now - t->last_ts < STALE_NS) {
+		if (t->rejected)
+			return NULL;
+		/* The hop's time: reserve() stamps the event with it (one clock read per hop). */
+		t->last_ts = now;
+		return t;
+	}
 	if (t) {
 		abandon_record(key);
 		tracked_delete(key);
