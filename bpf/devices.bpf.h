@@ -20,19 +20,23 @@ static __always_inline bool queued_for_later(struct sk_buff *skb, struct net_dev
 
 static __always_inline void dev_event(struct sk_buff *skb, struct net_device *dev, __u8 kind)
 {
-	struct tracked_skb *t;
+	struct tracked_skb *known, *t;
 	struct bn_event *e;
 	bool watched;
+	__u64 now;
 
 	/* Elsewhere (a container's side of its veth, the far end of the uplink): a packet
 	 * that left the traced netns was unfollowed at its TX, so nothing to look up. */
 	if (dev_netns(dev) != target_netns)
 		return;
-	watched = is_watched(dev);
-	t = track_at(skb, watched, kind == BN_EV_RX);
+	known = tracked_lookup((__u64)skb);
+	now = bpf_ktime_get_ns();
+	/* A packet already followed, or turned away, needs no device lookup. */
+	watched = tracked_fresh(known, now) || is_watched(dev);
+	t = track_found(skb, known, watched, kind == BN_EV_RX, now);
 	if (!t) {
 		/* Came in by another device of the netns: kept at the door. */
-		if (kind == BN_EV_RX && !watched && (e = door_hop(skb, kind, true))) {
+		if (kind == BN_EV_RX && !watched && (e = door_hop(skb, kind, dev_ifindex(dev) != bridge_ifindex))) {
 			e->ifindex = dev_ifindex(dev);
 			e->netns = target_netns;
 			e->aux = (__u64)R(dev, rx_handler);
@@ -43,6 +47,9 @@ static __always_inline void dev_event(struct sk_buff *skb, struct net_device *de
 			tracked_forget((__u64)skb);
 		return;
 	}
+	/* First seen leaving by a watched device: what it met before comes first (an RX is a new arrival). */
+	if (!t->seq && kind != BN_EV_RX)
+		door_send(skb, t);
 	e = reserve(skb, t, kind);
 	if (e) {
 		e->ifindex = dev_ifindex(dev);

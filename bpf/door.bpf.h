@@ -48,8 +48,10 @@ static __always_inline __u32 door_index(__u32 i)
 	return i & (DOOR_HOPS - 1);
 }
 
-/* A hop of an unfollowed packet, kept at the door. `first`: it may be the
- * packet's first (RX); later hops only add to a packet already there. */
+/* A hop of an unfollowed packet, kept at the door. `first`: a packet arrives
+ * (RX by a device other than the bridge): the door starts over, even when the
+ * skb is the one it holds (freed and reused: another packet); later hops only
+ * add to the packet already there. */
 static __always_inline struct bn_event *door_hop(struct sk_buff *skb, __u8 kind, bool first)
 {
 	__u32 zero = 0;
@@ -58,11 +60,11 @@ static __always_inline struct bn_event *door_hop(struct sk_buff *skb, __u8 kind,
 
 	if (!d)
 		return NULL;
-	if (d->skb != (__u64)skb) {
-		if (!first)
-			return NULL;
+	if (first) {
 		d->skb = (__u64)skb;
 		d->n = 0;
+	} else if (d->skb != (__u64)skb) {
+		return NULL;
 	}
 	if (d->n >= DOOR_HOPS)
 		return NULL;

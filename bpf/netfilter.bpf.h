@@ -48,12 +48,14 @@ static __always_inline struct bn_event *nf_event(struct sk_buff *skb, const stru
 	__u64 key = (__u64)skb;
 	struct tracked_skb *known = tracked_lookup(key);
 	__u32 netns, in_if, out_if, physin = 0, physout = 0;
+	__u64 now = bpf_ktime_get_ns();
+	bool fresh = tracked_fresh(known, now);
 	struct tracked_skb *t;
 	struct bn_event *e;
 	bool watched = false;
 
 	/* The hot path for packets the filters turned away: one lookup, nothing read. */
-	if (known && known->rejected && bpf_ktime_get_ns() - known->last_ts < STALE_NS)
+	if (fresh && known->rejected)
 		return NULL;
 	netns = R2(state, net, ns.inum);
 	if (netns != target_netns)
@@ -61,10 +63,10 @@ static __always_inline struct bn_event *nf_event(struct sk_buff *skb, const stru
 	in_if = dev_ifindex(R(state, in));
 	out_if = dev_ifindex(R(state, out));
 	read_bridge_ports(skb, &physin, &physout);
-	if (!known && may_start)
+	if (!fresh && may_start)
 		watched = ifindex_watched(in_if) || ifindex_watched(out_if) ||
 			  ifindex_watched(physin) || ifindex_watched(physout);
-	t = track_found(skb, known, watched && may_start, false);
+	t = track_found(skb, known, watched && may_start, false, now);
 	if (!t) {
 		if (!known && door_slot >= 0 && (e = door_hop(skb, kind, false))) {
 			fill_nf_devices(e, state, netns, in_if, out_if, physin, physout);

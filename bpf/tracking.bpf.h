@@ -142,17 +142,23 @@ static __always_inline void untrack(struct sk_buff *skb)
 	tracked_delete((__u64)skb);
 }
 
+/* What `tracked` holds for the skb (t, possibly NULL) still describes the packet
+ * in it: silence longer than STALE_NS means the memory holds another one. */
+static __always_inline bool tracked_fresh(struct tracked_skb *t, __u64 now)
+{
+	return t && now - t->last_ts < STALE_NS;
+}
+
 /* The packet's identity if it is followed, given what `tracked` holds for the
- * skb (t, possibly NULL). `start`: this event may begin following it (a
- * watched device); the filters run then, once. */
+ * skb (t, possibly NULL) at `now`. `start`: this event may begin following it
+ * (a watched device); the filters run then, once. */
 static __always_inline struct tracked_skb *track_found(struct sk_buff *skb, struct tracked_skb *t, bool start,
-						       bool at_rx)
+						       bool at_rx, __u64 now)
 {
 	__u64 key = (__u64)skb;
 	struct tracked_skb fresh = {};
-	__u64 now = bpf_ktime_get_ns();
 
-	if (t && now - t->last_ts < STALE_NS) {
+	if (tracked_fresh(t, now)) {
 		if (t->rejected)
 			return NULL;
 		/* The hop's time: reserve() stamps the event with it (one clock read per hop). */
@@ -179,7 +185,7 @@ static __always_inline struct tracked_skb *track_at(struct sk_buff *skb, bool st
 {
 	__u64 key = (__u64)skb;
 
-	return track_found(skb, tracked_lookup(key), start, at_rx);
+	return track_found(skb, tracked_lookup(key), start, at_rx, bpf_ktime_get_ns());
 }
 
 static __always_inline struct tracked_skb *track(struct sk_buff *skb, bool start)

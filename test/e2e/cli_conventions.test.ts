@@ -115,6 +115,10 @@ s.send(frame)
       const toWan = shown.filter((t) => JSON.stringify(t.hops).includes(`"${lab.wanIp}"`));
       expect(toWan.length).toBe(4);
       for (const t of toWan) expect(JSON.stringify(t.hops)).not.toContain(`"${c1.ip}"`);
+      // Each reply from the wan, un-NATed to c2, with the hops the door kept before it met c2's port.
+      const replies = toWan.filter((t) => t.summary.includes('echo reply'));
+      expect(replies).toHaveLength(2);
+      for (const t of replies) expect(t.hops[0]).toMatchObject({ hook: 'RX', in: lab.uplink });
       for (const t of shown) expect(t.missing ?? 0).toBe(0);
     }
     const r = runCli(['watch', lab.bridge, '--netns', lab.host, '--container', 'nobody-here']);
