@@ -148,6 +148,25 @@ function packet(c: Cursor, end: number): PacketHeaders {
   return p;
 }
 
+/** The last Packet decoded, by its encoded bytes: a packet's hops mostly carry the same
+ * headers, and decoding them once saves most of the objects a trace turns into. */
+let lastPacket: { buf: Uint8Array; at: number; end: number; value: PacketHeaders } | undefined;
+
+function sharedPacket(m: Cursor, at: number, end: number): PacketHeaders {
+  const last = lastPacket;
+  if (last && last.end - last.at === end - at) {
+    const a = last.buf;
+    const b = m.buf;
+    let i = 0;
+    const n = end - at;
+    while (i < n && a[last.at + i] === b[at + i]) i++;
+    if (i === n) return last.value;
+  }
+  const value = packet(m, end);
+  lastPacket = { buf: m.buf, at, end, value };
+  return value;
+}
+
 function utf8(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
 }
@@ -202,7 +221,7 @@ function event(c: Cursor, end: number): KernelEvent {
       const n = m.length();
       const at = m.pos;
       switch (field) {
-        case 19: e.packet = packet(m, at + n); break;
+        case 19: e.packet = sharedPacket(m, at, at + n); break;
         case 22: e.table = utf8(m.buf.subarray(at, at + n)); break;
         case 23: e.chain = utf8(m.buf.subarray(at, at + n)); break;
         case 24: {

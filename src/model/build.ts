@@ -1,6 +1,6 @@
 /** One packet's kernel events -> a Traversal: hops in order, where it ended,
  * and the decisions the events imply. */
-import { EventKind, isEndEvent, KernelEvent } from '../decode';
+import { EventKind, isEndEvent, KernelEvent, PacketHeaders } from '../decode';
 import { native } from '../native';
 
 /** The decision codes of bpf/events.h, as the addon compiled them. */
@@ -37,13 +37,26 @@ export interface ModelContext {
 
 const NETFILTER_DROP = 'NETFILTER_DROP';
 
-function addresses(e: KernelEvent) {
-  const smac = formatMac(e.packet.smac);
-  const dmac = formatMac(e.packet.dmac);
-  return {
-    src: formatAddress(e.packet.saddr), dst: formatAddress(e.packet.daddr), ...(smac && dmac ? { smac, dmac } : {}),
-    ...(e.packet.vlanProto ? { vlan: vlanTag(e.packet.vlanProto, e.packet.vlanTci) } : {}),
+type HopAddresses = Pick<Hop, 'src' | 'dst' | 'smac' | 'dmac' | 'vlan'>;
+
+/** The last headers formatted: a packet's hops mostly share them, and formatting is a hot path. */
+let lastHeaders: PacketHeaders | undefined;
+let lastAddresses: HopAddresses = { src: null, dst: null };
+
+function addresses(e: KernelEvent): HopAddresses {
+  const p = e.packet;
+  const q = lastHeaders;
+  if (q === p) return lastAddresses;
+  if (q && sameBytes(p.saddr, q.saddr) && sameBytes(p.daddr, q.daddr) && sameBytes(p.smac, q.smac) && sameBytes(p.dmac, q.dmac) &&
+      p.vlanProto === q.vlanProto && p.vlanTci === q.vlanTci) return lastAddresses;
+  const smac = formatMac(p.smac);
+  const dmac = formatMac(p.dmac);
+  lastHeaders = p;
+  lastAddresses = {
+    src: formatAddress(p.saddr), dst: formatAddress(p.daddr), ...(smac && dmac ? { smac, dmac } : {}),
+    ...(p.vlanProto ? { vlan: vlanTag(p.vlanProto, p.vlanTci) } : {}),
   };
+  return lastAddresses;
 }
 
 function deviceHop(e: KernelEvent, ctx: ModelContext, hook: 'RX' | 'TX'): Hop {

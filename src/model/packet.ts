@@ -81,11 +81,12 @@ export function protoName(p: PacketHeaders): string {
   return L4_NAMES[p.l4proto] ?? `ip proto ${p.l4proto}`;
 }
 
-/** TCP flags as tcpdump writes them: [S], [S.], [.], [P.], [F.], [R.] (print-tcp.c's order, '.' for ACK). */
 /** An 802.1Q tag control field, as tcpdump -e reads it. */
 export function vlanTag(proto: number, tci: number): { id: number; pcp: number; dei: number; proto: string } {
   return { id: tci & 0xfff, pcp: tci >> 13, dei: (tci >> 12) & 1, proto: proto === 0x88a8 ? '802.1ad' : proto === 0x8100 ? '802.1Q' : `0x${proto.toString(16)}` };
 }
+
+/** TCP flags as tcpdump writes them: [S], [S.], [.], [P.], [F.], [R.] (print-tcp.c's order, '.' for ACK). */
 
 export function tcpFlags(flags: number): string {
   const letters: [number, string][] = [[0x01, 'F'], [0x02, 'S'], [0x04, 'R'], [0x08, 'P'], [0x10, '.'], [0x20, 'U'], [0x40, 'E'], [0x80, 'W']];
