@@ -119,6 +119,72 @@ void BatchEncoder::Append(const bn_event& e, const bn_snap* snap, uint64_t signa
   event_count_++;
 }
 
+namespace {
+enum RecordField {
+  kRecPacketId = 1, kRecSkb, kRecStartTs, kRecNetns, kRecFirstSeq, kRecFlags, kRecSignature, kRecHeaders, kRecNames, kRecHops
+};
+enum RecordHeaderField { kHdrPacket = 1, kHdrMark, kHdrData, kHdrWireLen, kHdrDataFromMac };
+enum RecordBatchField { kRecordBatchRecords = 1, kRecordBatchLost = 2, kRecordBatchSequence = 3 };
+}  // namespace
+
+void RecordEncoder::Append(const bn_record& r) {
+  body_.clear();
+  PutUint(body_, kRecPacketId, r.packet_id);
+  PutUint(body_, kRecSkb, r.skb);
+  PutUint(body_, kRecStartTs, r.start_ts);
+  PutUint(body_, kRecNetns, r.netns);
+  PutUint(body_, kRecFirstSeq, r.first_seq);
+  PutUint(body_, kRecFlags, r.flags);
+  PutUint(body_, kRecSignature, (r.flags & BN_REC_EXEMPLAR) ? r.signature : 0);
+  uint32_t headers = r.n_headers < BN_MAX_HEADERS ? r.n_headers : BN_MAX_HEADERS;
+  for (uint32_t i = 0; i < headers; i++) {
+    const bn_header& h = r.headers[i];
+    part_.clear();
+    packet_.clear();
+    bn_packet p = h.pkt;
+    p.ct_state = 0;
+    EncodePacket(packet_, p);
+    PutMessage(part_, kHdrPacket, packet_);
+    PutUint(part_, kHdrMark, h.mark);
+    if (h.snap.wire_len) {
+      size_t len = h.snap.len < BN_SNAP_MAX ? h.snap.len : BN_SNAP_MAX;
+      if (len) PutBytes(part_, kHdrData, h.snap.bytes, len);
+      PutUint(part_, kHdrWireLen, h.snap.wire_len);
+      PutUint(part_, kHdrDataFromMac, h.snap.from_mac);
+    }
+    PutMessage(body_, kRecHeaders, part_);
+  }
+  uint32_t names = r.n_names < BN_MAX_NAMES ? r.n_names : BN_MAX_NAMES;
+  for (uint32_t i = 0; i < names; i++) {
+    size_t len = BN_NAME_SIZE;
+    while (len && r.names[i][len - 1] == 0) len--;
+    PutBytes(body_, kRecNames, reinterpret_cast<const uint8_t*>(r.names[i]), len);
+  }
+  hops_.clear();
+  uint32_t hops = r.n_hops < BN_MAX_HOPS ? r.n_hops : BN_MAX_HOPS;
+  for (uint32_t i = 0; i < hops; i++) {
+    const bn_hop& h = r.hops[i];
+    const uint64_t words[] = {
+        h.ts_delta, h.ifindex, h.in_ifindex, h.out_ifindex, h.physin_ifindex, h.physout_ifindex, ZigZag(h.verdict), h.reason, h.aux,
+        uint64_t{h.kind} | uint64_t{h.nf_family} << 8 | uint64_t{h.nf_hook} << 16 | uint64_t{h.nf_slot} << 24 | uint64_t{h.detail} << 32,
+        uint64_t{h.header} | uint64_t{h.ct_state} << 8 | uint64_t{h.cpu} << 16};
+    static_assert(sizeof(words) / sizeof(words[0]) == BN_RECORD_HOP_WORDS, "proto's PacketRecord.hops layout");
+    for (uint64_t w : words) PutVarint(hops_, w);
+  }
+  if (!hops_.empty()) PutBytes(body_, kRecHops, hops_.data(), hops_.size());
+  PutMessage(out_, kRecordBatchRecords, body_);
+  record_count_++;
+}
+
+std::vector<uint8_t> RecordEncoder::Finish(uint64_t lost, uint64_t sequence) {
+  PutUint(out_, kRecordBatchLost, lost);
+  PutUint(out_, kRecordBatchSequence, sequence);
+  std::vector<uint8_t> done;
+  done.swap(out_);
+  record_count_ = 0;
+  return done;
+}
+
 std::vector<uint8_t> BatchEncoder::Finish(uint64_t lost, uint64_t sequence) {
   PutUint(out_, kBatchLost, lost);
   PutUint(out_, kBatchSequence, sequence);

@@ -12,6 +12,27 @@ extern "C" {
 
 static_assert(sizeof(struct bn_event) == BN_EVENT_SIZE, "bn_event layout changed: update events.h");
 
+// Numbers per hop in PacketRecord.hops (proto/bpftrace_net.proto).
+constexpr size_t BN_RECORD_HOP_WORDS = 11;
+
+// Packets mode, for trace files: each kernel record as a PacketRecord, headers once
+// and hops as packed words, instead of an Event per hop.
+class RecordEncoder {
+ public:
+  // A whole record as UnfoldRecord accepts it (flags as they should be written).
+  void Append(const bn_record& record);
+  std::vector<uint8_t> Finish(uint64_t lost, uint64_t sequence);
+  size_t record_count() const { return record_count_; }
+
+ private:
+  std::vector<uint8_t> out_;
+  std::vector<uint8_t> body_;
+  std::vector<uint8_t> part_;
+  std::vector<uint8_t> packet_;
+  std::vector<uint8_t> hops_;
+  size_t record_count_ = 0;
+};
+
 class BatchEncoder {
  public:
   // snap: the packet's bytes at this hop, if captured; signature: top mode's path.

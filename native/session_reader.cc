@@ -48,6 +48,12 @@ void TraceSession::Run(TracerConfig config) {
 
   BatchEncoder encoder;
   bool recording = file.is_open();
+  // Packets and top modes write each kernel record to the file as it is (headers once, hops
+  // as words); events are still unfolded from them for JS, the counts and the symbols.
+  RecordEncoder records;
+  bool records_to_file = recording && mode != BN_MODE_EVENTS;
+  bool encode_events = deliver || !records_to_file;
+  size_t batch_events = 0;  // appended since the last flush
   std::unordered_set<uint64_t> addresses;
   // --count N: exactly the first N packets whose first hop was seen, every hop of them.
   uint64_t max_packets = config_max_packets;
@@ -57,7 +63,8 @@ void TraceSession::Run(TracerConfig config) {
       if (e.seq == 0 && admitted.size() < max_packets) admitted.insert(e.packet_id);
       if (!admitted.count(e.packet_id)) return;
     }
-    encoder.Append(e, snap, signature);
+    if (encode_events) encoder.Append(e, snap, signature);
+    batch_events++;
     if (e.seq == 0) packets_++;
     if (recording && e.aux && e.kind != BN_EV_NF_TABLE && e.kind != BN_EV_NF_HOOK_ENTER &&
         addresses.insert(e.aux).second) {
@@ -98,9 +105,14 @@ void TraceSession::Run(TracerConfig config) {
                                 ? reinterpret_cast<const bn_snap*>(e + 1)
                                 : nullptr;
       append(*e, snap, 0);
-      return encoder.event_count() >= kMaxEventsPerBatch ? kBatchFull : 0;
+      return batch_events >= kMaxEventsPerBatch ? kBatchFull : 0;
     }
-    UnfoldRecord(data, size, keep_hop);
+    if (UnfoldRecord(data, size, keep_hop) && records_to_file) {
+      // UnfoldRecord checked that the hops it names are all there.
+      const bn_record& r = *static_cast<const bn_record*>(data);
+      if (max_packets && r.first_seq == 0 && admitted.size() < max_packets) admitted.insert(r.packet_id);
+      if (!max_packets || admitted.count(r.packet_id)) records.Append(r);
+    }
     return unfolded.size() >= kMaxEventsPerBatch ? kBatchFull : 0;
   };
 
@@ -118,9 +130,9 @@ void TraceSession::Run(TracerConfig config) {
       e.seq = UINT16_MAX;
       e.aux = count;
       e.ts = static_cast<uint64_t>(now_ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(now_ts.tv_nsec);
-      size_t before = encoder.event_count();
+      size_t before = batch_events;
       append(e, nullptr, 0);
-      loss_reports += encoder.event_count() - before;
+      loss_reports += batch_events - before;
     }
   };
   uint64_t sequence = 0, lost = 0;
@@ -128,12 +140,17 @@ void TraceSession::Run(TracerConfig config) {
   // One batch: to the trace file when recording, else to JS.
   auto flush = [&](bool lost_changed) {
     encode_unfolded();
-    if (encoder.event_count() == 0 && !lost_changed) return;
-    events_ += encoder.event_count() - loss_reports;
+    if (batch_events == 0 && !lost_changed) return;
+    events_ += batch_events - loss_reports;
+    batch_events = 0;
     loss_reports = 0;
     batches_++;
-    std::vector<uint8_t> batch = encoder.Finish(lost, sequence++);
-    if (recording && !write_failed) WriteToFile(file, batch, lost_changed ? lost : UINT64_MAX, &write_failed);
+    uint64_t seq = sequence++;
+    std::vector<uint8_t> batch = encode_events ? encoder.Finish(lost, seq) : std::vector<uint8_t>{};
+    if (recording && !write_failed) {
+      if (records_to_file) WriteToFile(file, kFrameRecords, records.Finish(lost, seq), lost_changed ? lost : UINT64_MAX, &write_failed);
+      else WriteToFile(file, kFrameBatch, batch, lost_changed ? lost : UINT64_MAX, &write_failed);
+    }
     if (deliver) Send(new Message{Message::kBatch, std::move(batch), {}});
   };
 
@@ -160,7 +177,7 @@ void TraceSession::Run(TracerConfig config) {
       std::lock_guard<std::mutex> lock(frames_mutex_);
       frames_waiting = !pending_frames_.empty();
     }
-    if (recording && frames_waiting && encoder.event_count() == 0 && unfolded.empty()) {
+    if (recording && frames_waiting && batch_events == 0 && unfolded.empty()) {
       flush(true);  // an empty batch carries the frames out
     } else {
       flush(lost_changed);
@@ -201,10 +218,11 @@ void TraceSession::Run(TracerConfig config) {
   tsfn_.Release();
 }
 
-// Reader thread: a batch, then the loss counters when they changed (lost !=
+// Reader thread: a batch (or, packets mode, a record batch), then the loss counters when they changed (lost !=
 // UINT64_MAX), then the frames JS queued (symbol tables).
-void TraceSession::WriteToFile(TraceFileWriter& file, const std::vector<uint8_t>& batch, uint64_t lost, bool* failed) {
-  bool ok = file.WriteFrame(kFrameBatch, batch);
+void TraceSession::WriteToFile(TraceFileWriter& file, TraceFrameField kind, const std::vector<uint8_t>& batch, uint64_t lost,
+                               bool* failed) {
+  bool ok = file.WriteFrame(kind, batch);
   if (ok && lost != UINT64_MAX) {
     auto now = std::chrono::system_clock::now().time_since_epoch();
     uint64_t now_ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count());

@@ -10,7 +10,7 @@
 #include <vector>
 
 // The frame kinds the reader writes itself; JS writes the others (proto/bpftrace_net.proto, TraceFrame).
-enum TraceFrameField { kFrameBatch = 2, kFrameLoss = 3 };
+enum TraceFrameField { kFrameBatch = 2, kFrameLoss = 3, kFrameRecords = 10 };
 
 class TraceFileWriter {
  public:

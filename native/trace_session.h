@@ -48,7 +48,7 @@ class TraceSession : public Napi::ObjectWrap<TraceSession> {
   Napi::Object StatsObject(Napi::Env env) const;
   uint64_t RecordLost(std::vector<uint64_t> per_cpu);
   std::vector<uint64_t> LostPerCpu() const;
-  void WriteToFile(TraceFileWriter& file, const std::vector<uint8_t>& batch, uint64_t lost, bool* failed);
+  void WriteToFile(TraceFileWriter& file, TraceFrameField kind, const std::vector<uint8_t>& batch, uint64_t lost, bool* failed);
 
   Napi::FunctionReference on_error_;
   Napi::ThreadSafeFunction tsfn_;

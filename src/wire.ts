@@ -3,6 +3,7 @@
  * object per message and a Long per 64-bit field first; this reads each field
  * once into the final shape (3-4x faster), and refuses what it cannot read. */
 import type { DecodedBatch, KernelEvent, PacketHeaders } from './decode';
+import { bpftrace_net as pb } from './gen/bpftrace_net';
 
 export class WireError extends Error {}
 
@@ -257,5 +258,159 @@ export function decodeBatchWire(buf: Uint8Array): DecodedBatch {
     else if (field === 3 && type === 0) sequence = c.varint();
     else c.skip(type);
   }
+  return { events, lost, sequence };
+}
+
+// ---- packets mode in trace files (format 2): RecordBatch -> the events a Batch would hold ----
+
+/** Numbers per hop in PacketRecord.hops (native/encoder.h's BN_RECORD_HOP_WORDS). */
+const HOP_WORDS = 11;
+const NF_TABLE = pb.EventKind.NF_TABLE;
+const NF_HOOK_ENTER = pb.EventKind.NF_HOOK_ENTER;
+const RECORD_EXEMPLAR = 2;
+
+interface RecordHeader {
+  packet: PacketHeaders;
+  mark: number;
+  data: Uint8Array;
+  wireLen: number;
+  dataFromMac: boolean;
+}
+
+function recordHeader(c: Cursor, end: number): RecordHeader {
+  const h: RecordHeader = { packet: undefined as unknown as PacketHeaders, mark: 0, data: EMPTY, wireLen: 0, dataFromMac: false };
+  const m = new Cursor(c.buf, c.pos, end);
+  while (m.pos < end) {
+    const tag = m.varint();
+    const field = Math.floor(tag / 8);
+    const type = tag & 7;
+    if (type === 2 && (field === 1 || field === 3)) {
+      const n = m.length();
+      const at = m.pos;
+      if (field === 1) h.packet = packet(m, at + n);
+      else h.data = m.buf.subarray(at, at + n);
+      m.pos = at + n;
+    } else if (type === 0 && field === 2) h.mark = m.uint32();
+    else if (type === 0 && field === 4) h.wireLen = m.uint32();
+    else if (type === 0 && field === 5) h.dataFromMac = m.varint() !== 0;
+    else m.skip(type);
+  }
+  if (!h.packet) h.packet = packet(new Cursor(c.buf, end, end), end);
+  c.pos = end;
+  return h;
+}
+
+/** A name slot: table then chain, NUL-padded (NF_TABLE), or int32 priorities (NF_HOOK_ENTER). */
+function cString(b: Uint8Array, from: number, to: number): string {
+  let end = from;
+  while (end < Math.min(to, b.length) && b[end] !== 0) end++;
+  return end > from ? utf8(b.subarray(from, end)) : '';
+}
+
+function priorities(b: Uint8Array, count: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < Math.min(count, 8); i++) {
+    const at = i * 4;
+    out.push(at + 4 <= b.length ? (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) : 0);
+  }
+  return out;
+}
+
+function unfoldRecord(c: Cursor, end: number, out: KernelEvent[]): void {
+  let packetId = 0;
+  let skb = 0n;
+  let startTs = 0;
+  let netns = 0;
+  let firstSeq = 0;
+  let flags = 0;
+  let signature = 0n;
+  const headers: RecordHeader[] = [];
+  const names: Uint8Array[] = [];
+  const words: (number | bigint)[] = [];
+  const m = new Cursor(c.buf, c.pos, end);
+  while (m.pos < end) {
+    const tag = m.varint();
+    const field = Math.floor(tag / 8);
+    const type = tag & 7;
+    if (type === 0) {
+      switch (field) {
+        case 1: packetId = m.varint(); break;
+        case 2: skb = m.varint64(); break;
+        case 3: startTs = m.varint(); break;
+        case 4: netns = m.uint32(); break;
+        case 5: firstSeq = m.uint32(); break;
+        case 6: flags = m.uint32(); break;
+        case 7: signature = m.varint64(); break;
+        default: m.varint64(); break;
+      }
+    } else if (type === 2 && (field === 8 || field === 9 || field === 10)) {
+      const n = m.length();
+      const at = m.pos;
+      if (field === 8) headers.push(recordHeader(m, at + n));
+      else if (field === 9) names.push(m.buf.subarray(at, at + n));
+      else {
+        const p = new Cursor(m.buf, at, at + n);
+        // Word 8 (aux) can hold a kernel address: kept exact as a bigint.
+        while (p.pos < at + n) words.push(words.length % HOP_WORDS === 8 ? p.varint64() : p.varint());
+      }
+      m.pos = at + n;
+    } else m.skip(type);
+  }
+  c.pos = end;
+  if (words.length % HOP_WORDS) throw new WireError(`a record's hops hold ${words.length} numbers, not a multiple of ${HOP_WORDS}`);
+  const pathSignature = flags & RECORD_EXEMPLAR && signature ? signature.toString(16).padStart(16, '0') : '';
+  // The hops of one header and conntrack state share one PacketHeaders.
+  const withCt = new Map<number, PacketHeaders>();
+  const empty: RecordHeader = { packet: packet(new Cursor(EMPTY, 0, 0), 0), mark: 0, data: EMPTY, wireLen: 0, dataFromMac: false };
+  for (let i = 0; i < words.length / HOP_WORDS; i++) {
+    const w = (k: number) => words[i * HOP_WORDS + k] as number;
+    const code = w(9);
+    const kind = code % 256;
+    const detail = Math.floor(code / 2 ** 32) % 256;
+    const placed = w(10);
+    const headerIndex = placed % 256;
+    const ct = Math.floor(placed / 256) % 256;
+    const header = headers.length ? headers[Math.min(headerIndex, headers.length - 1)] : empty;
+    const key = headerIndex * 256 + ct;
+    let pkt = withCt.get(key);
+    if (!pkt) {
+      pkt = header.packet.ctState === ct ? header.packet : { ...header.packet, ctState: ct };
+      withCt.set(key, pkt);
+    }
+    const aux = words[i * HOP_WORDS + 8] as bigint;
+    const named = kind === NF_TABLE || kind === NF_HOOK_ENTER;
+    const name = named && aux < BigInt(names.length) ? names[Number(aux)] : EMPTY;
+    out.push({
+      ts: startTs + w(0), packetId, seq: (firstSeq + i) % 65536, kind, cpu: Math.floor(placed / 65536) % 256, netns,
+      ifindex: w(1), inIfindex: w(2), outIfindex: w(3), physinIfindex: w(4), physoutIfindex: w(5),
+      nfFamily: Math.floor(code / 256) % 256, nfHook: Math.floor(code / 65536) % 256, nfSlot: Math.floor(code / 2 ** 24) % 256,
+      aux: named ? 0n : aux, reason: w(7), mark: header.mark, skb, packet: pkt, verdict: zigzag(w(6)), detail,
+      table: kind === NF_TABLE ? cString(name, 0, 16) : '', chain: kind === NF_TABLE ? cString(name, 16, 48) : '',
+      priorities: kind === NF_HOOK_ENTER ? priorities(name, detail) : [],
+      data: header.wireLen ? header.data : EMPTY, wireLen: header.wireLen, dataFromMac: header.wireLen ? header.dataFromMac : false,
+      pathSignature,
+    });
+  }
+}
+
+/** Throws WireError for bytes that are not a RecordBatch. Hops come out in time order, as the
+ * reader thread hands a Batch over (a flood's copies end before the packet they were copied from). */
+export function decodeRecordBatchWire(buf: Uint8Array): DecodedBatch {
+  const c = new Cursor(buf, 0, buf.length);
+  const events: KernelEvent[] = [];
+  let lost = 0;
+  let sequence = 0;
+  while (c.pos < buf.length) {
+    const tag = c.varint();
+    const field = Math.floor(tag / 8);
+    const type = tag & 7;
+    if (field === 1 && type === 2) {
+      const n = c.length();
+      unfoldRecord(c, c.pos + n, events);
+    } else if (field === 2 && type === 0) lost = c.varint();
+    else if (field === 3 && type === 0) sequence = c.varint();
+    else c.skip(type);
+  }
+  events.sort((a, b) => a.ts - b.ts);
   return { events, lost, sequence };
 }

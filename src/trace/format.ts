@@ -12,7 +12,7 @@ import type { Family, HookName } from '../model/hooks';
 import { ruleKey, type RuleTexts } from '../model/rules';
 
 export const TRACE_MAGIC = 'bpftrace-net trace';
-export const TRACE_FORMAT_VERSION = 1;
+export const TRACE_FORMAT_VERSION = 2;
 /** A frame larger than this is corruption, not data (batches stay far below). */
 export const MAX_FRAME_BYTES = 256 << 20;
 

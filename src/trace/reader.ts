@@ -21,14 +21,18 @@ export class TraceFileError extends BnError {
 export interface Frame {
   offset: number;
   frame: pb.TraceFrame;
-  /** A batch frame's Batch bytes, left for the fast decoder (src/wire.ts). */
+  /** A batch frame's Batch bytes (or a records frame's RecordBatch bytes), left for the fast decoder (src/wire.ts). */
   batch?: Uint8Array;
+  /** The batch is a RecordBatch (packets mode, format 2). */
+  records?: boolean;
   /** Where those bytes start in the file. */
   batchOffset?: number;
 }
 
 /** The one-byte tag each frame body starts with (field number << 3 | length-delimited). */
-const TAG = { header: 0x0a, batch: 0x12, loss: 0x1a, symbols: 0x22, trailer: 0x2a, interfaces: 0x32, probes: 0x3a, rules: 0x42, ruleTexts: 0x4a } as const;
+const TAG = {
+  header: 0x0a, batch: 0x12, loss: 0x1a, symbols: 0x22, trailer: 0x2a, interfaces: 0x32, probes: 0x3a, rules: 0x42, ruleTexts: 0x4a, records: 0x52,
+} as const;
 const CHUNK = 4 << 20;
 
 export class TraceReader {
@@ -97,12 +101,15 @@ export class TraceReader {
         throw new TraceFileError('NOT_A_TRACE', this.file, 0, 'expected the trace header frame first');
       }
       if (!Object.values(TAG).includes(tag as never)) {
-        throw new TraceFileError('TRACE_CORRUPT', this.file, bodyAt, `expected a frame kind (header, batch, loss, symbols, trailer, interfaces), found tag 0x${tag.toString(16)}`);
+        throw new TraceFileError('TRACE_CORRUPT', this.file, bodyAt, `expected a frame kind (${Object.keys(TAG).join(', ')}), found tag 0x${tag.toString(16)}`);
       }
       let frame: pb.TraceFrame;
-      if (tag === TAG.batch) {
+      if (tag === TAG.batch || tag === TAG.records) {
         const { value, next } = innerLength(body, this.file, bodyAt);
-        yield { offset, frame: pb.TraceFrame.create(), batch: decode(tag) ? body.subarray(next, next + value) : undefined, batchOffset: bodyAt + next };
+        yield {
+          offset, frame: pb.TraceFrame.create(), batch: decode(tag) ? body.subarray(next, next + value) : undefined, batchOffset: bodyAt + next,
+          records: tag === TAG.records,
+        };
         offset = bodyAt + len;
         continue;
       }

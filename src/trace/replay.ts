@@ -3,7 +3,7 @@
 import { modelContextFrom } from '../capture/context';
 import { PipelineSinks, TraversalPipeline } from '../capture/pipeline';
 import { DecodedBatch, EventKind, toBigInt, toNumber, Uint64 } from '../decode';
-import { decodeBatchWire } from '../wire';
+import { decodeBatchWire, decodeRecordBatchWire } from '../wire';
 import { bpftrace_net as pb } from '../gen/bpftrace_net';
 import type { ContextData } from '../capture/context';
 import type { Link } from '../topology/links';
@@ -66,7 +66,7 @@ export function replayTrace(file: string, sinks: ReplaySinks): ReplayResult {
   let rules: RuleIndex | undefined;
   let maxTs = 0;
   try {
-    for (const { frame, batch: batchBytes, batchOffset } of reader.frames()) {
+    for (const { frame, batch: batchBytes, batchOffset, records } of reader.frames()) {
       if (sinks.stopped?.()) break;
       if (frame.header) {
         result.header = frame.header;
@@ -94,9 +94,9 @@ export function replayTrace(file: string, sinks: ReplaySinks): ReplayResult {
       } else if (batchBytes) {
         let batch: DecodedBatch;
         try {
-          batch = decodeBatchWire(batchBytes);
+          batch = records ? decodeRecordBatchWire(batchBytes) : decodeBatchWire(batchBytes);
         } catch (err) {
-          throw new TraceFileError('TRACE_CORRUPT', file, batchOffset ?? 0, `expected a valid event batch: ${(err as Error).message}`);
+          throw new TraceFileError('TRACE_CORRUPT', file, batchOffset ?? 0, `expected a valid ${records ? 'record' : 'event'} batch: ${(err as Error).message}`);
         }
         result.events += batch.events.reduce((n, e) => (e.kind === EventKind.LOST ? n : n + 1), 0);
         result.lost = batch.lost;

@@ -33,20 +33,25 @@ describe('trace files', () => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('replays what watch printed live, byte for byte, text and JSON', async () => {
+  it('replays what watch printed live, byte for byte, text and JSON, in both modes', async () => {
     const c1 = lab.containers[0];
     const file = path.join(dir, 'watch.bnt');
-    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '-w', file]);
-    await w.ready();
-    lab.ping(c1.netns, lab.wanIp, 2);
-    lab.ping(c1.netns, lab.containers[1].ip, 1);
-    await new Promise((r) => setTimeout(r, 600));
-    expect(await w.stop()).toBe(0);
-    expect(w.stdout).toContain('ipv4 POSTROUTING nat');
-    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
-    const replay = runCli(['replay', file]);
-    expect(replay.code, replay.stderr).toBe(0);
-    expect(replay.stdout).toBe(w.stdout);
+    // packets mode: the file holds the kernel's records (headers once, hops as words), watch the
+    // events the reader thread unfolded from them; both must tell the same story, -s bytes included.
+    for (const mode of ['packets', 'events']) {
+      const w = new WatchProcess([lab.bridge, '--netns', lab.host, '-w', file, '--mode', mode, '-s', '96']);
+      await w.ready();
+      lab.ping(c1.netns, lab.wanIp, 2);
+      lab.ping(c1.netns, lab.containers[1].ip, 1);
+      await new Promise((r) => setTimeout(r, 600));
+      expect(await w.stop()).toBe(0);
+      expect(w.stdout).toContain('ipv4 POSTROUTING nat');
+      expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+      const replay = runCli(['replay', file]);
+      expect(replay.code, replay.stderr).toBe(0);
+      expect(replay.stdout, mode).toBe(w.stdout);
+      expect(runCli(['replay', file, '--json']).stdout.trim().split('\n').length, mode).toBeGreaterThanOrEqual(6);
+    }
     const json = runCli(['replay', file, '--json']);
     const traversals = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as Traversal);
     expect(findIcmp(traversals, 'request', c1.ip)!.hops.map(label)).toContain('ipv4 POSTROUTING nat');
