@@ -19,6 +19,7 @@ enum PacketField {
 };
 using wire::PutBytes;
 using wire::PutUint;
+using wire::PutTag;
 using wire::PutVarint;
 
 constexpr size_t kIPv4Len = 4, kIPv6Len = 16, kMacLen = 6;
@@ -72,6 +73,68 @@ void EncodePacket(std::vector<uint8_t>& out, const bn_packet& p) {
   }
 }
 
+// The fields of `p` that differ from `prev` (the record's previous header): those
+// that became zero are named in the returned bitmask (bit = field number) instead.
+uint32_t EncodePacketDelta(std::vector<uint8_t>& out, const bn_packet& p, const bn_packet& prev) {
+  uint32_t cleared = 0;
+  auto scalar = [&](int field, uint32_t now, uint32_t before) {
+    if (now == before) return;
+    if (now) PutUint(out, field, now);
+    else cleared |= 1u << field;
+  };
+  scalar(kEthertype, p.ethertype, prev.ethertype);
+  scalar(kIpVersion, p.ip_version, prev.ip_version);
+  bool has = p.ip_version != 0 || p.ethertype == 0x0806;
+  bool had = prev.ip_version != 0 || prev.ethertype == 0x0806;
+  size_t len = p.ip_version == 6 ? kIPv6Len : kIPv4Len;
+  size_t was = prev.ip_version == 6 ? kIPv6Len : kIPv4Len;
+  if (has && (!had || len != was || memcmp(p.saddr, prev.saddr, len))) PutBytes(out, kSaddr, p.saddr, len);
+  if (has && (!had || len != was || memcmp(p.daddr, prev.daddr, len))) PutBytes(out, kDaddr, p.daddr, len);
+  if (!has && had) cleared |= 1u << kSaddr | 1u << kDaddr;
+  scalar(kL4proto, p.l4proto, prev.l4proto);
+  scalar(kSport, p.sport, prev.sport);
+  scalar(kDport, p.dport, prev.dport);
+  scalar(kTtl, p.ttl, prev.ttl);
+  scalar(kIpLen, p.ip_len, prev.ip_len);
+  scalar(kIcmpType, p.icmp_type, prev.icmp_type);
+  scalar(kIcmpCode, p.icmp_code, prev.icmp_code);
+  scalar(kTcpFlags, p.tcp_flags, prev.tcp_flags);
+  scalar(kVlanProto, p.vlan_proto, prev.vlan_proto);
+  scalar(kVlanTci, p.vlan_tci, prev.vlan_tci);
+  if (p.has_mac && (!prev.has_mac || memcmp(p.smac, prev.smac, kMacLen) || memcmp(p.dmac, prev.dmac, kMacLen))) {
+    PutBytes(out, kSmac, p.smac, kMacLen);
+    PutBytes(out, kDmac, p.dmac, kMacLen);
+  }
+  if (!p.has_mac && prev.has_mac) cleared |= 1u << kSmac | 1u << kDmac;
+  return cleared;
+}
+
+// Runs of bytes that differ, as (offset, length, bytes)...: a NAT or a TTL rewrite
+// changes a few bytes of the packet. Runs closer than a run's own cost merge.
+void PutByteDiff(std::vector<uint8_t>& out, const uint8_t* now, const uint8_t* before, size_t n) {
+  constexpr size_t kMergeGap = 3;
+  size_t i = 0;
+  while (i < n) {
+    if (now[i] == before[i]) {
+      i++;
+      continue;
+    }
+    size_t end = i + 1, same = 0;
+    for (size_t j = end; j < n; j++) {
+      if (now[j] != before[j]) {
+        end = j + 1;
+        same = 0;
+      } else if (++same > kMergeGap) {
+        break;
+      }
+    }
+    PutVarint(out, i);
+    PutVarint(out, end - i);
+    out.insert(out.end(), now + i, now + end);
+    i = end;
+  }
+}
+
 }  // namespace
 
 void BatchEncoder::Append(const bn_event& e, const bn_snap* snap, uint64_t signature) {
@@ -121,36 +184,88 @@ void BatchEncoder::Append(const bn_event& e, const bn_snap* snap, uint64_t signa
 
 namespace {
 enum RecordField {
-  kRecPacketId = 1, kRecSkb, kRecStartTs, kRecNetns, kRecFirstSeq, kRecFlags, kRecSignature, kRecHeaders, kRecNames, kRecHops
+  kRecPacketId = 1, kRecSkb, kRecStartTs, kRecNetns, kRecFirstSeq, kRecFlags, kRecSignature, kRecHeaders, kRecNames, kRecHops,
+  kRecStartTsDelta, kRecPacketIdDelta, kRecSkbDelta, kRecBase
 };
-enum RecordHeaderField { kHdrPacket = 1, kHdrMark, kHdrData, kHdrWireLen, kHdrDataFromMac };
+enum RecordHeaderField { kHdrPacket = 1, kHdrMark, kHdrData, kHdrWireLen, kHdrDataFromMac, kHdrCleared, kHdrDataDiff, kHdrOwnBase };
 enum RecordBatchField { kRecordBatchRecords = 1, kRecordBatchLost = 2, kRecordBatchSequence = 3 };
+
+int64_t Signed(uint64_t a, uint64_t b) { return static_cast<int64_t>(a - b); }
+uint64_t ZigZag64(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
 }  // namespace
+
+// One RecordHeader as what changed since `base`.
+void RecordEncoder::EncodeHeader(std::vector<uint8_t>& out, const bn_header& h, const bn_header& base, bool own_base) {
+  out.clear();
+  packet_.clear();
+  bn_packet p = h.pkt, before = base.pkt;
+  p.ct_state = before.ct_state = 0;
+  uint32_t cleared = EncodePacketDelta(packet_, p, before);
+  if (!packet_.empty()) PutMessage(out, kHdrPacket, packet_);
+  PutUint(out, kHdrCleared, cleared);
+  PutUint(out, kHdrMark, h.mark);
+  PutUint(out, kHdrOwnBase, own_base);
+  if (!h.snap.wire_len) return;
+  size_t len = h.snap.len < BN_SNAP_MAX ? h.snap.len : BN_SNAP_MAX;
+  if (base.snap.wire_len == h.snap.wire_len && base.snap.len == h.snap.len && base.snap.from_mac == h.snap.from_mac) {
+    // Only what changed since the base's bytes.
+    packet_.clear();
+    PutByteDiff(packet_, h.snap.bytes, base.snap.bytes, len);
+    PutBytes(out, kHdrDataDiff, packet_.data(), packet_.size());
+  } else {
+    if (len) PutBytes(out, kHdrData, h.snap.bytes, len);
+    PutUint(out, kHdrWireLen, h.snap.wire_len);
+    PutUint(out, kHdrDataFromMac, h.snap.from_mac);
+  }
+}
 
 void RecordEncoder::Append(const bn_record& r) {
   body_.clear();
-  PutUint(body_, kRecPacketId, r.packet_id);
-  PutUint(body_, kRecSkb, r.skb);
-  PutUint(body_, kRecStartTs, r.start_ts);
-  PutUint(body_, kRecNetns, r.netns);
+  // After a batch's first record: identity, time and netns relative to the record before.
+  bool first = record_count_ == 0;
+  auto put_delta = [&](int absolute, int delta, uint64_t now, uint64_t before) {
+    if (first) {
+      PutUint(body_, absolute, now);
+    } else if (now != before) {
+      PutTag(body_, delta, wire::kVarint);
+      PutVarint(body_, ZigZag64(Signed(now, before)));
+    }
+  };
+  put_delta(kRecPacketId, kRecPacketIdDelta, r.packet_id, last_packet_id_);
+  put_delta(kRecSkb, kRecSkbDelta, r.skb, last_skb_);
+  put_delta(kRecStartTs, kRecStartTsDelta, r.start_ts, last_start_ts_);
+  if (first || r.netns != last_netns_) PutUint(body_, kRecNetns, r.netns);
   PutUint(body_, kRecFirstSeq, r.first_seq);
   PutUint(body_, kRecFlags, r.flags);
   PutUint(body_, kRecSignature, (r.flags & BN_REC_EXEMPLAR) ? r.signature : 0);
+
   uint32_t headers = r.n_headers < BN_MAX_HEADERS ? r.n_headers : BN_MAX_HEADERS;
+  uint32_t hops = r.n_hops < BN_MAX_HOPS ? r.n_hops : BN_MAX_HOPS;
+  uint64_t way = hops ? (uint64_t{r.hops[0].kind} << 48 | uint64_t{hops} << 40 | r.hops[0].ifindex) + 1 : 0;
+  // The latest record that came the same way, as a distance back (1: the one before).
+  const Base* like = nullptr;
+  // Not the oldest slot: this record's words go there.
+  size_t kept = record_count_ < kBases - 1 ? record_count_ : kBases - 1;
+  for (size_t back = 1; back <= kept && way; back++) {
+    const Base& b = bases_[(next_base_ + kBases - back) % kBases];
+    if (b.way == way) {
+      like = &b;
+      PutUint(body_, kRecBase, back);
+      break;
+    }
+  }
+  static const bn_header kNone = {};
   for (uint32_t i = 0; i < headers; i++) {
     const bn_header& h = r.headers[i];
-    part_.clear();
-    packet_.clear();
-    bn_packet p = h.pkt;
-    p.ct_state = 0;
-    EncodePacket(packet_, p);
-    PutMessage(part_, kHdrPacket, packet_);
-    PutUint(part_, kHdrMark, h.mark);
-    if (h.snap.wire_len) {
-      size_t len = h.snap.len < BN_SNAP_MAX ? h.snap.len : BN_SNAP_MAX;
-      if (len) PutBytes(part_, kHdrData, h.snap.bytes, len);
-      PutUint(part_, kHdrWireLen, h.snap.wire_len);
-      PutUint(part_, kHdrDataFromMac, h.snap.from_mac);
+    // Two bases to choose from, the smaller wins: the same header of the record that came the
+    // same way (another packet of the flow), and this packet's previous header (a NAT or TTL
+    // rewrite of it).
+    const bn_header* same_place = like && i < like->headers ? &like->header[i] : nullptr;
+    const bn_header* own = i ? &r.headers[i - 1] : nullptr;
+    EncodeHeader(part_, h, same_place ? *same_place : own ? *own : kNone, false);
+    if (same_place && own) {
+      EncodeHeader(alt_, h, *own, true);
+      if (alt_.size() < part_.size()) part_.swap(alt_);
     }
     PutMessage(body_, kRecHeaders, part_);
   }
@@ -160,20 +275,44 @@ void RecordEncoder::Append(const bn_record& r) {
     while (len && r.names[i][len - 1] == 0) len--;
     PutBytes(body_, kRecNames, reinterpret_cast<const uint8_t*>(r.names[i]), len);
   }
+  // Each hop: a mask of the words that differ from its base's, then those words. Word 0
+  // (time since the previous hop) is always there.
   hops_.clear();
-  uint32_t hops = r.n_hops < BN_MAX_HOPS ? r.n_hops : BN_MAX_HOPS;
+  Base& mine = bases_[next_base_];
+  uint64_t (*words)[BN_RECORD_HOP_WORDS] = mine.words;
+  static const uint64_t kZeros[BN_RECORD_HOP_WORDS] = {};
+  uint32_t prev_ts = 0;
   for (uint32_t i = 0; i < hops; i++) {
     const bn_hop& h = r.hops[i];
-    const uint64_t words[] = {
-        h.ts_delta, h.ifindex, h.in_ifindex, h.out_ifindex, h.physin_ifindex, h.physout_ifindex, ZigZag(h.verdict), h.reason, h.aux,
+    const uint64_t w[] = {
+        uint64_t{static_cast<uint32_t>(h.ts_delta - prev_ts)},
         uint64_t{h.kind} | uint64_t{h.nf_family} << 8 | uint64_t{h.nf_hook} << 16 | uint64_t{h.nf_slot} << 24 | uint64_t{h.detail} << 32,
-        uint64_t{h.header} | uint64_t{h.ct_state} << 8 | uint64_t{h.cpu} << 16};
-    static_assert(sizeof(words) / sizeof(words[0]) == BN_RECORD_HOP_WORDS, "proto's PacketRecord.hops layout");
-    for (uint64_t w : words) PutVarint(hops_, w);
+        uint64_t{h.header} | uint64_t{h.ct_state} << 8 | uint64_t{h.cpu} << 16,
+        h.ifindex, h.in_ifindex, h.out_ifindex, h.physin_ifindex, h.physout_ifindex, ZigZag(h.verdict), h.reason, h.aux};
+    static_assert(sizeof(w) / sizeof(w[0]) == BN_RECORD_HOP_WORDS, "proto's PacketRecord.hops layout");
+    memcpy(words[i], w, sizeof(w));
+    prev_ts = h.ts_delta;
+    const uint64_t* base = like && i < like->hops ? like->words[i] : i ? words[i - 1] : kZeros;
+    uint32_t mask = 1;
+    for (size_t k = 1; k < BN_RECORD_HOP_WORDS; k++)
+      if (w[k] != base[k]) mask |= 1u << k;
+    PutVarint(hops_, mask);
+    for (size_t k = 0; k < BN_RECORD_HOP_WORDS; k++)
+      if (mask & (1u << k)) PutVarint(hops_, w[k]);
   }
   if (!hops_.empty()) PutBytes(body_, kRecHops, hops_.data(), hops_.size());
   PutMessage(out_, kRecordBatchRecords, body_);
+
   record_count_++;
+  last_packet_id_ = r.packet_id;
+  last_skb_ = r.skb;
+  last_start_ts_ = r.start_ts;
+  last_netns_ = r.netns;
+  mine.way = way;
+  mine.headers = headers;
+  memcpy(mine.header, r.headers, sizeof(bn_header) * headers);
+  mine.hops = hops;
+  next_base_ = (next_base_ + 1) % kBases;
 }
 
 std::vector<uint8_t> RecordEncoder::Finish(uint64_t lost, uint64_t sequence) {
@@ -182,6 +321,7 @@ std::vector<uint8_t> RecordEncoder::Finish(uint64_t lost, uint64_t sequence) {
   std::vector<uint8_t> done;
   done.swap(out_);
   record_count_ = 0;
+  next_base_ = 0;
   return done;
 }
 

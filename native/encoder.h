@@ -25,12 +25,30 @@ class RecordEncoder {
   size_t record_count() const { return record_count_; }
 
  private:
+  void EncodeHeader(std::vector<uint8_t>& out, const bn_header& h, const bn_header& base, bool own_base);
+
   std::vector<uint8_t> out_;
   std::vector<uint8_t> body_;
   std::vector<uint8_t> part_;
+  std::vector<uint8_t> alt_;
   std::vector<uint8_t> packet_;
   std::vector<uint8_t> hops_;
   size_t record_count_ = 0;
+  uint64_t last_packet_id_ = 0, last_skb_ = 0, last_start_ts_ = 0;
+  uint32_t last_netns_ = 0;
+  // The batch's last records: a record's headers and hops are written as what changed from
+  // those in the same place of the latest one that came the same way (its first hop and hop
+  // count: a flow's packets take the same path, its replies another), else from the ones
+  // before them in their own record.
+  static constexpr size_t kBases = 8;
+  struct Base {
+    uint64_t way = 0;  // first hop's kind and ifindex, hop count; 0: none
+    uint32_t headers = 0, hops = 0;
+    bn_header header[BN_MAX_HEADERS];
+    uint64_t words[BN_MAX_HOPS][BN_RECORD_HOP_WORDS];
+  };
+  Base bases_[kBases];
+  size_t next_base_ = 0;  // bases_[next_base_ - 1] is the latest record (mod kBases)
 };
 
 class BatchEncoder {

@@ -103,7 +103,7 @@ describe('output files', () => {
   it('-C and -W: rotates into files that each replay on their own, and keeps the last N', async () => {
     const sub = fs.mkdtempSync(path.join(dir, 'rot-'));
     const base = path.join(sub, 'r.bnt');
-    await traceWhile([lab.bridge, '--netns', lab.host, '-w', base, '-C', '8k', '-W', '3', 'icmp'], () => {
+    await traceWhile([lab.bridge, '--netns', lab.host, '-w', base, '-C', '3k', '-W', '3', 'icmp'], () => {
       for (let i = 0; i < 4; i++) lab.ping(lab.containers[0].netns, lab.wanIp, 8);
     }, { command: 'record', settleMs: 1500 });
     const files = fs.readdirSync(sub).sort();
