@@ -2,14 +2,18 @@
 
 #include <cstring>
 
-bool UnfoldRecord(const void* data, size_t size, const HopSink& sink) {
+bool RecordComplete(const void* data, size_t size) {
   constexpr size_t kFixed = offsetof(bn_record, hops);
   if (size < kFixed) return false;
+  const bn_record* r = static_cast<const bn_record*>(data);
+  return r->n_hops <= BN_MAX_HOPS && kFixed + r->n_hops * sizeof(bn_hop) <= size && r->n_headers <= BN_MAX_HEADERS;
+}
+
+bool UnfoldRecord(const void* data, size_t size, const HopSink& sink) {
+  if (!RecordComplete(data, size)) return false;
   // The kernel sends only the hops in use; copy into a whole record first.
   bn_record r;
   memcpy(&r, data, size < sizeof(r) ? size : sizeof(r));
-  if (r.n_hops > BN_MAX_HOPS || kFixed + r.n_hops * sizeof(bn_hop) > size || r.n_headers > BN_MAX_HEADERS)
-    return false;
   uint64_t signature = (r.flags & BN_REC_EXEMPLAR) ? r.signature : 0;
   for (uint32_t i = 0; i < r.n_hops; i++) {
     const bn_hop& hop = r.hops[i];

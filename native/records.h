@@ -13,5 +13,8 @@ extern "C" {
 
 using HopSink = std::function<void(const bn_event& event, const bn_snap* snap, uint64_t signature)>;
 
+// The bytes hold a whole record: its fixed part and every hop it names.
+bool RecordComplete(const void* data, size_t size);
+
 // Returns false when the bytes are not a whole record (nothing is emitted then).
 bool UnfoldRecord(const void* data, size_t size, const HopSink& sink);

@@ -107,6 +107,24 @@ void TraceSession::Run(TracerConfig config) {
       append(*e, snap, 0);
       return batch_events >= kMaxEventsPerBatch ? kBatchFull : 0;
     }
+    if (!encode_events) {
+      // Only to the file (record): the kernel's record as it is, nothing unfolded.
+      if (!RecordComplete(data, size)) return 0;
+      const bn_record& r = *static_cast<const bn_record*>(data);
+      if (max_packets && r.first_seq == 0 && admitted.size() < max_packets) admitted.insert(r.packet_id);
+      if (max_packets && !admitted.count(r.packet_id)) return 0;
+      records.Append(r);
+      batch_events += r.n_hops;
+      if (r.first_seq == 0 && r.n_hops) packets_++;
+      for (uint32_t i = 0; i < r.n_hops; i++) {
+        const bn_hop& h = r.hops[i];
+        if (h.aux && h.kind != BN_EV_NF_TABLE && h.kind != BN_EV_NF_HOOK_ENTER && addresses.insert(h.aux).second) {
+          std::lock_guard<std::mutex> lock(frames_mutex_);
+          new_addresses_.push_back(h.aux);
+        }
+      }
+      return batch_events >= kMaxEventsPerBatch ? kBatchFull : 0;
+    }
     if (UnfoldRecord(data, size, keep_hop) && records_to_file) {
       // UnfoldRecord checked that the hops it names are all there.
       const bn_record& r = *static_cast<const bn_record*>(data);
