@@ -68,6 +68,15 @@ struct {
 	__type(value, __u32);
 } scratch_depth SEC(".maps");
 
+/* An index into one of a record's arrays (power-of-two sized). The compiler
+ * drops a mask it can prove redundant, and some verifiers (6.1's, 6.12's) then
+ * lose the bound across a spill; hidden from the compiler, the mask stays. */
+static __always_inline __u32 slot_index(__u32 i, __u32 size)
+{
+	asm volatile("" : "+r"(i));
+	return i & (size - 1);
+}
+
 /* ---- scratch ------------------------------------------------------------- */
 
 static __always_inline struct bn_event *scratch_take(void)
@@ -99,7 +108,7 @@ static __always_inline void scratch_give_back(void)
 
 static __always_inline void emit_record(struct bn_record *r, __u8 flags)
 {
-	__u64 size = __builtin_offsetof(struct bn_record, hops) + (__u64)(r->n_hops & (BN_MAX_HOPS - 1)) * sizeof(struct bn_hop);
+	__u64 size = __builtin_offsetof(struct bn_record, hops) + (__u64)slot_index(r->n_hops, BN_MAX_HOPS) * sizeof(struct bn_hop);
 
 	/* n_hops == BN_MAX_HOPS is masked to 0 above: send the whole record then. */
 	if (r->n_hops >= BN_MAX_HOPS)
@@ -113,7 +122,7 @@ static __always_inline void emit_record(struct bn_record *r, __u8 flags)
 static __always_inline void restart_record(struct bn_record *r, struct bn_event *e)
 {
 	if (r->n_headers) {
-		__u32 last = (r->n_headers - 1) & (BN_MAX_HEADERS - 1);
+		__u32 last = slot_index(r->n_headers - 1, BN_MAX_HEADERS);
 
 		if (last)
 			__builtin_memcpy(&r->headers[0], &r->headers[last], sizeof(r->headers[0]));
@@ -225,7 +234,7 @@ static __always_inline void record_hop(struct bn_event *e)
 		count_lost();
 		return;
 	}
-	new_header = !r->n_headers || !same_header(&r->headers[(r->n_headers - 1) & (BN_MAX_HEADERS - 1)], e);
+	new_header = !r->n_headers || !same_header(&r->headers[slot_index(r->n_headers - 1, BN_MAX_HEADERS)], e);
 	if (r->n_hops >= BN_MAX_HOPS || (named && r->n_names >= BN_MAX_NAMES) ||
 	    (new_header && r->n_headers >= BN_MAX_HEADERS)) {
 		if (capture_mode == BN_MODE_PACKETS)
@@ -234,7 +243,7 @@ static __always_inline void record_hop(struct bn_event *e)
 		new_header = !r->n_headers || !same_header(&r->headers[0], e);
 	}
 	if (new_header) {
-		struct bn_header *h = &r->headers[r->n_headers & (BN_MAX_HEADERS - 1)];
+		struct bn_header *h = &r->headers[slot_index(r->n_headers, BN_MAX_HEADERS)];
 
 		__builtin_memcpy(&h->pkt, &e->pkt, sizeof(h->pkt));
 		h->mark = e->mark;
@@ -244,8 +253,8 @@ static __always_inline void record_hop(struct bn_event *e)
 			h->snap.len = 0;
 		r->n_headers++;
 	}
-	header = (r->n_headers - 1) & (BN_MAX_HEADERS - 1);
-	hop = &r->hops[r->n_hops & (BN_MAX_HOPS - 1)];
+	header = slot_index(r->n_headers - 1, BN_MAX_HEADERS);
+	hop = &r->hops[slot_index(r->n_hops, BN_MAX_HOPS)];
 	hop->ts_delta = e->ts - r->start_ts > 0xffffffffULL ? 0xffffffff : e->ts - r->start_ts;
 	hop->ifindex = e->ifindex;
 	hop->in_ifindex = e->in_ifindex;
@@ -264,7 +273,7 @@ static __always_inline void record_hop(struct bn_event *e)
 	hop->ct_state = e->pkt.ct_state;
 	hop->cpu = e->cpu;
 	if (named) {
-		__u32 n = r->n_names & (BN_MAX_NAMES - 1);
+		__u32 n = slot_index(r->n_names, BN_MAX_NAMES);
 
 		__builtin_memcpy(r->names[n], e->table, BN_NAME_SIZE);
 		hop->aux = n;

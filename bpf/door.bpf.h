@@ -40,14 +40,6 @@ struct {
 	__type(value, struct door);
 } door SEC(".maps");
 
-/* A bounded index: the compiler drops a mask it can prove redundant, and some
- * verifiers (6.12's) then lose the bound; hidden from the compiler, it stays. */
-static __always_inline __u32 door_index(__u32 i)
-{
-	asm volatile("" : "+r"(i));
-	return i & (DOOR_HOPS - 1);
-}
-
 /* A hop of an unfollowed packet, kept at the door. `first`: a packet arrives
  * (RX by a device other than the bridge): the door starts over, even when the
  * skb is the one it holds (freed and reused: another packet); later hops only
@@ -68,7 +60,7 @@ static __always_inline struct bn_event *door_hop(struct sk_buff *skb, __u8 kind,
 	}
 	if (d->n >= DOOR_HOPS)
 		return NULL;
-	e = &d->hops[door_index(d->n)].event;
+	e = &d->hops[slot_index(d->n, DOOR_HOPS)].event;
 	d->n++;
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts = bpf_ktime_get_ns();
@@ -93,7 +85,7 @@ static long door_send_one(__u32 i, void *unused)
 	t = tracked_lookup(d->skb);
 	if (!t)
 		return 1;
-	h = &d->hops[door_index(i)].event;
+	h = &d->hops[slot_index(i, DOOR_HOPS)].event;
 	h->packet_id = t->packet_id;
 	h->seq = t->seq++;
 	h->has_snap = 0;
