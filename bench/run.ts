@@ -18,6 +18,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
  * (for working on one hot path; the full run is what counts). */
 const ONLY = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
 const wanted = (name: string) => !ONLY || ONLY.includes(name);
+/** BENCH_BACKEND=fentry: every traced configuration with this backend (default: auto). */
+const BACKEND = process.env.BENCH_BACKEND ? ['--backend', process.env.BENCH_BACKEND] : [];
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'bpftrace-net.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -69,7 +71,7 @@ interface TracedRun {
 async function traced(
   lab: DockerLikeLab, command: string, args: string[], opts: { rate?: string; seconds?: number; env?: Record<string, string> } = {},
 ): Promise<TracedRun> {
-  const w: ChildProcess = spawn(process.execPath, [BIN, command, lab.bridge, '--netns', lab.host, ...args],
+  const w: ChildProcess = spawn(process.execPath, [BIN, command, lab.bridge, '--netns', lab.host, ...BACKEND, ...args],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let stderr = '';
   let stdout = '';

@@ -68,6 +68,8 @@ static __always_inline void emit_hook_enter_body(struct sk_buff *skb, const stru
 static __always_inline void emit_hook_enter(struct sk_buff *skb, const struct nf_hook_state *state,
 					    const struct nf_hook_entries *entries, unsigned int start)
 {
+	if (floor_only)
+		return;
 	nest_enter();
 	emit_hook_enter_body(skb, state, entries, start);
 	nest_leave();
@@ -87,6 +89,8 @@ static __always_inline void emit_hook_exit_body(struct sk_buff *skb, const struc
 
 static __always_inline void emit_hook_exit(struct sk_buff *skb, const struct nf_hook_state *state, int ret)
 {
+	if (floor_only)
+		return;
 	nest_enter();
 	emit_hook_exit_body(skb, state, ret);
 	nest_leave();
@@ -114,6 +118,8 @@ static __always_inline void emit_table_body(struct sk_buff *skb, const struct nf
 static __always_inline void emit_table(struct sk_buff *skb, const struct nf_hook_state *state, __u8 worker,
 				       const char *table, const char *chain, unsigned int verdict)
 {
+	if (floor_only)
+		return;
 	nest_enter();
 	emit_table_body(skb, state, worker, table, chain, verdict);
 	nest_leave();
@@ -132,6 +138,8 @@ static __always_inline void emit_rx_handler_body(struct sk_buff *skb, int ret)
 
 static __always_inline void emit_rx_handler(struct sk_buff *skb, int ret)
 {
+	if (floor_only)
+		return;
 	nest_enter();
 	emit_rx_handler_body(skb, ret);
 	nest_leave();
@@ -151,6 +159,8 @@ static __always_inline void emit_bridge_decision_body(struct sk_buff *skb, __u8 
 
 static __always_inline void emit_bridge_decision(struct sk_buff *skb, __u8 decision, __u32 port_ifindex)
 {
+	if (floor_only)
+		return;
 	nest_enter();
 	emit_bridge_decision_body(skb, decision, port_ifindex);
 	nest_leave();
@@ -168,6 +178,8 @@ static __always_inline void emit_route_body(struct sk_buff *skb, __u8 decision)
 
 static __always_inline void emit_route(struct sk_buff *skb, __u8 decision)
 {
+	if (floor_only)
+		return;
 	nest_enter();
 	emit_route_body(skb, decision);
 	nest_leave();

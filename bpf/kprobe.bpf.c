@@ -33,7 +33,7 @@ static __always_inline void push(__u32 id, __u64 a, __u64 b, __u64 c)
 	struct call_stack *s = bpf_map_lookup_elem(&call_stacks, &id);
 	__u32 d;
 
-	if (!s)
+	if (floor_only || !s)
 		return;
 	d = s->depth;
 	/* Past the bound the frame is not kept, but the depth still counts so
@@ -51,7 +51,7 @@ static __always_inline struct call_frame *pop(__u32 id)
 	struct call_stack *s = bpf_map_lookup_elem(&call_stacks, &id);
 	__u32 d;
 
-	if (!s || s->depth == 0)
+	if (floor_only || !s || s->depth == 0)
 		return NULL;
 	d = --s->depth;
 	return d < MAX_DEPTH ? &s->frames[d] : NULL;

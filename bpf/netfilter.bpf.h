@@ -89,7 +89,7 @@ static __always_inline void table_call_begin(struct sk_buff *skb, const struct n
 					     const char *table, const char *chain)
 {
 	__u32 zero = 0;
-	struct table_call *c = bpf_map_lookup_elem(&table_calls, &zero);
+	struct table_call *c = floor_only ? NULL : bpf_map_lookup_elem(&table_calls, &zero);
 
 	/* Nested tables (a REJECT sending its reply) keep the outer one. */
 	if (c && !c->skb) {
