@@ -3,7 +3,8 @@
 import { modelContextFrom } from '../capture/context';
 import { PipelineSinks, TraversalPipeline } from '../capture/pipeline';
 import { DecodedBatch, EventKind, toBigInt, toNumber, Uint64 } from '../decode';
-import { decodeBatchWire, decodeRecordBatchWire } from '../wire';
+import { decodeBatchWire } from '../wire';
+import { decodeRecordBatchWire } from '../wireRecords';
 import { bpftrace_net as pb } from '../gen/bpftrace_net';
 import type { ContextData } from '../capture/context';
 import type { Link } from '../topology/links';

@@ -1,0 +1,264 @@
+/** RecordBatch bytes (packets mode in trace files, format 2) -> the kernel events a Batch
+ * would hold: each packet's headers and hops are written as changes to earlier ones
+ * (proto/bpftrace_net.proto, PacketRecord), and unfolded here as the reader thread unfolds
+ * the kernel's records for a live capture. */
+import type { DecodedBatch, KernelEvent, PacketHeaders } from './decode';
+import { bpftrace_net as pb } from './gen/bpftrace_net';
+import { Cursor, EMPTY, packet, utf8, WireError, zigzag } from './wire';
+
+/** Numbers per hop in PacketRecord.hops (native/encoder.h's BN_RECORD_HOP_WORDS); the last is aux. */
+const HOP_WORDS = 11;
+const HOP_AUX = 10;
+const NF_TABLE = pb.EventKind.NF_TABLE;
+const NF_HOOK_ENTER = pb.EventKind.NF_HOOK_ENTER;
+const RECORD_EXEMPLAR = 2;
+
+interface RecordHeader {
+  packet: PacketHeaders;
+  mark: number;
+  data: Uint8Array;
+  wireLen: number;
+  dataFromMac: boolean;
+}
+
+const PACKET_FIELDS: [number, keyof PacketHeaders][] = [
+  [1, 'ethertype'], [2, 'ipVersion'], [3, 'saddr'], [4, 'daddr'], [5, 'l4proto'], [6, 'sport'], [7, 'dport'], [8, 'ttl'], [9, 'ipLen'],
+  [10, 'icmpType'], [11, 'icmpCode'], [12, 'smac'], [13, 'dmac'], [14, 'ctState'], [15, 'tcpFlags'], [16, 'vlanProto'], [17, 'vlanTci'],
+];
+
+/** The header as what changed since its base: `samePlace` (that of an earlier record), else
+ * `own` (the record's previous header), as the header says. */
+function recordHeader(c: Cursor, end: number, samePlace: RecordHeader | undefined, own: RecordHeader): RecordHeader {
+  let delta: PacketHeaders | undefined;
+  let cleared = 0;
+  let diff: Uint8Array | undefined;
+  const h: RecordHeader = { packet: own.packet, mark: 0, data: EMPTY, wireLen: 0, dataFromMac: false };
+  let ownBase = false;
+  const m = new Cursor(c.buf, c.pos, end);
+  while (m.pos < end) {
+    const tag = m.varint();
+    const field = Math.floor(tag / 8);
+    const type = tag & 7;
+    if (type === 2 && (field === 1 || field === 3 || field === 7)) {
+      const n = m.length();
+      const at = m.pos;
+      if (field === 1) delta = packet(m, at + n);
+      else if (field === 3) h.data = m.buf.subarray(at, at + n);
+      else diff = m.buf.subarray(at, at + n);
+      m.pos = at + n;
+    } else if (type === 0 && field === 2) h.mark = m.uint32();
+    else if (type === 0 && field === 4) h.wireLen = m.uint32();
+    else if (type === 0 && field === 5) h.dataFromMac = m.varint() !== 0;
+    else if (type === 0 && field === 6) cleared = m.uint32();
+    else if (type === 0 && field === 8) ownBase = m.varint() !== 0;
+    else m.skip(type);
+  }
+  c.pos = end;
+  const prev = ownBase || !samePlace ? own : samePlace;
+  h.packet = prev.packet;
+  if (delta || cleared) {
+    const p = { ...prev.packet } as Record<keyof PacketHeaders, unknown>;
+    const d = delta as unknown as Record<keyof PacketHeaders, unknown> | undefined;
+    for (const [n, key] of PACKET_FIELDS) {
+      if (cleared & (1 << n)) p[key] = typeof p[key] === 'number' ? 0 : EMPTY;
+      else if (d) {
+        const v = d[key];
+        if (v instanceof Uint8Array ? v.length > 0 : v !== 0) p[key] = v;
+      }
+    }
+    h.packet = p as unknown as PacketHeaders;
+  }
+  if (diff) {
+    if (!prev.wireLen) throw new WireError('a header\'s bytes are given as changes to none');
+    const data = Uint8Array.from(prev.data);
+    const runs = new Cursor(diff, 0, diff.length);
+    while (runs.pos < diff.length) {
+      const at = runs.varint();
+      const n = runs.varint();
+      if (at + n > data.length || runs.pos + n > diff.length) throw new WireError('a change to a header\'s bytes runs past them');
+      data.set(diff.subarray(runs.pos, runs.pos + n), at);
+      runs.pos += n;
+    }
+    h.data = data;
+    h.wireLen = prev.wireLen;
+    h.dataFromMac = prev.dataFromMac;
+  }
+  return h;
+}
+
+/** A name slot: table then chain, NUL-padded (NF_TABLE), or int32 priorities (NF_HOOK_ENTER). */
+function cString(b: Uint8Array, from: number, to: number): string {
+  let end = from;
+  while (end < Math.min(to, b.length) && b[end] !== 0) end++;
+  return end > from ? utf8(b.subarray(from, end)) : '';
+}
+
+function priorities(b: Uint8Array, count: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < Math.min(count, 8); i++) {
+    const at = i * 4;
+    out.push(at + 4 <= b.length ? (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) : 0);
+  }
+  return out;
+}
+
+/** The headers and hop words of a record, for the later ones written as changes to them. */
+interface RecordBase {
+  headers: RecordHeader[];
+  hops: (number | bigint)[][];
+}
+
+/** What a record takes from those before it in its batch: the identity, time and netns of
+ * the one before, and the latest records, which PacketRecord.base may name. */
+interface RecordContext {
+  packetId: number;
+  skb: bigint;
+  startTs: number;
+  netns: number;
+  recent: RecordBase[];
+}
+
+/** As many as native/encoder.h's RecordEncoder keeps to choose from. */
+const RECORD_BASES = 7;
+
+const NO_HEADER: RecordHeader = { packet: undefined as unknown as PacketHeaders, mark: 0, data: EMPTY, wireLen: 0, dataFromMac: false };
+
+const zigzag64 = (n: bigint) => ((n & 1n) ? -((n + 1n) >> 1n) : n >> 1n);
+
+function unfoldRecord(c: Cursor, end: number, out: KernelEvent[], before: RecordContext): void {
+  let packetId = before.packetId;
+  let skb = before.skb;
+  let startTs = before.startTs;
+  let netns = before.netns;
+  let firstSeq = 0;
+  let flags = 0;
+  let signature = 0n;
+  const headers: RecordHeader[] = [];
+  const names: Uint8Array[] = [];
+  let hopBytes: Uint8Array = EMPTY;
+  let like: RecordBase | undefined;
+  const headerSpans: [number, number][] = [];
+  const zeros = packet(new Cursor(EMPTY, 0, 0), 0);
+  const m = new Cursor(c.buf, c.pos, end);
+  while (m.pos < end) {
+    const tag = m.varint();
+    const field = Math.floor(tag / 8);
+    const type = tag & 7;
+    if (type === 0) {
+      switch (field) {
+        case 1: packetId = m.varint(); break;
+        case 2: skb = m.varint64(); break;
+        case 3: startTs = m.varint(); break;
+        case 4: netns = m.uint32(); break;
+        case 5: firstSeq = m.uint32(); break;
+        case 6: flags = m.uint32(); break;
+        case 7: signature = m.varint64(); break;
+        case 11: startTs = before.startTs + zigzag(m.varint()); break;
+        case 12: packetId = before.packetId + zigzag(m.varint()); break;
+        case 13: skb = BigInt.asUintN(64, before.skb + zigzag64(m.varint64())); break;
+        case 14: {
+          const back = m.varint();
+          like = before.recent[before.recent.length - back];
+          if (!like || back < 1) throw new WireError(`a record based on one ${back} back, of ${before.recent.length}`);
+          break;
+        }
+        default: m.varint64(); break;
+      }
+    } else if (type === 2 && (field === 8 || field === 9 || field === 10)) {
+      const n = m.length();
+      const at = m.pos;
+      // Headers are read once `base` is known (a writer may put it anywhere).
+      if (field === 8) headerSpans.push([at, at + n]);
+      else if (field === 9) names.push(m.buf.subarray(at, at + n));
+      else hopBytes = m.buf.subarray(at, at + n);
+      m.pos = at + n;
+    } else m.skip(type);
+  }
+  c.pos = end;
+  for (const [at, spanEnd] of headerSpans) {
+    const i = headers.length;
+    headers.push(recordHeader(new Cursor(m.buf, at, spanEnd), spanEnd, like?.headers[i], headers[i - 1] ?? { ...NO_HEADER, packet: zeros }));
+  }
+  // The hops' words, each hop as a mask of those that changed from its base and their new values.
+  const hopWords: (number | bigint)[][] = [];
+  const words: (number | bigint)[] = [];
+  const zeroWords: (number | bigint)[] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0n];
+  let hopTs = 0;
+  const h = new Cursor(hopBytes, 0, hopBytes.length);
+  while (h.pos < hopBytes.length) {
+    const i = hopWords.length;
+    const base = like?.hops[i] ?? hopWords[i - 1] ?? zeroWords;
+    const mask = h.varint();
+    const w = base.slice();
+    for (let k = 0; k < HOP_WORDS; k++) {
+      // Word 10 (aux) can hold a kernel address: kept exact as a bigint.
+      if (mask & (1 << k)) w[k] = k === HOP_AUX ? h.varint64() : h.varint();
+    }
+    if (!(mask & 1)) throw new WireError('a hop without its time');
+    hopWords.push(w);
+    hopTs = (hopTs + (w[0] as number)) % 2 ** 32;
+    words.push(hopTs, ...w.slice(1));
+  }
+  before.packetId = packetId;
+  before.skb = skb;
+  before.startTs = startTs;
+  before.netns = netns;
+  before.recent.push({ headers, hops: hopWords });
+  if (before.recent.length > RECORD_BASES) before.recent.shift();
+  const pathSignature = flags & RECORD_EXEMPLAR && signature ? signature.toString(16).padStart(16, '0') : '';
+  // The hops of one header and conntrack state share one PacketHeaders.
+  const withCt = new Map<number, PacketHeaders>();
+  const empty: RecordHeader = { ...NO_HEADER, packet: zeros };
+  for (let i = 0; i < words.length / HOP_WORDS; i++) {
+    const w = (k: number) => words[i * HOP_WORDS + k] as number;
+    const code = w(1);
+    const kind = code % 256;
+    const detail = Math.floor(code / 2 ** 32) % 256;
+    const placed = w(2);
+    const headerIndex = placed % 256;
+    const ct = Math.floor(placed / 256) % 256;
+    const header = headers.length ? headers[Math.min(headerIndex, headers.length - 1)] : empty;
+    const key = headerIndex * 256 + ct;
+    let pkt = withCt.get(key);
+    if (!pkt) {
+      pkt = header.packet.ctState === ct ? header.packet : { ...header.packet, ctState: ct };
+      withCt.set(key, pkt);
+    }
+    const aux = words[i * HOP_WORDS + HOP_AUX] as bigint;
+    const named = kind === NF_TABLE || kind === NF_HOOK_ENTER;
+    const name = named && aux < BigInt(names.length) ? names[Number(aux)] : EMPTY;
+    out.push({
+      ts: startTs + w(0), packetId, seq: (firstSeq + i) % 65536, kind, cpu: Math.floor(placed / 65536) % 256, netns,
+      ifindex: w(3), inIfindex: w(4), outIfindex: w(5), physinIfindex: w(6), physoutIfindex: w(7),
+      nfFamily: Math.floor(code / 256) % 256, nfHook: Math.floor(code / 65536) % 256, nfSlot: Math.floor(code / 2 ** 24) % 256,
+      aux: named ? 0n : aux, reason: w(9), mark: header.mark, skb, packet: pkt, verdict: zigzag(w(8)), detail,
+      table: kind === NF_TABLE ? cString(name, 0, 16) : '', chain: kind === NF_TABLE ? cString(name, 16, 48) : '',
+      priorities: kind === NF_HOOK_ENTER ? priorities(name, detail) : [],
+      data: header.wireLen ? header.data : EMPTY, wireLen: header.wireLen, dataFromMac: header.wireLen ? header.dataFromMac : false,
+      pathSignature,
+    });
+  }
+}
+
+/** Throws WireError for bytes that are not a RecordBatch. Hops come out in time order, as the
+ * reader thread hands a Batch over (a flood's copies end before the packet they were copied from). */
+export function decodeRecordBatchWire(buf: Uint8Array): DecodedBatch {
+  const c = new Cursor(buf, 0, buf.length);
+  const events: KernelEvent[] = [];
+  const context: RecordContext = { packetId: 0, skb: 0n, startTs: 0, netns: 0, recent: [] };
+  let lost = 0;
+  let sequence = 0;
+  while (c.pos < buf.length) {
+    const tag = c.varint();
+    const field = Math.floor(tag / 8);
+    const type = tag & 7;
+    if (field === 1 && type === 2) {
+      const n = c.length();
+      unfoldRecord(c, c.pos + n, events, context);
+    } else if (field === 2 && type === 0) lost = c.varint();
+    else if (field === 3 && type === 0) sequence = c.varint();
+    else c.skip(type);
+  }
+  events.sort((a, b) => a.ts - b.ts);
+  return { events, lost, sequence };
+}
