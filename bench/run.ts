@@ -47,7 +47,9 @@ async function blast(lab: DockerLikeLab, rate?: string, seconds = SECONDS): Prom
   const before = rxPackets(lab);
   try {
     // trafgen forks a sender per CPU: timeout stops the whole process group.
-    const gen = spawn('ip', ['netns', 'exec', c1.netns, 'timeout', String(seconds), 'trafgen', '--dev', 'eth0', '--conf', conf, '--cpus', '1', '--no-sock-mem', ...(rate ? ['--rate', rate] : [])], { stdio: 'ignore' });
+    const gen = spawn('ip', ['netns', 'exec', c1.netns, 'timeout', String(seconds), 'trafgen', '--dev', 'eth0', '--conf', conf, '--cpus', '1', '--no-sock-mem', ...(rate ? ['--rate', rate] : [])],
+      // trafgen writes a temporary file where it runs: not in the checkout (read-only in the VM).
+      { stdio: 'ignore', cwd: os.tmpdir() });
     const code = await new Promise((r) => gen.on('exit', r));
     if (code !== 124) throw new Error(`trafgen ended with ${code} before its ${seconds} s`);
     await sleep(200);
