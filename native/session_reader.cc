@@ -58,19 +58,24 @@ void TraceSession::Run(TracerConfig config) {
   // --count N: exactly the first N packets whose first hop was seen, every hop of them.
   uint64_t max_packets = config_max_packets;
   std::unordered_set<uint64_t> admitted;
-  auto append = [&](const bn_event& e, const bn_snap* snap, uint64_t signature) {
-    if (max_packets) {
-      if (e.seq == 0 && admitted.size() < max_packets) admitted.insert(e.packet_id);
-      if (!admitted.count(e.packet_id)) return;
+  auto admit = [&](uint64_t packet_id, bool first_hop) {
+    if (!max_packets) return true;
+    if (first_hop && admitted.size() < max_packets) admitted.insert(packet_id);
+    return admitted.count(packet_id) > 0;
+  };
+  // Kernel addresses (rx_handlers, drop locations) go to the file's symbol table once each.
+  auto note_address = [&](uint64_t aux, uint8_t kind) {
+    if (recording && aux && kind != BN_EV_NF_TABLE && kind != BN_EV_NF_HOOK_ENTER && addresses.insert(aux).second) {
+      std::lock_guard<std::mutex> lock(frames_mutex_);
+      new_addresses_.push_back(aux);
     }
+  };
+  auto append = [&](const bn_event& e, const bn_snap* snap, uint64_t signature) {
+    if (!admit(e.packet_id, e.seq == 0)) return;
     if (encode_events) encoder.Append(e, snap, signature);
     batch_events++;
     if (e.seq == 0) packets_++;
-    if (recording && e.aux && e.kind != BN_EV_NF_TABLE && e.kind != BN_EV_NF_HOOK_ENTER &&
-        addresses.insert(e.aux).second) {
-      std::lock_guard<std::mutex> lock(frames_mutex_);
-      new_addresses_.push_back(e.aux);
-    }
+    note_address(e.aux, e.kind);
   };
   // Records arrive when packets end, so a flood's copies come before the packet
   // they were copied from: unfolded hops are put back in time order per batch,
@@ -111,25 +116,17 @@ void TraceSession::Run(TracerConfig config) {
       // Only to the file (record): the kernel's record as it is, nothing unfolded.
       if (!RecordComplete(data, size)) return 0;
       const bn_record& r = *static_cast<const bn_record*>(data);
-      if (max_packets && r.first_seq == 0 && admitted.size() < max_packets) admitted.insert(r.packet_id);
-      if (max_packets && !admitted.count(r.packet_id)) return 0;
+      if (!admit(r.packet_id, r.first_seq == 0)) return 0;
       records.Append(r);
       batch_events += r.n_hops;
       if (r.first_seq == 0 && r.n_hops) packets_++;
-      for (uint32_t i = 0; i < r.n_hops; i++) {
-        const bn_hop& h = r.hops[i];
-        if (h.aux && h.kind != BN_EV_NF_TABLE && h.kind != BN_EV_NF_HOOK_ENTER && addresses.insert(h.aux).second) {
-          std::lock_guard<std::mutex> lock(frames_mutex_);
-          new_addresses_.push_back(h.aux);
-        }
-      }
+      for (uint32_t i = 0; i < r.n_hops; i++) note_address(r.hops[i].aux, r.hops[i].kind);
       return batch_events >= kMaxEventsPerBatch ? kBatchFull : 0;
     }
     if (UnfoldRecord(data, size, keep_hop) && records_to_file) {
       // UnfoldRecord checked that the hops it names are all there.
       const bn_record& r = *static_cast<const bn_record*>(data);
-      if (max_packets && r.first_seq == 0 && admitted.size() < max_packets) admitted.insert(r.packet_id);
-      if (!max_packets || admitted.count(r.packet_id)) records.Append(r);
+      if (admit(r.packet_id, r.first_seq == 0)) records.Append(r);
     }
     return unfolded.size() >= kMaxEventsPerBatch ? kBatchFull : 0;
   };
