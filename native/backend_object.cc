@@ -41,6 +41,16 @@ void DestroyAs(void* skeleton) {
   Destroy(static_cast<Skeleton*>(skeleton));
 }
 
+template <class Skeleton, Skeleton* (*OpenSkeleton)(), void (*Destroy)(Skeleton*), void (*Bind)(Skeleton*, BackendObject*)>
+void* OpenAs(void (**destroy)(void*), BackendObject* o) {
+  Skeleton* s = OpenSkeleton();
+  if (s) {
+    *destroy = DestroyAs<Skeleton, Destroy>;
+    Bind(s, o);
+  }
+  return s;
+}
+
 }  // namespace
 
 int BackendObject::Open(Backend backend) {
@@ -48,25 +58,13 @@ int BackendObject::Open(Backend backend) {
   errno = 0;
   switch (backend) {
     case Backend::kHooks:
-      if (hooks_bpf* s = hooks_bpf__open()) {
-        skeleton_ = s;
-        destroy_ = DestroyAs<hooks_bpf, hooks_bpf__destroy>;
-        BindHooks(s, this);
-      }
+      skeleton_ = OpenAs<hooks_bpf, hooks_bpf__open, hooks_bpf__destroy, BindHooks>(&destroy_, this);
       break;
     case Backend::kFentry:
-      if (fentry_bpf* s = fentry_bpf__open()) {
-        skeleton_ = s;
-        destroy_ = DestroyAs<fentry_bpf, fentry_bpf__destroy>;
-        BindCommon(s, this);
-      }
+      skeleton_ = OpenAs<fentry_bpf, fentry_bpf__open, fentry_bpf__destroy, BindCommon<fentry_bpf>>(&destroy_, this);
       break;
     case Backend::kKprobe:
-      if (kprobe_bpf* s = kprobe_bpf__open()) {
-        skeleton_ = s;
-        destroy_ = DestroyAs<kprobe_bpf, kprobe_bpf__destroy>;
-        BindCommon(s, this);
-      }
+      skeleton_ = OpenAs<kprobe_bpf, kprobe_bpf__open, kprobe_bpf__destroy, BindCommon<kprobe_bpf>>(&destroy_, this);
       break;
   }
   return skeleton_ ? 0 : errno ? -errno : -ENOMEM;

@@ -315,21 +315,26 @@ void RecordEncoder::Append(const bn_record& r) {
   next_base_ = (next_base_ + 1) % kBases;
 }
 
-std::vector<uint8_t> RecordEncoder::Finish(uint64_t lost, uint64_t sequence) {
-  PutUint(out_, kRecordBatchLost, lost);
-  PutUint(out_, kRecordBatchSequence, sequence);
+namespace {
+// A Batch and a RecordBatch end alike: the loss count and sequence (fields 2 and 3), then
+// the bytes are handed over and the encoder starts empty.
+std::vector<uint8_t> TakeBatch(std::vector<uint8_t>& out, uint64_t lost, uint64_t sequence) {
+  static_assert(int{kBatchLost} == int{kRecordBatchLost} && int{kBatchSequence} == int{kRecordBatchSequence}, "one trailer for both");
+  PutUint(out, kBatchLost, lost);
+  PutUint(out, kBatchSequence, sequence);
   std::vector<uint8_t> done;
-  done.swap(out_);
+  done.swap(out);
+  return done;
+}
+}  // namespace
+
+std::vector<uint8_t> RecordEncoder::Finish(uint64_t lost, uint64_t sequence) {
   record_count_ = 0;
   next_base_ = 0;
-  return done;
+  return TakeBatch(out_, lost, sequence);
 }
 
 std::vector<uint8_t> BatchEncoder::Finish(uint64_t lost, uint64_t sequence) {
-  PutUint(out_, kBatchLost, lost);
-  PutUint(out_, kBatchSequence, sequence);
-  std::vector<uint8_t> done;
-  done.swap(out_);
   event_count_ = 0;
-  return done;
+  return TakeBatch(out_, lost, sequence);
 }

@@ -61,6 +61,21 @@ class RouteSocket {
   int fd_;
 };
 
+// fn on a thread inside the netns at `path`, with a route netlink socket opened there.
+bool NetlinkIn(const std::string& path, const std::function<bool(int sock, std::string*)>& fn, std::string* error) {
+  return InNetns(
+      path,
+      [&](std::string* err) {
+        RouteSocket sock;
+        if (sock.fd() < 0) {
+          *err = Errno("cannot open a netlink socket");
+          return false;
+        }
+        return fn(sock.fd(), err);
+      },
+      error);
+}
+
 struct Request {
   nlmsghdr header;
   rtgenmsg gen;
@@ -107,18 +122,13 @@ int32_t AskNsid(int sock, int target_fd, uint32_t seq) {
 bool NetnsIds(const std::string& from_path, const std::vector<std::string>& targets, std::vector<int32_t>* ids,
               std::string* error) {
   ids->assign(targets.size(), -1);
-  return InNetns(
+  return NetlinkIn(
       from_path,
-      [&](std::string* err) {
-        RouteSocket sock;
-        if (sock.fd() < 0) {
-          *err = Errno("cannot open a netlink socket");
-          return false;
-        }
+      [&](int sock, std::string* err) {
         for (size_t i = 0; i < targets.size(); i++) {
           int fd = open(targets[i].c_str(), O_RDONLY | O_CLOEXEC);
           if (fd < 0) continue;
-          (*ids)[i] = AskNsid(sock.fd(), fd, static_cast<uint32_t>(i + 1));
+          (*ids)[i] = AskNsid(sock, fd, static_cast<uint32_t>(i + 1));
           close(fd);
         }
         return true;
@@ -185,15 +195,10 @@ std::string MacText(const uint8_t* b, size_t n) {
 }  // namespace
 
 bool LinksIn(const std::string& path, std::vector<NamedLink>* links, std::string* error) {
-  return InNetns(
+  return NetlinkIn(
       path,
-      [&](std::string* err) {
-        RouteSocket sock;
-        if (sock.fd() < 0) {
-          *err = Errno("cannot open a netlink socket");
-          return false;
-        }
-        return Dump(sock.fd(), RTM_GETLINK, AF_UNSPEC, sizeof(ifinfomsg), [&](nlmsghdr* h) {
+      [&](int sock, std::string* err) {
+        return Dump(sock, RTM_GETLINK, AF_UNSPEC, sizeof(ifinfomsg), [&](nlmsghdr* h) {
           if (h->nlmsg_type != RTM_NEWLINK) return;
           ifinfomsg* info = static_cast<ifinfomsg*>(NLMSG_DATA(h));
           NamedLink link;
@@ -232,16 +237,11 @@ bool LinksIn(const std::string& path, std::vector<NamedLink>* links, std::string
 }
 
 bool RoutesIn(const std::string& path, std::vector<MainRoute>* routes, std::string* error) {
-  return InNetns(
+  return NetlinkIn(
       path,
-      [&](std::string* err) {
-        RouteSocket sock;
-        if (sock.fd() < 0) {
-          *err = Errno("cannot open a netlink socket");
-          return false;
-        }
+      [&](int sock, std::string* err) {
         for (int family : {AF_INET, AF_INET6}) {
-          bool ok = Dump(sock.fd(), RTM_GETROUTE, static_cast<uint8_t>(family), sizeof(rtmsg), [&](nlmsghdr* h) {
+          bool ok = Dump(sock, RTM_GETROUTE, static_cast<uint8_t>(family), sizeof(rtmsg), [&](nlmsghdr* h) {
             if (h->nlmsg_type != RTM_NEWROUTE) return;
             rtmsg* rt = static_cast<rtmsg*>(NLMSG_DATA(h));
             if (rt->rtm_flags & RTM_F_CLONED) return;
@@ -298,15 +298,10 @@ void ReadPortSettings(rtattr* linkinfo, BridgePortInfo* port, bool* is_port) {
 
 bool BridgePortsIn(const std::string& path, std::vector<BridgePortInfo>* ports, std::vector<FdbEntry>* fdb,
                    std::string* error) {
-  return InNetns(
+  return NetlinkIn(
       path,
-      [&](std::string* err) {
-        RouteSocket sock;
-        if (sock.fd() < 0) {
-          *err = Errno("cannot open a netlink socket");
-          return false;
-        }
-        bool ok = Dump(sock.fd(), RTM_GETLINK, AF_UNSPEC, sizeof(ifinfomsg), [&](nlmsghdr* h) {
+      [&](int sock, std::string* err) {
+        bool ok = Dump(sock, RTM_GETLINK, AF_UNSPEC, sizeof(ifinfomsg), [&](nlmsghdr* h) {
           if (h->nlmsg_type != RTM_NEWLINK) return;
           ifinfomsg* info = static_cast<ifinfomsg*>(NLMSG_DATA(h));
           BridgePortInfo port;
@@ -320,7 +315,7 @@ bool BridgePortsIn(const std::string& path, std::vector<BridgePortInfo>* ports, 
           if (is_port) ports->push_back(std::move(port));
         }, err);
         // The ports' VLANs: the bridge family's link dump, one entry per VLAN.
-        ok = ok && Dump(sock.fd(), RTM_GETLINK, AF_BRIDGE, sizeof(ifinfomsg), [&](nlmsghdr* h) {
+        ok = ok && Dump(sock, RTM_GETLINK, AF_BRIDGE, sizeof(ifinfomsg), [&](nlmsghdr* h) {
           if (h->nlmsg_type != RTM_NEWLINK) return;
           ifinfomsg* info = static_cast<ifinfomsg*>(NLMSG_DATA(h));
           auto port = std::find_if(ports->begin(), ports->end(),
@@ -338,7 +333,7 @@ bool BridgePortsIn(const std::string& path, std::vector<BridgePortInfo>* ports, 
             }
           }
         }, err, RTEXT_FILTER_BRVLAN);
-        ok = ok && Dump(sock.fd(), RTM_GETNEIGH, AF_BRIDGE, sizeof(ndmsg), [&](nlmsghdr* h) {
+        ok = ok && Dump(sock, RTM_GETNEIGH, AF_BRIDGE, sizeof(ndmsg), [&](nlmsghdr* h) {
           if (h->nlmsg_type != RTM_NEWNEIGH) return;
           ndmsg* nd = static_cast<ndmsg*>(NLMSG_DATA(h));
           FdbEntry e{static_cast<uint32_t>(nd->ndm_ifindex), "", -1, nd->ndm_flags, nd->ndm_state, 0};

@@ -241,10 +241,10 @@ function event(c: Cursor, end: number): KernelEvent {
   return e;
 }
 
-/** Throws WireError for bytes that are not a Batch. */
-export function decodeBatchWire(buf: Uint8Array): DecodedBatch {
+/** A Batch or a RecordBatch: its repeated messages (field 1), each handed to `each` as
+ * [c.pos, end), then its loss count and sequence (fields 2 and 3). */
+export function readBatch(buf: Uint8Array, each: (c: Cursor, end: number) => void): { lost: number; sequence: number } {
   const c = new Cursor(buf, 0, buf.length);
-  const events: KernelEvent[] = [];
   let lost = 0;
   let sequence = 0;
   while (c.pos < buf.length) {
@@ -253,10 +253,17 @@ export function decodeBatchWire(buf: Uint8Array): DecodedBatch {
     const type = tag & 7;
     if (field === 1 && type === 2) {
       const n = c.length();
-      events.push(event(c, c.pos + n));
+      each(c, c.pos + n);
     } else if (field === 2 && type === 0) lost = c.varint();
     else if (field === 3 && type === 0) sequence = c.varint();
     else c.skip(type);
   }
+  return { lost, sequence };
+}
+
+/** Throws WireError for bytes that are not a Batch. */
+export function decodeBatchWire(buf: Uint8Array): DecodedBatch {
+  const events: KernelEvent[] = [];
+  const { lost, sequence } = readBatch(buf, (c, end) => events.push(event(c, end)));
   return { events, lost, sequence };
 }

@@ -4,7 +4,7 @@
  * the kernel's records for a live capture. */
 import type { DecodedBatch, KernelEvent, PacketHeaders } from './decode';
 import { bpftrace_net as pb } from './gen/bpftrace_net';
-import { Cursor, EMPTY, packet, utf8, WireError, zigzag } from './wire';
+import { Cursor, EMPTY, packet, readBatch, utf8, WireError, zigzag } from './wire';
 
 /** Numbers per hop in PacketRecord.hops (native/encoder.h's BN_RECORD_HOP_WORDS); the last is aux. */
 const HOP_WORDS = 11;
@@ -243,22 +243,9 @@ function unfoldRecord(c: Cursor, end: number, out: KernelEvent[], before: Record
 /** Throws WireError for bytes that are not a RecordBatch. Hops come out in time order, as the
  * reader thread hands a Batch over (a flood's copies end before the packet they were copied from). */
 export function decodeRecordBatchWire(buf: Uint8Array): DecodedBatch {
-  const c = new Cursor(buf, 0, buf.length);
   const events: KernelEvent[] = [];
   const context: RecordContext = { packetId: 0, skb: 0n, startTs: 0, netns: 0, recent: [] };
-  let lost = 0;
-  let sequence = 0;
-  while (c.pos < buf.length) {
-    const tag = c.varint();
-    const field = Math.floor(tag / 8);
-    const type = tag & 7;
-    if (field === 1 && type === 2) {
-      const n = c.length();
-      unfoldRecord(c, c.pos + n, events, context);
-    } else if (field === 2 && type === 0) lost = c.varint();
-    else if (field === 3 && type === 0) sequence = c.varint();
-    else c.skip(type);
-  }
+  const { lost, sequence } = readBatch(buf, (c, end) => unfoldRecord(c, end, events, context));
   events.sort((a, b) => a.ts - b.ts);
   return { events, lost, sequence };
 }
