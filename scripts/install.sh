@@ -7,7 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   clang llvm libbpf-dev libelf-dev zlib1g-dev libpcap0.8-dev libnftables-dev libnftnl-dev libmnl-dev bpftool pkg-config cmake make g++ \
-  iproute2 iptables ebtables nftables iputils-ping util-linux ca-certificates \
+  iproute2 iptables ebtables nftables iputils-ping util-linux ca-certificates python3 \
   qemu-system-x86 busybox-static kmod cpio xz-utils docker.io netsniff-ng tshark tcpdump chromium >/dev/null
 if ! command -v node >/dev/null; then
   apt-get install -y -qq nodejs npm >/dev/null
