@@ -7,6 +7,7 @@
 
 #include "ring.bpf.h"
 #include "nesting.bpf.h"
+#include "headers.bpf.h"
 
 /* ---- maps ---------------------------------------------------------------- */
 
@@ -46,12 +47,13 @@ struct {
 	__type(value, struct bn_path_count);
 } paths SEC(".maps");
 
-/* Where a hop is built before it is folded into its record: one event (and its
- * bytes) per nesting level, since a softirq may interrupt a program mid-hop. */
+/* Where a hop is built before it is folded into its record: one event (and
+ * where its bytes are) per nesting level, since a softirq may interrupt a
+ * program mid-hop. */
 #define SCRATCH_LEVELS 4
 struct scratch_event {
 	struct bn_event event;
-	struct bn_snap snap;
+	struct frame_view bytes_at;  /* read into the record only if the headers changed */
 };
 
 struct {
@@ -106,16 +108,54 @@ static __always_inline void scratch_give_back(void)
 
 /* ---- records ------------------------------------------------------------- */
 
+/* A count bounded for the verifier, the bound hidden from the compiler so it stays. */
+static __always_inline __u64 at_most(__u64 n, __u64 max)
+{
+	asm volatile("" : "+r"(n));
+	if (n > max)
+		n = max;
+	asm volatile("" : "+r"(n));
+	return n;
+}
+
+/* Sends the record compactly (BN_WIRE_RECORD in bpf/events.h): the headers it
+ * uses with the bytes they hold, its names and hops, nothing of the rest. */
 static __always_inline void emit_record(struct bn_record *r, __u8 flags)
 {
-	__u64 size = __builtin_offsetof(struct bn_record, hops) + (__u64)slot_index(r->n_hops, BN_MAX_HOPS) * sizeof(struct bn_hop);
+	__u32 n_headers = at_most(r->n_headers, BN_MAX_HEADERS), n_names = at_most(r->n_names, BN_MAX_NAMES);
+	__u32 n_hops = at_most(r->n_hops, BN_MAX_HOPS), header_size[BN_MAX_HEADERS] = {}, size, off;
+	struct bpf_dynptr out;
+	__u64 queued;
 
-	/* n_hops == BN_MAX_HOPS is masked to 0 above: send the whole record then. */
-	if (r->n_hops >= BN_MAX_HOPS)
-		size = sizeof(*r);
+	size = BN_WIRE_RECORD + n_names * BN_NAME_SIZE + n_hops * sizeof(struct bn_hop);
+	for (int i = 0; i < BN_MAX_HEADERS; i++) {
+		if (i >= n_headers)
+			break;
+		header_size[i] = BN_WIRE_HEADER + BN_WIRE_PAD8(at_most(r->headers[i].snap.len, BN_SNAP_MAX));
+		size += header_size[i];
+	}
 	r->flags = flags;
-	if (bpf_ringbuf_output(&events, r, size, wakeup_flags(bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size, size)))
+	/* What was queued before this record: the wakeup decision counts it once. */
+	queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size;
+	if (bpf_ringbuf_reserve_dynptr(&events, size, 0, &out)) {
+		bpf_ringbuf_discard_dynptr(&out, 0);
 		count_lost();
+		return;
+	}
+	bpf_dynptr_write(&out, 0, r, BN_WIRE_RECORD, 0);
+	off = BN_WIRE_RECORD;
+	for (int i = 0; i < BN_MAX_HEADERS; i++) {
+		if (i >= n_headers)
+			break;
+		bpf_dynptr_write(&out, off, &r->headers[i], at_most(header_size[i], sizeof(r->headers[i])), 0);
+		off += header_size[i];
+	}
+	if (n_names) {
+		bpf_dynptr_write(&out, off, r->names, at_most(n_names * BN_NAME_SIZE, sizeof(r->names)), 0);
+		off += n_names * BN_NAME_SIZE;
+	}
+	bpf_dynptr_write(&out, off, r->hops, at_most(n_hops * sizeof(struct bn_hop), sizeof(r->hops)), 0);
+	bpf_ringbuf_submit_dynptr(&out, wakeup_flags(queued, size));
 }
 
 /* Starts the next record of the same packet after a full one was sent. */
@@ -248,7 +288,7 @@ static __always_inline void record_hop(struct bn_event *e)
 		__builtin_memcpy(&h->pkt, &e->pkt, sizeof(h->pkt));
 		h->mark = e->mark;
 		if (e->has_snap)
-			__builtin_memcpy(&h->snap, (void *)(e + 1), sizeof(h->snap));
+			read_snap(&h->snap, (struct frame_view *)(e + 1));
 		else
 			h->snap.len = 0;
 		r->n_headers++;

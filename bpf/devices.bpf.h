@@ -29,6 +29,7 @@ static __always_inline void dev_event(struct sk_buff *skb, struct net_device *de
 	 * that left the traced netns was unfollowed at its TX, so nothing to look up. */
 	if (dev_netns(dev) != target_netns)
 		return;
+	ports_seen_forget();
 	known = tracked_lookup((__u64)skb);
 	now = bpf_ktime_get_ns();
 	/* A packet already followed, or turned away, needs no device lookup. */
@@ -69,6 +70,9 @@ static __always_inline void dev_event(struct sk_buff *skb, struct net_device *de
 static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device *dev, __u8 kind)
 {
 	if (floor_only)
+		return;
+	/* Its leaving still frees this CPU's slot (dev_event). */
+	if (kind != BN_EV_TX && turned_away(skb))
 		return;
 	nest_enter();
 	dev_event(skb, dev, kind);

@@ -205,6 +205,16 @@ struct bn_record {
 	struct bn_hop hops[BN_MAX_HOPS]; /* last: only n_hops of them are sent */
 };
 
+/* A record as it leaves the kernel: only what it uses, in this order:
+ *   the fixed part (struct bn_record up to `headers`);
+ *   n_headers headers, each the fixed part of a bn_header (BN_WIRE_HEADER)
+ *   and snap.len bytes, padded to 8;
+ *   n_names names of BN_NAME_SIZE; n_hops hops.
+ * (native/records.cc expands it back into a struct bn_record.) */
+#define BN_WIRE_RECORD __builtin_offsetof(struct bn_record, headers)
+#define BN_WIRE_HEADER (__builtin_offsetof(struct bn_header, snap) + __builtin_offsetof(struct bn_snap, bytes))
+#define BN_WIRE_PAD8(n) (((n) + 7) & ~7u)
+
 /* The record of the packet a CPU is working on (a per-CPU slot; 0: empty),
  * read by user space at stop for packets still in flight. */
 struct bn_record_slot {

@@ -11,6 +11,8 @@ struct frame_view {
 	unsigned char *head;
 	unsigned char *data;
 	unsigned char *l3;
+	unsigned char *tail;
+	__u32 len;
 	__u16 mac;
 	bool eth;
 };
@@ -20,6 +22,8 @@ static __always_inline void view_frame(struct sk_buff *skb, bool at_rx, struct f
 	v->head = R(skb, head);
 	v->data = R(skb, data);
 	v->l3 = at_rx ? v->data : v->head + R(skb, network_header);
+	v->tail = v->head + R(skb, tail);
+	v->len = R(skb, len);
 	v->mac = R(skb, mac_header);
 	v->eth = v->mac != MAC_HEADER_UNSET && v->head + v->mac + ETH_HLEN == v->l3;
 }
@@ -157,11 +161,11 @@ static __always_inline void read_packet(struct sk_buff *skb, struct bn_packet *p
 
 /* The packet's bytes from its Ethernet header (or its network header when it
  * has none), as far as the linear data goes. */
-static __always_inline void read_snap(struct sk_buff *skb, struct bn_snap *snap, const struct frame_view *v)
+static __always_inline void read_snap(struct bn_snap *snap, const struct frame_view *v)
 {
-	unsigned char *start = v->eth ? v->head + v->mac : v->l3, *end = v->head + R(skb, tail);
+	unsigned char *start = v->eth ? v->head + v->mac : v->l3, *end = v->tail;
 	unsigned char *data = v->data;
-	__u32 len = R(skb, len), n;
+	__u32 len = v->len, n;
 
 	snap->from_mac = v->eth;
 	snap->wire_len = start <= data ? len + (data - start) : len - (start - data);
@@ -189,15 +193,21 @@ static __always_inline void read_headers_only(struct sk_buff *skb, struct bn_eve
 	read_packet(skb, &e->pkt, &v);
 }
 
-/* Headers always; bytes too when a snaplen was asked for. */
+/* Headers always; bytes too when a snaplen was asked for. An event folded into
+ * a record keeps where the bytes are instead (struct frame_view after it): the
+ * record reads them only when the headers changed, which few hops do. */
 static __always_inline void read_headers(struct sk_buff *skb, struct bn_event *e, bool at_rx)
 {
 	struct frame_view v;
 
 	view_frame(skb, at_rx, &v);
 	read_packet(skb, &e->pkt, &v);
-	if (snaplen && e->has_snap)
-		read_snap(skb, (struct bn_snap *)(e + 1), &v);
+	if (!snaplen || !e->has_snap)
+		return;
+	if (capture_mode == BN_MODE_EVENTS)
+		read_snap((struct bn_snap *)(e + 1), &v);
+	else
+		__builtin_memcpy(e + 1, &v, sizeof(v));
 }
 
 #endif

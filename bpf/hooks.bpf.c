@@ -67,7 +67,7 @@ int nf_body(struct bpf_nf_ctx *ctx)
 	{                                                                       \
 		__u32 zero = 0;                                                 \
 		struct probe_stack *st;                                         \
-		if (floor_only)                                                 \
+		if (floor_only || turned_away(ctx->skb))                        \
 			return NF_ACCEPT;                                       \
 		st = bpf_map_lookup_elem(&nf_probe_stack, &zero);               \
 		if (!st)                                                        \

@@ -24,6 +24,55 @@ struct {
 	__type(value, struct table_call);
 } table_calls SEC(".maps");
 
+/* br_netfilter's ports of the hook run in progress on this CPU: a hook's probes
+ * (and a function backend's table events) all see the same ones, read once.
+ * A device event in between clears it (ports_seen_forget), so a later run of
+ * the same hook whose state lands at the same stack address reads anew. */
+struct ports_seen {
+	__u64 skb;
+	const struct nf_hook_state *state;
+	__u32 hook;  /* family << 8 | hook */
+	__u32 physin;
+	__u32 physout;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ports_seen);
+} ports_seen SEC(".maps");
+
+static __always_inline void hook_ports(struct sk_buff *skb, const struct nf_hook_state *state, __u32 hook,
+				       __u32 *physin, __u32 *physout)
+{
+	__u32 zero = 0;
+	struct ports_seen *p = bpf_map_lookup_elem(&ports_seen, &zero);
+
+	if (p && p->skb == (__u64)skb && p->state == state && p->hook == hook) {
+		*physin = p->physin;
+		*physout = p->physout;
+		return;
+	}
+	read_bridge_ports(skb, physin, physout);
+	if (p) {
+		p->skb = (__u64)skb;
+		p->state = state;
+		p->hook = hook;
+		p->physin = *physin;
+		p->physout = *physout;
+	}
+}
+
+static __always_inline void ports_seen_forget(void)
+{
+	__u32 zero = 0;
+	struct ports_seen *p = bpf_map_lookup_elem(&ports_seen, &zero);
+
+	if (p)
+		p->skb = 0;
+}
+
 /* Devices (and headers, unless kept at the door) of a netfilter event. */
 static __always_inline void fill_nf_devices(struct bn_event *e, const struct nf_hook_state *state, __u32 netns,
 					    __u32 in_if, __u32 out_if, __u32 physin, __u32 physout)
@@ -62,7 +111,7 @@ static __always_inline struct bn_event *nf_event(struct sk_buff *skb, const stru
 		return NULL;
 	in_if = dev_ifindex(R(state, in));
 	out_if = dev_ifindex(R(state, out));
-	read_bridge_ports(skb, &physin, &physout);
+	hook_ports(skb, state, (__u32)R(state, pf) << 8 | R(state, hook), &physin, &physout);
 	if (!fresh && may_start)
 		watched = ifindex_watched(in_if) || ifindex_watched(out_if) ||
 			  ifindex_watched(physin) || ifindex_watched(physout);

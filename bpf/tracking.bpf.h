@@ -120,6 +120,15 @@ static __always_inline void tracked_publish(__u64 key)
 	}
 }
 
+/* The hot path for packets the filters turned away, before anything else runs:
+ * this CPU's slot holds the skb, judged less than STALE_NS ago, and rejected. */
+static __always_inline bool turned_away(struct sk_buff *skb)
+{
+	struct tracked_slot *s = tracked_slot();
+
+	return s && s->skb == (__u64)skb && s->t.rejected && bpf_ktime_get_ns() - s->t.last_ts < STALE_NS;
+}
+
 __u64 next_packet_id = 0;
 
 static __always_inline bool is_watched(struct net_device *dev)

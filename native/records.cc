@@ -2,18 +2,60 @@
 
 #include <cstring>
 
-bool RecordComplete(const void* data, size_t size) {
-  constexpr size_t kFixed = offsetof(bn_record, hops);
-  if (size < kFixed) return false;
-  const bn_record* r = static_cast<const bn_record*>(data);
-  return r->n_hops <= BN_MAX_HOPS && kFixed + r->n_hops * sizeof(bn_hop) <= size && r->n_headers <= BN_MAX_HEADERS;
+namespace {
+
+// Reads `n` bytes at `*off` of the wire record, if there are that many.
+bool Take(const uint8_t* data, size_t size, size_t* off, void* to, size_t n) {
+  if (n > size - *off) return false;
+  memcpy(to, data + *off, n);
+  *off += n;
+  return true;
 }
 
-bool UnfoldRecord(const void* data, size_t size, const HopSink& sink) {
-  if (!RecordComplete(data, size)) return false;
-  // The kernel sends only the hops in use; copy into a whole record first.
-  bn_record r;
-  memcpy(&r, data, size < sizeof(r) ? size : sizeof(r));
+}  // namespace
+
+bool ExpandRecord(const void* data, size_t size, bn_record* r) {
+  const uint8_t* bytes = static_cast<const uint8_t*>(data);
+  size_t off = 0;
+  if (!Take(bytes, size, &off, r, BN_WIRE_RECORD)) return false;
+  if (r->n_hops > BN_MAX_HOPS || r->n_headers > BN_MAX_HEADERS || r->n_names > BN_MAX_NAMES) return false;
+  for (uint32_t i = 0; i < r->n_headers; i++) {
+    bn_header& h = r->headers[i];
+    if (!Take(bytes, size, &off, &h, BN_WIRE_HEADER) || h.snap.len > BN_SNAP_MAX) return false;
+    if (!Take(bytes, size, &off, h.snap.bytes, h.snap.len)) return false;
+    size_t pad = BN_WIRE_PAD8(h.snap.len) - h.snap.len;
+    if (pad > size - off) return false;
+    off += pad;
+  }
+  return Take(bytes, size, &off, r->names, size_t{r->n_names} * BN_NAME_SIZE) &&
+         Take(bytes, size, &off, r->hops, size_t{r->n_hops} * sizeof(bn_hop));
+}
+
+void CompactRecord(const bn_record& r, std::vector<uint8_t>* out) {
+  auto put = [out](const void* from, size_t n) {
+    const uint8_t* p = static_cast<const uint8_t*>(from);
+    out->insert(out->end(), p, p + n);
+  };
+  uint32_t headers = r.n_headers < BN_MAX_HEADERS ? r.n_headers : BN_MAX_HEADERS;
+  uint32_t names = r.n_names < BN_MAX_NAMES ? r.n_names : BN_MAX_NAMES;
+  uint32_t hops = r.n_hops < BN_MAX_HOPS ? r.n_hops : BN_MAX_HOPS;
+  out->clear();
+  put(&r, BN_WIRE_RECORD);
+  for (uint32_t i = 0; i < headers; i++) {
+    uint32_t len = r.headers[i].snap.len < BN_SNAP_MAX ? r.headers[i].snap.len : BN_SNAP_MAX;
+    put(&r.headers[i], BN_WIRE_HEADER + len);
+    out->resize(out->size() + BN_WIRE_PAD8(len) - len);
+  }
+  put(r.names, size_t{names} * BN_NAME_SIZE);
+  put(r.hops, size_t{hops} * sizeof(bn_hop));
+  // The counts as sent, should the slot have held more than fits.
+  bn_record* head = reinterpret_cast<bn_record*>(out->data());
+  head->n_headers = static_cast<uint8_t>(headers);
+  head->n_names = static_cast<uint8_t>(names);
+  head->n_hops = static_cast<uint8_t>(hops);
+}
+
+void UnfoldRecord(const bn_record& r, const HopSink& sink) {
   uint64_t signature = (r.flags & BN_REC_EXEMPLAR) ? r.signature : 0;
   for (uint32_t i = 0; i < r.n_hops; i++) {
     const bn_hop& hop = r.hops[i];
@@ -52,6 +94,5 @@ bool UnfoldRecord(const void* data, size_t size, const HopSink& sink) {
     }
     sink(e, snap, signature);
   }
-  return true;
 }
 static_assert(offsetof(bn_event, chain) == offsetof(bn_event, table) + 16, "names span table and chain");

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 extern "C" {
 #include "events.h"
@@ -13,8 +14,12 @@ extern "C" {
 
 using HopSink = std::function<void(const bn_event& event, const bn_snap* snap, uint64_t signature)>;
 
-// The bytes hold a whole record: its fixed part and every hop it names.
-bool RecordComplete(const void* data, size_t size);
+// A record as the kernel sends it (BN_WIRE_RECORD in bpf/events.h) back into a
+// whole struct; false when the bytes are not a whole record.
+bool ExpandRecord(const void* data, size_t size, bn_record* record);
 
-// Returns false when the bytes are not a whole record (nothing is emitted then).
-bool UnfoldRecord(const void* data, size_t size, const HopSink& sink);
+// The other way: a record read from a map (at stop) as the kernel would send it.
+void CompactRecord(const bn_record& record, std::vector<uint8_t>* out);
+
+// Its hops as the events the events mode would have sent.
+void UnfoldRecord(const bn_record& record, const HopSink& sink);

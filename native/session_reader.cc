@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <memory>
 #include <unordered_set>
 
 #include "encoder.h"
@@ -102,6 +103,8 @@ void TraceSession::Run(TracerConfig config) {
     unfolded.clear();
     snaps.clear();
   };
+  // Where each record from the kernel is expanded (about 3 KB: not on the stack per record).
+  auto expanded = std::make_unique<bn_record>();
   tracer.on_event = [&](const void* data, size_t size) {
     if (mode == BN_MODE_EVENTS) {
       if (size < sizeof(bn_event)) return 0;
@@ -112,10 +115,10 @@ void TraceSession::Run(TracerConfig config) {
       append(*e, snap, 0);
       return batch_events >= kMaxEventsPerBatch ? kBatchFull : 0;
     }
+    bn_record& r = *expanded;
+    if (!ExpandRecord(data, size, &r)) return 0;
     if (!encode_events) {
       // Only to the file (record): the kernel's record as it is, nothing unfolded.
-      if (!RecordComplete(data, size)) return 0;
-      const bn_record& r = *static_cast<const bn_record*>(data);
       if (!admit(r.packet_id, r.first_seq == 0)) return 0;
       records.Append(r);
       batch_events += r.n_hops;
@@ -123,11 +126,8 @@ void TraceSession::Run(TracerConfig config) {
       for (uint32_t i = 0; i < r.n_hops; i++) note_address(r.hops[i].aux, r.hops[i].kind);
       return batch_events >= kMaxEventsPerBatch ? kBatchFull : 0;
     }
-    if (UnfoldRecord(data, size, keep_hop) && records_to_file) {
-      // UnfoldRecord checked that the hops it names are all there.
-      const bn_record& r = *static_cast<const bn_record*>(data);
-      if (admit(r.packet_id, r.first_seq == 0)) records.Append(r);
-    }
+    UnfoldRecord(r, keep_hop);
+    if (records_to_file && admit(r.packet_id, r.first_seq == 0)) records.Append(r);
     return unfolded.size() >= kMaxEventsPerBatch ? kBatchFull : 0;
   };
 

@@ -8,11 +8,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <unordered_set>
 
 #include "kernel_functions.h"
 #include "libbpf_log.h"
 #include "netfilter_link.h"
+#include "records.h"
 
 namespace {
 
@@ -258,11 +260,16 @@ void Tracer::DrainAssembling() {
     key = next;
     prev = &key;
   }
-  bn_record record;
-  for (uint64_t k : keys) {
-    if (bpf_map_lookup_elem(assembly_fd_, &k, &record)) continue;
+  // Sent as the kernel sends records, so that one reader reads both.
+  std::vector<uint8_t> wire;
+  auto send = [&](bn_record& record) {
     record.flags |= BN_REC_UNFINISHED;
-    on_event(&record, sizeof(record));
+    CompactRecord(record, &wire);
+    on_event(wire.data(), wire.size());
+  };
+  auto record = std::make_unique<bn_record>();
+  for (uint64_t k : keys) {
+    if (bpf_map_lookup_elem(assembly_fd_, &k, record.get()) == 0) send(*record);
   }
   // And the record each CPU was working on (bpf/assembly.bpf.h's record_here).
   int cpus = libbpf_num_possible_cpus();
@@ -274,9 +281,7 @@ void Tracer::DrainAssembling() {
   for (int cpu = 0; cpu < cpus; cpu++) {
     bn_record_slot slot;
     memcpy(&slot, values.data() + stride * static_cast<size_t>(cpu), sizeof(slot));
-    if (!slot.skb) continue;
-    slot.r.flags |= BN_REC_UNFINISHED;
-    on_event(&slot.r, sizeof(slot.r));
+    if (slot.skb) send(slot.r);
   }
 }
 

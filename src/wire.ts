@@ -24,6 +24,9 @@ export function readVarint(buf: Uint8Array, at: number, end: number, maxBytes = 
   return 'overlong';
 }
 
+/** Most 64-bit fields hold small numbers (an aux of 0, a name's index): one bigint each, made once. */
+const SMALL_BIGINTS: bigint[] = Array.from({ length: 256 }, (_, i) => BigInt(i));
+
 /** Reads one protobuf message, [pos, end) of buf. */
 export class Cursor {
   pos: number;
@@ -31,12 +34,27 @@ export class Cursor {
     this.pos = start;
   }
 
-  /** Up to 53 bits exactly, as a number. */
+  /** Up to 53 bits exactly, as a number. readVarint's loop, inline: the hot path allocates nothing. */
   varint(): number {
-    const r = readVarint(this.buf, this.pos, this.end);
-    if (typeof r === 'string') throw new WireError(`${r} varint at ${this.pos}`);
-    this.pos = r.next;
-    return r.value;
+    const buf = this.buf;
+    let at = this.pos;
+    if (at < this.end && buf[at] < 0x80) {
+      this.pos = at + 1;
+      return buf[at];
+    }
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < 10; i++, at++) {
+      if (at >= this.end) throw new WireError(`truncated varint at ${this.pos}`);
+      const b = buf[at];
+      value += (b & 0x7f) * scale;
+      if (b < 0x80) {
+        this.pos = at + 1;
+        return value;
+      }
+      scale *= 128;
+    }
+    throw new WireError(`overlong varint at ${this.pos}`);
   }
 
   /** A uint32 field: the varint's low 32 bits, as protobuf readers do. */
@@ -64,7 +82,7 @@ export class Cursor {
         lo |= (b & 0x0f) << 28;
         hi |= (b & 0x7f) >> 4;
       } else hi |= (b & 0x7f) << (shift - 32);
-      if (b < 0x80) return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+      if (b < 0x80) return hi === 0 && lo >= 0 && lo < SMALL_BIGINTS.length ? SMALL_BIGINTS[lo] : (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
       shift += 7;
     }
     throw new WireError(`overlong varint at ${this.pos}`);

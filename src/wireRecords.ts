@@ -6,8 +6,7 @@ import type { DecodedBatch, KernelEvent, PacketHeaders } from './decode';
 import { bpftrace_net as pb } from './gen/bpftrace_net';
 import { Cursor, EMPTY, packet, readBatch, utf8, WireError, zigzag } from './wire';
 
-/** Numbers per hop in PacketRecord.hops (native/encoder.h's BN_RECORD_HOP_WORDS); the last is aux. */
-const HOP_WORDS = 11;
+/** Numbers per hop in PacketRecord.hops (native/encoder.h's BN_RECORD_HOP_WORDS): ten, then aux. */
 const HOP_AUX = 10;
 const NF_TABLE = pb.EventKind.NF_TABLE;
 const NF_HOOK_ENTER = pb.EventKind.NF_HOOK_ENTER;
@@ -102,10 +101,18 @@ function priorities(b: Uint8Array, count: number): number[] {
   return out;
 }
 
+/** A hop's words as written: 0-9 numbers (word 0 the time since the hop before), then aux. */
+interface HopWords {
+  words: number[];
+  aux: bigint;
+}
+
+const ZERO_HOP: HopWords = { words: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0], aux: 0n };
+
 /** The headers and hop words of a record, for the later ones written as changes to them. */
 interface RecordBase {
   headers: RecordHeader[];
-  hops: (number | bigint)[][];
+  hops: HopWords[];
 }
 
 /** What a record takes from those before it in its batch: the identity, time and netns of
@@ -180,24 +187,17 @@ function unfoldRecord(c: Cursor, end: number, out: KernelEvent[], before: Record
     headers.push(recordHeader(new Cursor(m.buf, at, spanEnd), spanEnd, like?.headers[i], headers[i - 1] ?? { ...NO_HEADER, packet: zeros }));
   }
   // The hops' words, each hop as a mask of those that changed from its base and their new values.
-  const hopWords: (number | bigint)[][] = [];
-  const words: (number | bigint)[] = [];
-  const zeroWords: (number | bigint)[] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0n];
-  let hopTs = 0;
+  // Words 0-9 are numbers; word 10 (aux) can hold a kernel address, kept exact as a bigint.
+  const hopWords: HopWords[] = [];
   const h = new Cursor(hopBytes, 0, hopBytes.length);
   while (h.pos < hopBytes.length) {
     const i = hopWords.length;
-    const base = like?.hops[i] ?? hopWords[i - 1] ?? zeroWords;
+    const base = like?.hops[i] ?? hopWords[i - 1] ?? ZERO_HOP;
     const mask = h.varint();
-    const w = base.slice();
-    for (let k = 0; k < HOP_WORDS; k++) {
-      // Word 10 (aux) can hold a kernel address: kept exact as a bigint.
-      if (mask & (1 << k)) w[k] = k === HOP_AUX ? h.varint64() : h.varint();
-    }
     if (!(mask & 1)) throw new WireError('a hop without its time');
-    hopWords.push(w);
-    hopTs = (hopTs + (w[0] as number)) % 2 ** 32;
-    words.push(hopTs, ...w.slice(1));
+    const w: number[] = new Array(HOP_AUX);
+    for (let k = 0; k < HOP_AUX; k++) w[k] = mask & (1 << k) ? h.varint() : base.words[k];
+    hopWords.push({ words: w, aux: mask & (1 << HOP_AUX) ? h.varint64() : base.aux });
   }
   before.packetId = packetId;
   before.skb = skb;
@@ -209,8 +209,11 @@ function unfoldRecord(c: Cursor, end: number, out: KernelEvent[], before: Record
   // The hops of one header and conntrack state share one PacketHeaders.
   const withCt = new Map<number, PacketHeaders>();
   const empty: RecordHeader = { ...NO_HEADER, packet: zeros };
-  for (let i = 0; i < words.length / HOP_WORDS; i++) {
-    const w = (k: number) => words[i * HOP_WORDS + k] as number;
+  let hopTs = 0;
+  for (let i = 0; i < hopWords.length; i++) {
+    const words = hopWords[i].words;
+    const w = (k: number) => words[k];
+    hopTs = (hopTs + words[0]) % 2 ** 32;
     const code = w(1);
     const kind = code % 256;
     const detail = Math.floor(code / 2 ** 32) % 256;
@@ -224,11 +227,11 @@ function unfoldRecord(c: Cursor, end: number, out: KernelEvent[], before: Record
       pkt = header.packet.ctState === ct ? header.packet : { ...header.packet, ctState: ct };
       withCt.set(key, pkt);
     }
-    const aux = words[i * HOP_WORDS + HOP_AUX] as bigint;
+    const aux = hopWords[i].aux;
     const named = kind === NF_TABLE || kind === NF_HOOK_ENTER;
-    const name = named && aux < BigInt(names.length) ? names[Number(aux)] : EMPTY;
+    const name = named && aux < names.length ? names[Number(aux)] : EMPTY;
     out.push({
-      ts: startTs + w(0), packetId, seq: (firstSeq + i) % 65536, kind, cpu: Math.floor(placed / 65536) % 256, netns,
+      ts: startTs + hopTs, packetId, seq: (firstSeq + i) % 65536, kind, cpu: Math.floor(placed / 65536) % 256, netns,
       ifindex: w(3), inIfindex: w(4), outIfindex: w(5), physinIfindex: w(6), physoutIfindex: w(7),
       nfFamily: Math.floor(code / 256) % 256, nfHook: Math.floor(code / 65536) % 256, nfSlot: Math.floor(code / 2 ** 24) % 256,
       aux: named ? 0n : aux, reason: w(9), mark: header.mark, skb, packet: pkt, verdict: zigzag(w(8)), detail,
