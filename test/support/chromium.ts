@@ -97,7 +97,12 @@ export class Browser {
     } catch {
       // already gone
     }
-    this.child.kill('SIGKILL');
-    fs.rmSync(this.profile, { recursive: true, force: true });
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const exited = new Promise((r) => this.child.once('exit', r));
+      this.child.kill('SIGKILL');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+    }
+    // Its helper processes may still be writing their last files into the profile as they go.
+    fs.rmSync(this.profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
   }
 }
