@@ -43,10 +43,18 @@ interface OpenPacket {
 const CLONE_WINDOW_NS = 50e6;
 const RECENT_ARRIVALS = 64;
 
+/** Decoders share one PacketHeaders among the hops (and packets) with the same headers: its key is made once. */
+const headerKeys = new WeakMap<object, string>();
+
 function headerKey(e: KernelEvent): string {
   const p = e.packet;
-  const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-  return `${p.ethertype}|${hex(p.saddr)}|${hex(p.daddr)}|${hex(p.smac)}|${hex(p.dmac)}|${p.l4proto}|${p.sport}|${p.dport}|${p.ipLen}`;
+  let key = headerKeys.get(p);
+  if (key === undefined) {
+    const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+    key = `${p.ethertype}|${hex(p.saddr)}|${hex(p.daddr)}|${hex(p.smac)}|${hex(p.dmac)}|${p.l4proto}|${p.sport}|${p.dport}|${p.ipLen}`;
+    headerKeys.set(p, key);
+  }
+  return key;
 }
 
 export class Correlator {
