@@ -31,7 +31,7 @@ static __always_inline void dev_event(struct sk_buff *skb, struct net_device *de
 		return;
 	ports_seen_forget();
 	known = tracked_lookup((__u64)skb);
-	now = bpf_ktime_get_ns();
+	now = hop_time(known);
 	/* A packet already followed, or turned away, needs no device lookup. */
 	watched = tracked_fresh(known, now) || is_watched(dev);
 	t = track_found(skb, known, watched, kind == BN_EV_RX, now);
@@ -113,7 +113,7 @@ static __always_inline void freed(struct sk_buff *skb, __u64 location, __u32 rea
 		return;
 	/* A filtered-out (or long silent) packet is forgotten, so that the next skb in
 	 * its memory is judged anew. */
-	now = bpf_ktime_get_ns();
+	now = t->rejected ? 0 : bpf_ktime_get_ns();
 	if (t->rejected || now - t->last_ts >= STALE_NS) {
 		abandon_record(key);
 		untrack(skb);

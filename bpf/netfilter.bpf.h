@@ -97,7 +97,7 @@ static __always_inline struct bn_event *nf_event(struct sk_buff *skb, const stru
 	__u64 key = (__u64)skb;
 	struct tracked_skb *known = tracked_lookup(key);
 	__u32 netns, in_if, out_if, physin = 0, physout = 0;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = hop_time(known);
 	bool fresh = tracked_fresh(known, now);
 	struct tracked_skb *t;
 	struct bn_event *e;

@@ -13,7 +13,8 @@
 
 struct tracked_skb {
 	__u64 packet_id;
-	__u64 last_ts;
+	__u64 last_ts;  /* followed: the time of its latest hop */
+	__u64 judged;   /* rejected: jiffies when the filters said no */
 	__u16 seq;
 	__u8 rejected;  /* the filter said no: remembered so it runs once per packet */
 };
@@ -120,13 +121,29 @@ static __always_inline void tracked_publish(__u64 key)
 	}
 }
 
+/* How long the filters' "no" holds: 0.1 to 1 s by the kernel's HZ. In jiffies,
+ * not the clock: a packet turned away crosses its hooks without reading the
+ * clock, which is the costliest thing on that path (read_tsc, in a VM). */
+#define REJECTION_JIFFIES 100
+
+static __always_inline bool rejection_fresh(struct tracked_skb *t)
+{
+	return bpf_jiffies64() - t->judged < REJECTION_JIFFIES;
+}
+
 /* The hot path for packets the filters turned away, before anything else runs:
- * this CPU's slot holds the skb, judged less than STALE_NS ago, and rejected. */
+ * this CPU's slot holds the skb, lately rejected. */
 static __always_inline bool turned_away(struct sk_buff *skb)
 {
 	struct tracked_slot *s = tracked_slot();
 
-	return s && s->skb == (__u64)skb && s->t.rejected && bpf_ktime_get_ns() - s->t.last_ts < STALE_NS;
+	return s && s->skb == (__u64)skb && s->t.rejected && rejection_fresh(&s->t);
+}
+
+/* The hop's time, given what `tracked` holds for the skb: none needed for a packet turned away. */
+static __always_inline __u64 hop_time(struct tracked_skb *known)
+{
+	return known && known->rejected && rejection_fresh(known) ? 0 : bpf_ktime_get_ns();
 }
 
 __u64 next_packet_id = 0;
@@ -155,7 +172,11 @@ static __always_inline void untrack(struct sk_buff *skb)
  * in it: silence longer than STALE_NS means the memory holds another one. */
 static __always_inline bool tracked_fresh(struct tracked_skb *t, __u64 now)
 {
-	return t && now - t->last_ts < STALE_NS;
+	if (!t)
+		return false;
+	if (t->rejected)
+		return rejection_fresh(t);
+	return now - t->last_ts < STALE_NS;
 }
 
 /* The packet's identity if it is followed, given what `tracked` holds for the
@@ -183,6 +204,7 @@ static __always_inline struct tracked_skb *track_found(struct sk_buff *skb, stru
 	fresh.last_ts = now;
 	if (!packet_matches(skb, at_rx) || (sample_every > 1 && bpf_get_prandom_u32() % sample_every)) {
 		fresh.rejected = 1;
+		fresh.judged = bpf_jiffies64();
 		tracked_insert(key, &fresh);
 		return NULL;
 	}
@@ -192,9 +214,9 @@ static __always_inline struct tracked_skb *track_found(struct sk_buff *skb, stru
 
 static __always_inline struct tracked_skb *track_at(struct sk_buff *skb, bool start, bool at_rx)
 {
-	__u64 key = (__u64)skb;
+	struct tracked_skb *known = tracked_lookup((__u64)skb);
 
-	return track_found(skb, tracked_lookup(key), start, at_rx, bpf_ktime_get_ns());
+	return track_found(skb, known, start, at_rx, hop_time(known));
 }
 
 static __always_inline struct tracked_skb *track(struct sk_buff *skb, bool start)
