@@ -115,6 +115,12 @@ void PutByteDiff(std::vector<uint8_t>& out, const uint8_t* now, const uint8_t* b
   constexpr size_t kMergeGap = 3;
   size_t i = 0;
   while (i < n) {
+    // Most of the bytes are the same: skip them a word at a time.
+    uint64_t a, b;
+    if (i + 8 <= n && (memcpy(&a, now + i, 8), memcpy(&b, before + i, 8), a == b)) {
+      i += 8;
+      continue;
+    }
     if (now[i] == before[i]) {
       i++;
       continue;
@@ -255,6 +261,7 @@ void RecordEncoder::Append(const bn_record& r) {
     }
   }
   static const bn_header kNone = {};
+  constexpr size_t kSmallHeader = 16;
   for (uint32_t i = 0; i < headers; i++) {
     const bn_header& h = r.headers[i];
     // Two bases to choose from, the smaller wins: the same header of the record that came the
@@ -263,7 +270,8 @@ void RecordEncoder::Append(const bn_record& r) {
     const bn_header* same_place = like && i < like->headers ? &like->header[i] : nullptr;
     const bn_header* own = i ? &r.headers[i - 1] : nullptr;
     EncodeHeader(part_, h, same_place ? *same_place : own ? *own : kNone, false);
-    if (same_place && own) {
+    // A change of a few bytes (the next packet of a flow) is as small as the other base could make it.
+    if (same_place && own && part_.size() > kSmallHeader) {
       EncodeHeader(alt_, h, *own, true);
       if (alt_.size() < part_.size()) part_.swap(alt_);
     }
