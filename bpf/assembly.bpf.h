@@ -79,6 +79,33 @@ static __always_inline __u32 slot_index(__u32 i, __u32 size)
 	return i & (size - 1);
 }
 
+/* As tracked_stored (bpf/tracking.bpf.h), for `assembly`: while 0, a new packet's
+ * first hop and every end of one not in the slot cost no hash lookup. */
+__u64 assembly_stored = 0;
+
+/* 0 when stored; else the map's error. */
+static __always_inline long assembly_store(__u64 *key, struct bn_record *r)
+{
+	long err;
+
+	__sync_fetch_and_add(&assembly_stored, 1);
+	err = bpf_map_update_elem(&assembly, key, r, BPF_ANY);
+	if (err)
+		__sync_fetch_and_add(&assembly_stored, -1);
+	return err;
+}
+
+static __always_inline struct bn_record *assembly_lookup(__u64 *key)
+{
+	return assembly_stored ? bpf_map_lookup_elem(&assembly, key) : NULL;
+}
+
+static __always_inline void assembly_delete(__u64 *key)
+{
+	if (bpf_map_delete_elem(&assembly, key) == 0)
+		__sync_fetch_and_add(&assembly_stored, -1);
+}
+
 /* ---- scratch ------------------------------------------------------------- */
 
 static __always_inline struct bn_event *scratch_take(void)
@@ -201,12 +228,12 @@ static __always_inline struct bn_record *record_for(struct bn_event *e)
 
 	if (s && s->skb == key && s->r.packet_id == e->packet_id)
 		return &s->r;
-	r = bpf_map_lookup_elem(&assembly, &key);
+	r = assembly_lookup(&key);
 	if (r && r->packet_id == e->packet_id)
 		return r;
 	if (s && nest_outermost()) {
 		/* The packet this CPU was on goes on later (a queue), or never: keep its record. */
-		if (s->skb && s->skb != key && bpf_map_update_elem(&assembly, &s->skb, &s->r, BPF_ANY))
+		if (s->skb && s->skb != key && assembly_store(&s->skb, &s->r))
 			count_lost();
 		s->skb = key;
 		start_record(&s->r, e);
@@ -216,7 +243,7 @@ static __always_inline struct bn_record *record_for(struct bn_event *e)
 	if (!r)
 		return NULL;
 	start_record(r, e);
-	if (bpf_map_update_elem(&assembly, &key, r, BPF_ANY))
+	if (assembly_store(&key, r))
 		return NULL;
 	return bpf_map_lookup_elem(&assembly, &key);
 }
@@ -363,7 +390,7 @@ static __always_inline void finish_record(struct sk_buff *skb)
 		s->skb = 0;
 		return;
 	}
-	r = bpf_map_lookup_elem(&assembly, &key);
+	r = assembly_lookup(&key);
 	if (!r) {
 		/* Its hops were folded into a record the LRU map since evicted: not silent. */
 		count_lost();
@@ -373,7 +400,7 @@ static __always_inline void finish_record(struct sk_buff *skb)
 		emit_record(r, 0);
 	else
 		count_path(r, skb);
-	bpf_map_delete_elem(&assembly, &key);
+	assembly_delete(&key);
 }
 
 /* The skb's memory now holds another packet: send what the old one had. */
@@ -390,11 +417,11 @@ static __always_inline void abandon_record(__u64 key)
 		s->skb = 0;
 		return;
 	}
-	r = bpf_map_lookup_elem(&assembly, &key);
+	r = assembly_lookup(&key);
 	if (!r)
 		return;
 	emit_record(r, BN_REC_UNFINISHED);
-	bpf_map_delete_elem(&assembly, &key);
+	assembly_delete(&key);
 }
 
 /* The packet may go on on another CPU (a queue another CPU empties): its record
@@ -407,7 +434,7 @@ static __always_inline void record_publish(__u64 key)
 		return;
 	s = record_slot();
 	if (s && s->skb == key) {
-		if (bpf_map_update_elem(&assembly, &key, &s->r, BPF_ANY))
+		if (assembly_store(&key, &s->r))
 			count_lost();
 		s->skb = 0;
 	}

@@ -41,6 +41,19 @@ struct {
 	__type(value, struct tracked_skb);
 } tracked SEC(".maps");
 
+/* Entries put in `tracked`, less those taken out (evictions go uncounted, so it
+ * only ever over-counts). While it is 0, which is most of the time, an skb not
+ * in this CPU's slot (every skb the kernel frees, every packet's first hop)
+ * costs no hash lookup. Counted before the entry goes in, after it comes out. */
+__u64 tracked_stored = 0;
+
+static __always_inline void tracked_store(__u64 *key, struct tracked_skb *t)
+{
+	__sync_fetch_and_add(&tracked_stored, 1);
+	if (bpf_map_update_elem(&tracked, key, t, BPF_ANY))
+		__sync_fetch_and_add(&tracked_stored, -1);
+}
+
 /* The identity of the packet this CPU is working on, authoritative while here:
  * a new packet starts in the slot and, if another replaces it before it ends,
  * goes to `tracked`. */
@@ -69,7 +82,7 @@ static __always_inline struct tracked_skb *tracked_lookup(__u64 key)
 
 	if (s && s->skb == key)
 		return &s->t;
-	return bpf_map_lookup_elem(&tracked, &key);
+	return tracked_stored ? bpf_map_lookup_elem(&tracked, &key) : NULL;
 }
 
 static __always_inline struct tracked_skb *tracked_insert(__u64 key, struct tracked_skb *fresh)
@@ -79,12 +92,12 @@ static __always_inline struct tracked_skb *tracked_insert(__u64 key, struct trac
 	if (s && nest_outermost()) {
 		/* The packet this CPU was on goes on later (a queue), or never: keep it findable. */
 		if (s->skb && s->skb != key)
-			bpf_map_update_elem(&tracked, &s->skb, &s->t, BPF_ANY);
+			tracked_store(&s->skb, &s->t);
 		s->skb = key;
 		s->t = *fresh;
 		return &s->t;
 	}
-	bpf_map_update_elem(&tracked, &key, fresh, BPF_ANY);
+	tracked_store(&key, fresh);
 	return bpf_map_lookup_elem(&tracked, &key);
 }
 
@@ -97,7 +110,8 @@ static __always_inline void tracked_delete(__u64 key)
 		s->skb = 0;
 		return;
 	}
-	bpf_map_delete_elem(&tracked, &key);
+	if (tracked_stored && bpf_map_delete_elem(&tracked, &key) == 0)
+		__sync_fetch_and_add(&tracked_stored, -1);
 }
 
 /* If this CPU's slot holds the packet, it is done with it (nothing kept elsewhere). */
@@ -116,7 +130,7 @@ static __always_inline void tracked_publish(__u64 key)
 	struct tracked_slot *s = tracked_slot();
 
 	if (s && s->skb == key) {
-		bpf_map_update_elem(&tracked, &key, &s->t, BPF_ANY);
+		tracked_store(&key, &s->t);
 		s->skb = 0;
 	}
 }
