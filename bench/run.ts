@@ -32,6 +32,13 @@ interface Config {
   lost?: number;
   captured?: number;
   peak_rss_mb?: number;
+  /** record: hook hits a packet (the kernel's events over its packets). */
+  hops_per_packet?: number;
+}
+
+function hopsPerPacket(stderr: string): { hops_per_packet?: number } {
+  const m = /(\d+) packets, (\d+) events/.exec(stderr);
+  return m && Number(m[1]) ? { hops_per_packet: Number((Number(m[2]) / Number(m[1])).toFixed(1)) } : {};
 }
 
 function rxPackets(lab: DockerLikeLab): number {
@@ -178,6 +185,36 @@ async function filterStart(lab: DockerLikeLab, filter: string): Promise<number> 
   return secs;
 }
 
+/** The worst case: every iptables and ebtables table registered at every hook it serves (a rule
+ * that only counts, in each built-in chain), so the hooks backend has a probe at every priority.
+ * (ebtables' broute is no netfilter hook, and iptables-nft's ebtables has none.) */
+const EVERY_TABLE: [string, string, string[]][] = [
+  ['iptables', 'raw', ['PREROUTING', 'OUTPUT']], ['iptables', 'mangle', ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']],
+  ['iptables', 'nat', ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING']], ['iptables', 'filter', ['INPUT', 'FORWARD', 'OUTPUT']],
+  ['iptables', 'security', ['INPUT', 'FORWARD', 'OUTPUT']],
+  ['ebtables', 'nat', ['PREROUTING', 'OUTPUT', 'POSTROUTING']], ['ebtables', 'filter', ['INPUT', 'FORWARD', 'OUTPUT']],
+];
+
+async function withEveryTable<T>(lab: DockerLikeLab, measure: () => Promise<T>): Promise<T> {
+  const rule = (tool: string) => (tool === 'iptables' ? ['-m', 'comment', '--comment', 'bench-every-table'] : ['-j', 'CONTINUE']);
+  const added: [string, string[]][] = [];
+  try {
+    for (const [tool, table, chains] of EVERY_TABLE) for (const chain of chains) {
+      lab.exec(lab.host, tool, ['-t', table, '-A', chain, ...rule(tool)]);
+      added.push([tool, ['-t', table, '-D', chain, ...rule(tool)]]);
+    }
+    return await measure();
+  } finally {
+    for (const [tool, args] of added) {
+      try {
+        lab.exec(lab.host, tool, args);
+      } catch {
+        // the netns goes with the lab
+      }
+    }
+  }
+}
+
 const START_FILTERS = ['icmp', 'host 192.168.222.2 and (tcp or icmp)', 'udp port 53', 'tcp[tcpflags] & tcp-syn != 0'];
 
 /** The notes' method: a LOG rule at the top of every chain of every table. */
@@ -282,7 +319,8 @@ async function main(): Promise<void> {
     await run('filter-miss', 'watch', ['--json', 'tcp', 'port', '1']);
     await run('top', 'top', ['--json', '--interval', '1']);
     const recordFile = path.join(tmp, 'record.bnt');
-    await run('record', 'record', ['-w', recordFile]);
+    const recorded1 = await run('record', 'record', ['-w', recordFile]);
+    if (recorded1) Object.assign(configs[configs.length - 1], hopsPerPacket(recorded1.stderr));
     const recordedBytes = fs.existsSync(recordFile) ? fs.statSync(recordFile).size : 0;
     const recordPackets = configs.find((c) => c.name === 'record')?.captured ?? 0;
     await run('events', 'watch', ['--json', '--mode', 'events']);
@@ -292,6 +330,33 @@ async function main(): Promise<void> {
     if (wanted('log-rules')) {
       progress('LOG rules in every chain (the notes\' method)');
       configs.push({ name: 'log-rules', pps: await withLogRules(lab) });
+    }
+    // The worst case, against its own untraced runs (the tables cost something by themselves).
+    let everyTable: { untraced_pps: number; configs: Config[] } | undefined;
+    if (wanted('every-table')) {
+      progress('every table registered (the worst case): untraced, top, record, untraced');
+      everyTable = await withEveryTable(lab, async () => {
+        const before = await blast(lab);
+        const top = await traced(lab, 'top', ['--json', '--interval', '1']);
+        const rec = await traced(lab, 'record', ['-w', path.join(tmp, 'every-table.bnt')]);
+        fs.rmSync(path.join(tmp, 'every-table.bnt'), { force: true });
+        const after = await blast(lab);
+        const base = (before + after) / 2;
+        return {
+          untraced_pps: Math.round(base),
+          configs: [
+            { name: 'top', pps: Math.round(top.pps), ratio: Number((top.pps / base).toFixed(3)), lost: top.lost, captured: top.captured },
+            {
+              name: 'record', pps: Math.round(rec.pps), ratio: Number((rec.pps / base).toFixed(3)), lost: rec.lost, captured: rec.captured,
+              ...hopsPerPacket(rec.stderr),
+            },
+          ],
+        };
+      });
+      if (ONLY) {
+        console.log(`every table registered: untraced ${everyTable.untraced_pps} pps`);
+        for (const c of everyTable.configs) console.log(`  ${c.name.padEnd(8)} ${c.pps} pps, ratio ${c.ratio}, lost ${c.lost}, ${c.hops_per_packet ?? '-'} hops a packet`);
+      }
     }
     progress('untraced again');
     const untraced2 = await blast(lab);
@@ -347,6 +412,7 @@ async function main(): Promise<void> {
       ts_events_per_s: recorded.eventsPerS,
       ts_events_replayed: recorded.events,
       ts_synthetic_events_per_s: tsThroughput(),
+      every_table: everyTable ?? 'not run',
       peak_rss_mb: soakResult?.peak_rss_mb ?? Math.max(...configs.map((c) => c.peak_rss_mb ?? 0)),
       soak: soakResult ?? 'not run (npm run bench -- --soak)',
     };
@@ -377,6 +443,10 @@ async function main(): Promise<void> {
     console.log('config        pps       ratio  lost      captured  rss MB');
     for (const c of result.configs) {
       console.log(`${c.name.padEnd(12)}  ${String(c.pps).padEnd(8)}  ${String(c.ratio).padEnd(5)}  ${String(c.lost ?? '-').padEnd(8)}  ${String(c.captured ?? '-').padEnd(8)}  ${c.peak_rss_mb ?? '-'}`);
+    }
+    if (everyTable) {
+      console.log(`every table registered (the worst case): untraced ${everyTable.untraced_pps} pps; ` +
+        everyTable.configs.map((c) => `${c.name} ${c.ratio} (lost ${c.lost}${c.hops_per_packet ? `, ${c.hops_per_packet} hops a packet` : ''})`).join('; '));
     }
     console.log(`record at offered loads: ${offered.map((o) => `${o.offered} -> ${o.delivered_pps} pps, lost ${o.lost}`).join('; ')}`);
     console.log(`TS decode+correlate+model on a recorded trace: ${result.ts_events_per_s} events/s (synthetic: ${result.ts_synthetic_events_per_s})`);
