@@ -71,6 +71,20 @@ struct bn_config {
 	__u32 floor;           /* npm run bench's floor: every program returns at once (the attach points' own cost) */
 };
 
+/* The pcap filter's verdict on the skb arriving on a CPU, from the filter
+ * compiled to eBPF (native/filter_compiler.cc), which runs on
+ * netif_receive_skb ahead of on_rx; the rest is its working memory.
+ * skb 0: no verdict, the interpreter (bpf/filter.bpf.h) decides. */
+#define BN_FILTER_FRAME 144    /* Ethernet header + the first 128 bytes after it, 8-aligned */
+struct bn_filter_verdict {
+	__u64 skb;
+	__u32 matched;
+	__u32 _pad;
+	__u64 pending;         /* the skb being judged */
+	__u32 mem[16];         /* classic BPF's M[] */
+	__u8 frame[BN_FILTER_FRAME];
+};
+
 /* The `hooks` backend's netfilter probes: program i of a pool of identical
  * programs reports nf_slot = i. User space places them where the netns's
  * ruleset has its chains (one at a hook's start, one just after each occupied

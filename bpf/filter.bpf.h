@@ -1,5 +1,7 @@
 /* A classic BPF (tcpdump / pcap-filter) interpreter, run once per packet at
- * its first hook. The program comes from pcap_compile in user space and is
+ * its first hook, where the same filter compiled to eBPF (native/filter_compiler.cc,
+ * on netif_receive_skb ahead of on_rx) has not already decided: packets that
+ * start at a netfilter hook, loads past the bytes that one copies. The program comes from pcap_compile in user space and is
  * copied into filter_insns before attach; bpf_loop keeps the verifier's work to
  * one iteration. The packet is seen as an Ethernet frame: the real MAC header
  * where the kernel has one, else one made of zeros and the ethertype (locally
@@ -61,6 +63,26 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } filter_depth SEC(".maps");
+
+/* Verdicts of the compiled filter (bn_filter_verdict in bpf/events.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bn_filter_verdict);
+} filter_verdicts SEC(".maps");
+
+/* The compiled filter's verdict on this skb at its RX, taken once; -1: none. */
+static __always_inline int compiled_verdict(struct sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct bn_filter_verdict *v = bpf_map_lookup_elem(&filter_verdicts, &zero);
+
+	if (!v || v->skb != (__u64)skb)
+		return -1;
+	v->skb = 0;
+	return v->matched != 0;
+}
 
 /* bpf_loop takes a stack pointer as the callback's context: this one holds the state's address. */
 struct cbpf_ctx {
@@ -233,6 +255,12 @@ static __always_inline bool packet_matches(struct sk_buff *skb, bool at_rx)
 		return false;
 	if (!filter_len)
 		return true;
+	if (at_rx) {
+		int verdict = compiled_verdict(skb);
+
+		if (verdict >= 0)
+			return verdict;
+	}
 	depth = bpf_map_lookup_elem(&filter_depth, &zero);
 	if (!depth || *depth >= FILTER_LEVELS)
 		return false;

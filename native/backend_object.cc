@@ -16,12 +16,14 @@ void BindCommon(Skeleton* s, BackendObject* o) {
   o->config = const_cast<bn_config*>(&s->rodata->bn_config);
   o->events = s->maps.events;
   o->tracked = s->maps.tracked;
+  o->tracked_here = s->maps.tracked_here;
   o->assembly = s->maps.assembly;
   o->record_here = s->maps.record_here;
   o->paths = s->maps.paths;
   o->lost_events = s->maps.lost_events;
   o->lost_by_packet = s->maps.lost_by_packet;
   o->filter_insns = s->maps.filter_insns;
+  o->filter_verdicts = s->maps.filter_verdicts;
   o->watched_ifindex = s->maps.watched_ifindex;
 }
 

@@ -20,12 +20,14 @@ struct BackendParts {
   bn_config* config = nullptr;  // in .rodata: written between open and load
   bpf_map* events = nullptr;
   bpf_map* tracked = nullptr;
+  bpf_map* tracked_here = nullptr;  // per CPU: the packet each CPU is working on (bpf/tracking.bpf.h)
   bpf_map* assembly = nullptr;
   bpf_map* record_here = nullptr;  // per CPU: the record of the packet each CPU is working on
   bpf_map* paths = nullptr;
   bpf_map* lost_events = nullptr;
   bpf_map* lost_by_packet = nullptr;
   bpf_map* filter_insns = nullptr;
+  bpf_map* filter_verdicts = nullptr;  // what the compiled filter decided (native/filter_compiler.h)
   bpf_map* watched_ifindex = nullptr;
   // The hooks backend's netfilter probes and the body they tail-call; null elsewhere.
   bpf_map* nf_body_prog = nullptr;

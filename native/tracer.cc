@@ -7,10 +7,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <unordered_set>
 
+#include "filter_compiler.h"
 #include "kernel_functions.h"
 #include "libbpf_log.h"
 #include "netfilter_link.h"
@@ -66,6 +68,15 @@ bool Tracer::Start(TraceError* error) {
   for (uint32_t i = 0; i < config_.filter.size(); i++) {
     if (bpf_map_update_elem(filter_fd, &i, &config_.filter[i], BPF_ANY))
       return Fail(error, "BPF_MAP", "cannot load the packet filter: " + ErrnoText(errno));
+  }
+
+  // The filter compiled to eBPF goes first on netif_receive_skb, so that on_rx finds its verdict.
+  if (!config_.filter.empty() && !getenv("BPFTRACE_NET_FILTER_INTERPRETED")) {
+    std::string why;
+    compiled_filter_fd_ =
+        AttachCompiledFilter(config_.filter, bpf_map__fd(bpf_.filter_verdicts), bpf_map__fd(bpf_.tracked_here),
+                             config_.netns_inode, &why);
+    if (compiled_filter_fd_ < 0) notices.push_back("the packet filter is interpreted at every packet's start: " + why);
   }
 
   // The hooks backend's probes tail-call one body (bpf/hooks.bpf.c).
@@ -341,6 +352,8 @@ void Tracer::Detach() {
   probe_links_.clear();
   for (bpf_link* link : links_) bpf_link__destroy(link);
   links_.clear();
+  if (compiled_filter_fd_ >= 0) close(compiled_filter_fd_);
+  compiled_filter_fd_ = -1;
 }
 
 void Tracer::Destroy() {

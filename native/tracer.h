@@ -121,4 +121,5 @@ class Tracer {
   int assembly_fd_ = -1;
   int record_here_fd_ = -1;
   int watched_fd_ = -1;
+  int compiled_filter_fd_ = -1;  // the raw tracepoint holding the compiled filter
 };

@@ -1,7 +1,8 @@
 /** tcpdump filters, compiled by libpcap and run in the kernel at each packet's first hook. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
-import { runCli, traceWhile } from '../support/cli';
+import { spawnSync } from 'child_process';
+import { runCli, traceWhile, WatchProcess } from '../support/cli';
 import { findIcmp } from '../support/hops';
 
 
@@ -54,6 +55,31 @@ describe('in-kernel packet filters', () => {
       const w = await watchWith([expr], () => lab.ping(c1.netns, lab.wanIp));
       const request = findIcmp(w.traversals(), 'request', c1.ip);
       expect(Boolean(request), `${expr}: ${w.traversals().map((t) => t.summary).join('; ')}`).toBe(matches);
+    }
+  });
+
+  it('the filter compiled to eBPF decides as the interpreter does, and leaves it the bytes past its copy', async () => {
+    const c1 = lab.containers[0];
+    let compiledLoaded = false;
+    const traffic = () => {
+      // Who decides is real: the compiled program is there while the traffic runs.
+      compiledLoaded ||= spawnSync('bpftool', ['prog', 'show', 'name', 'bn_filter']).status === 0;
+      lab.ping(c1.netns, lab.wanIp);
+      lab.exec(c1.netns, 'ping', ['-c', '1', '-W', '2', '-s', '400', lab.wanIp]);
+      lab.exec(c1.netns, 'bash', ['-c', `echo query > /dev/udp/${lab.wanIp}/53`]);
+    };
+    // Each run sends anew: the same packets but for the ICMP id and the UDP source port.
+    const seen = (w: WatchProcess) =>
+      w.traversals().map((t) => `${t.src} > ${t.dst} ${t.summary.replace(/ id \d+/, '').replace(/:\d+ >/, ':* >')}`).sort();
+    // Loads past the 142 bytes it copies (ip[150]) are the interpreter's; port loads are indirect.
+    const filters = ['icmp and ip[150] != 0', 'udp port 53', 'ip[2:2] > 300', 'icmp[icmptype] = icmp-echo and len > 200', 'ether[12:2] = 0x0800 and ip[8] = 64'];
+    for (const f of filters) {
+      compiledLoaded = false;
+      const compiled = seen(await watchWith([f], traffic));
+      expect(compiledLoaded, f).toBe(true);
+      const interpreted = seen(await traceWhile([lab.bridge, '--netns', lab.host, f], traffic, { env: { BPFTRACE_NET_FILTER_INTERPRETED: '1' } }));
+      expect(compiled.length, f).toBeGreaterThan(0);
+      expect(compiled, f).toEqual(interpreted);
     }
   });
 

@@ -33,9 +33,9 @@ export class WatchProcess {
   private exited: Promise<number | null>;
 
   /** command: watch, record or top (all say "watching ..." once attached). */
-  constructor(args: string[], prefix: string[] = [], command = 'watch') {
+  constructor(args: string[], prefix: string[] = [], command = 'watch', env: Record<string, string> = {}) {
     const [cmd, argv] = prefix.length ? [prefix[0], [...prefix.slice(1), process.execPath, BIN, command, ...args]] : [process.execPath, [BIN, command, ...args]];
-    this.child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: CLI_CWD });
+    this.child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: CLI_CWD, env: { ...process.env, ...env } });
     this.child.stdout!.on('data', (d) => (this.stdout += d));
     this.child.stderr!.on('data', (d) => (this.stderr += d));
     this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
@@ -103,10 +103,10 @@ export async function waitUntil(cond: () => boolean, timeoutMs = 5000): Promise<
 /** Runs `watch --json ARGS` (or another command, as is) around an action: attached before,
  * stopped (Ctrl-C) after a settle. */
 export async function traceWhile(
-  args: string[], action: () => void, opts: { settleMs?: number; readyMs?: number; command?: string } = {},
+  args: string[], action: () => void, opts: { settleMs?: number; readyMs?: number; command?: string; env?: Record<string, string> } = {},
 ): Promise<WatchProcess> {
   const command = opts.command ?? 'watch';
-  const w = new WatchProcess(command === 'watch' ? [...args, '--json'] : args, [], command);
+  const w = new WatchProcess(command === 'watch' ? [...args, '--json'] : args, [], command, opts.env);
   try {
     await w.ready(opts.readyMs);
     action();
