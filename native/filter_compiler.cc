@@ -208,20 +208,13 @@ std::vector<bool> Reachable(const std::vector<sock_filter>& filter) {
 
 }  // namespace
 
-bool ReadSkbLayout(SkbLayout* l, std::string* error) {
-  std::unique_ptr<btf, void (*)(btf*)> b(btf__load_vmlinux_btf(), btf__free);
-  if (!b) {
-    *error = "cannot read the kernel's BTF";
-    return false;
-  }
-  return PathOffset(b.get(), "sk_buff", {"dev"}, &l->skb_dev, error) &&
-         PathOffset(b.get(), "sk_buff", {"head"}, &l->skb_head, error) &&
-         PathOffset(b.get(), "sk_buff", {"data"}, &l->skb_data, error) &&
-         PathOffset(b.get(), "sk_buff", {"len"}, &l->skb_len, error) &&
-         PathOffset(b.get(), "sk_buff", {"mac_header"}, &l->skb_mac_header, error) &&
-         PathOffset(b.get(), "sk_buff", {"protocol"}, &l->skb_protocol, error) &&
-         PathOffset(b.get(), "net_device", {"nd_net", "net"}, &l->dev_nd_net, error) &&
-         PathOffset(b.get(), "net", {"ns", "inum"}, &l->net_ns_inum, error);
+bool ReadSkbLayout(const btf* b, SkbLayout* l, std::string* error) {
+  return PathOffset(b, "sk_buff", {"dev"}, &l->skb_dev, error) && PathOffset(b, "sk_buff", {"head"}, &l->skb_head, error) &&
+         PathOffset(b, "sk_buff", {"data"}, &l->skb_data, error) && PathOffset(b, "sk_buff", {"len"}, &l->skb_len, error) &&
+         PathOffset(b, "sk_buff", {"mac_header"}, &l->skb_mac_header, error) &&
+         PathOffset(b, "sk_buff", {"protocol"}, &l->skb_protocol, error) &&
+         PathOffset(b, "net_device", {"nd_net", "net"}, &l->dev_nd_net, error) &&
+         PathOffset(b, "net", {"ns", "inum"}, &l->net_ns_inum, error);
 }
 
 std::vector<bpf_insn> CompileFilter(const std::vector<sock_filter>& filter, const SkbLayout& l, int verdict_map_fd,
@@ -469,15 +462,20 @@ std::vector<bpf_insn> CompileFilter(const std::vector<sock_filter>& filter, cons
 
 int AttachCompiledFilter(const std::vector<sock_filter>& filter, int verdict_map_fd, int slot_map_fd,
                          uint32_t target_netns, std::string* error) {
+  // Read once (parsing the kernel's BTF is most of this function's time).
+  std::unique_ptr<btf, void (*)(btf*)> b(btf__load_vmlinux_btf(), btf__free);
   SkbLayout layout;
-  if (!ReadSkbLayout(&layout, error)) return -1;
+  if (!b) {
+    *error = "cannot read the kernel's BTF";
+    return -1;
+  }
+  if (!ReadSkbLayout(b.get(), &layout, error)) return -1;
   std::vector<bpf_insn> insns = CompileFilter(filter, layout, verdict_map_fd, slot_map_fd, target_netns);
   if (insns.empty()) {
     *error = "the filter holds a classic BPF instruction the compiler does not know";
     return -1;
   }
-  std::unique_ptr<btf, void (*)(btf*)> b(btf__load_vmlinux_btf(), btf__free);
-  int tp = b ? btf__find_by_name_kind(b.get(), "btf_trace_netif_receive_skb", BTF_KIND_TYPEDEF) : -1;
+  int tp = btf__find_by_name_kind(b.get(), "btf_trace_netif_receive_skb", BTF_KIND_TYPEDEF);
   if (tp <= 0) {
     *error = "no netif_receive_skb tracepoint in the kernel's BTF";
     return -1;

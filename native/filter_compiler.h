@@ -20,8 +20,10 @@ struct SkbLayout {
   uint32_t net_ns_inum;  // net.ns.inum
 };
 
-// The running kernel's layout; false (with why) when BTF lacks a field.
-bool ReadSkbLayout(SkbLayout* layout, std::string* error);
+struct btf;
+
+// The running kernel's layout, from its BTF; false (with why) when a field is missing.
+bool ReadSkbLayout(const btf* kernel_btf, SkbLayout* layout, std::string* error);
 
 // The program's instructions: skbs of other netns, and the one in the tracked_here slot
 // (slot_map_fd: followed or turned away already), are left alone; verdict_map_fd is the

@@ -4,13 +4,13 @@
 #include <bpf/libbpf.h>
 
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
 
 #include "errors.h"
 #include "hook_table.skel.h"
+#include "kallsyms.h"
 #include "libbpf_log.h"
 #include "netns_links.h"
 
@@ -42,20 +42,6 @@ const OwnerFunction kOwnerFunctions[] = {
     {"nf_nat_ipv6_fn", BN_OWNER_NAT_CORE},          {"nf_hook_run_bpf", BN_OWNER_BPF_LINK},
 };
 
-// Text symbols of /proc/kallsyms by address (kernel and modules).
-std::unordered_map<uint64_t, std::string> TextSymbols() {
-  std::unordered_map<uint64_t, std::string> out;
-  std::ifstream in("/proc/kallsyms");
-  std::string addr, type, name;
-  while (in >> addr >> type >> name) {
-    in.ignore(4096, '\n');
-    if (type != "t" && type != "T") continue;
-    uint64_t a = strtoull(addr.c_str(), nullptr, 16);
-    if (a) out.emplace(a, name);
-  }
-  return out;
-}
-
 struct SkeletonCloser {
   void operator()(hook_table_bpf* s) const { hook_table_bpf__destroy(s); }
 };
@@ -65,20 +51,20 @@ struct SkeletonCloser {
 // program (verifier) and /proc/kallsyms each time cost the event loop ~100 ms. A hook
 // function the symbols do not name (a module loaded since) makes one fresh load.
 struct LoadedReader {
-  std::unordered_map<uint64_t, std::string> symbols;
+  KernelSymbols symbols;
   std::unique_ptr<hook_table_bpf, SkeletonCloser> skel;
 };
 
 bool LoadReader(LoadedReader* reader, std::string* error) {
   InstallLibbpfLog();
-  reader->symbols = TextSymbols();
   reader->skel.reset();
-  if (reader->symbols.empty()) {
+  if (!reader->symbols.Load() || !reader->symbols.HasAddresses()) {
     *error = "/proc/kallsyms lists no addresses (kptr_restrict?): hook functions cannot be named";
     return false;
   }
-  std::unordered_map<std::string, uint64_t> by_name;
-  for (const auto& [addr, name] : reader->symbols) by_name.emplace(name, addr);
+  std::vector<std::string> owners;
+  for (const OwnerFunction& f : kOwnerFunctions) owners.emplace_back(f.name);
+  const std::unordered_map<std::string, uint64_t> by_name = reader->symbols.AddressesOf(owners);
 
   std::unique_ptr<hook_table_bpf, SkeletonCloser> skel(hook_table_bpf__open_and_load());
   if (!skel) {
@@ -122,8 +108,7 @@ bool RunReader(const LoadedReader& reader, const std::string& netns_path, HookTa
   for (uint32_t i = 0; i < n; i++) {
     HookTableEntry e;
     e.raw = skel->bss->entries[i];
-    auto it = reader.symbols.find(e.raw.fn);
-    if (it != reader.symbols.end()) e.function = it->second;
+    if (const std::string_view* name = reader.symbols.NameAt(e.raw.fn)) e.function = std::string(*name);
     else *all_named = false;
     table->entries.push_back(std::move(e));
   }

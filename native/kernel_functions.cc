@@ -1,5 +1,7 @@
 #include "kernel_functions.h"
 
+#include "kallsyms.h"
+
 #include <bpf/btf.h>
 #include <dirent.h>
 
@@ -34,13 +36,8 @@ std::unordered_set<std::string> BtfFunctions() {
 }
 
 std::unordered_set<std::string> KallsymsFunctions() {
-  std::unordered_set<std::string> names;
-  std::ifstream in("/proc/kallsyms");
-  std::string addr, type, name;
-  while (in >> addr >> type >> name) {
-    if (type == "t" || type == "T") names.insert(name);
-    in.ignore(4096, '\n');
-  }
-  return names;
+  KernelSymbols symbols;
+  if (!symbols.Load()) return {};
+  return symbols.Names();
 }
 
