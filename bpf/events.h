@@ -75,7 +75,7 @@ struct bn_config {
  * compiled to eBPF (native/filter_compiler.cc), which runs on
  * netif_receive_skb ahead of on_rx; the rest is its working memory.
  * skb 0: no verdict, the interpreter (bpf/filter.bpf.h) decides. */
-#define BN_FILTER_FRAME 144    /* Ethernet header + the first 128 bytes after it, 8-aligned */
+#define BN_FILTER_FRAME 144    /* Ethernet header + the first 130 bytes after it (8-aligned) */
 struct bn_filter_verdict {
 	__u64 skb;
 	__u32 matched;

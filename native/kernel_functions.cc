@@ -1,11 +1,9 @@
 #include "kernel_functions.h"
 
-#include "kallsyms.h"
-
 #include <bpf/btf.h>
 #include <dirent.h>
 
-#include <fstream>
+#include "kallsyms.h"
 
 std::unordered_set<std::string> BtfFunctions() {
   std::unordered_set<std::string> names;
