@@ -231,13 +231,19 @@ void RuleTracer::Loop(std::string netns_path, std::string script) {
   auto last_flush = std::chrono::steady_clock::now();
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE * 4);
   uint64_t lost_sent = 0;
+  // When the socket was last read empty: JS releases a packet waiting for its rule messages
+  // once this passes the packet's last hop (all were queued before that hop), not after a
+  // fixed wait. Sent every kPollMs even with no message, so quiet rules hold nothing back.
+  uint64_t drained_to = 0, drained_sent = 0;
   auto flush = [&](bool force) {
     uint64_t lost = lost_.load();
-    if (!in_batch && lost == lost_sent && !force) return;
+    if (!in_batch && lost == lost_sent && drained_to == drained_sent && !force) return;
     size_t events = in_batch;
     std::vector<uint8_t>* out = new std::vector<uint8_t>(std::move(batch));
     wire::PutUint(*out, 2, lost);
+    wire::PutUint(*out, 3, drained_to);
     lost_sent = lost;
+    drained_sent = drained_to;
     batch.clear();
     in_batch = 0;
     last_flush = std::chrono::steady_clock::now();
@@ -259,6 +265,7 @@ void RuleTracer::Loop(std::string netns_path, std::string script) {
       }
     }
     for (;;) {
+      uint64_t before_read = MonotonicNs();
       ssize_t n = recv(fd, buf.data(), buf.size(), 0);
       if (n < 0) {
         // The kernel had more trace messages than the socket could hold: counted, never silent.
@@ -266,6 +273,7 @@ void RuleTracer::Loop(std::string netns_path, std::string script) {
           lost_++;
           continue;
         }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) drained_to = before_read;
         break;
       }
       if (n == 0) break;

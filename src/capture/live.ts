@@ -136,8 +136,7 @@ export class LiveCapture extends EventEmitter {
     // Every device, even with --container: a packet toward the container comes in by another one.
     const rc = new RuleCapture(view.netns, [view.bridge, ...view.ports, ...view.uplinks].map((l) => l.name), this.opts.filter);
     rc.on('batch', (bytes: Buffer) => {
-      const { events, lost } = decodeRuleBatch(bytes);
-      this.pipeline.pushRules(events, lost);
+      this.pipeline.pushRules(decodeRuleBatch(bytes));
       this.emit('rules', bytes);
     });
     rc.on('texts', (texts: RuleTexts) => {

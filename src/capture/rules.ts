@@ -17,7 +17,7 @@ import { toNumber, Uint64 } from '../decode';
 import { BnError } from '../errors';
 import { bpftrace_net as pb } from '../gen/bpftrace_net';
 import { native } from '../native';
-import { parseRuleTexts, type RuleEvent, type RuleTexts } from '../model/rules';
+import { parseRuleTexts, type DecodedRuleBatch, type RuleTexts } from '../model/rules';
 import { addSavedForms, SAVE_TOOLS } from '../model/xtablesSave';
 import { commandIn, type Netns } from '../topology/netns';
 import { pcapToNft } from './nftFilter';
@@ -49,10 +49,11 @@ export function rulesScript(devices: string[], table = rulesTableName(), filter 
   return `${lines.join('\n')}\n`;
 }
 
-export function decodeRuleBatch(bytes: Uint8Array | pb.IRuleBatch): { events: RuleEvent[]; lost: number } {
+export function decodeRuleBatch(bytes: Uint8Array | pb.IRuleBatch): DecodedRuleBatch {
   const b = bytes instanceof Uint8Array ? pb.RuleBatch.decode(bytes) : bytes;
   return {
     lost: toNumber(b.lost as Uint64),
+    drainedTo: toNumber(b.drainedTo as Uint64),
     events: (b.events ?? []).map((e) => ({
       ts: toNumber(e.ts as Uint64), id: e.id ?? 0, family: e.family ?? 0, table: e.table ?? '', chain: e.chain ?? '',
       handle: toNumber(e.handle as Uint64), type: e.type ?? 0, verdict: e.verdict ?? 0, jumpTarget: e.jumpTarget ?? '',

@@ -5,6 +5,14 @@
 import { sameBytes } from './packet';
 import { tableFamilyName, TRACER_TABLE, type Ruleset } from './ruleset';
 
+/** One batch from the rule tracer. */
+export interface DecodedRuleBatch {
+  events: RuleEvent[];
+  lost: number;
+  /** Every trace message queued before this (kernel clock) has arrived; 0: unknown (older traces). */
+  drainedTo: number;
+}
+
 export interface RuleEvent {
   /** CLOCK_MONOTONIC ns when read (the kernel's messages carry no time). */
   ts: number;

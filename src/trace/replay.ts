@@ -85,8 +85,7 @@ export function replayTrace(file: string, sinks: ReplaySinks): ReplayResult {
         pipeline!.setContext({ ...modelContextFrom(context, (a) => symbols.get(a), probes), rules });
         sinks.interfaces?.(context.links);
       } else if (frame.rules && rules) {
-        const { events, lost } = decodeRuleBatch(frame.rules);
-        pipeline!.pushRules(events, lost);
+        pipeline!.pushRules(decodeRuleBatch(frame.rules));
       } else if (frame.ruleTexts && rules) {
         rules.texts = ruleTextsFromRows(frame.ruleTexts.rules ?? []);
       } else if (frame.probes && context) {

@@ -1,6 +1,7 @@
 /** record / watch -w -> replay and export, against the real kernel on the
  * Docker-like lab, read back by the real tshark. */
 import { TraceReader } from '../../src/trace/reader';
+import { decodeRecordBatchWire } from '../../src/wireRecords';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -196,6 +197,20 @@ describe('trace files', () => {
     }
     const replayed = runCli(['replay', file, '--json']);
     const traversals = replayed.stdout.trim().split('\n').map((l) => JSON.parse(l) as Traversal);
+    // The rule tracer says, batch by batch, up to when it has read everything: the time a
+    // packet waits for its rules. It only moves forward, and it got past the last packet.
+    const reader = new TraceReader(file);
+    const drainedTo: number[] = [];
+    let lastHop = 0;
+    for (const f of reader.frames()) {
+      if (f.frame.rules) drainedTo.push(Number(f.frame.rules.drainedTo));
+      if (f.batch && f.records) for (const e of decodeRecordBatchWire(f.batch).events) lastHop = Math.max(lastHop, e.ts);
+    }
+    reader.close();
+    expect(drainedTo.length).toBeGreaterThan(0);
+    expect(drainedTo).toEqual([...drainedTo].sort((a, b) => a - b));
+    expect(lastHop).toBeGreaterThan(0);
+    expect(drainedTo.at(-1)).toBeGreaterThan(lastHop);
     const dropped = traversals.filter((t) => t.end.kind === 'drop').map((t) => String(t.id));
     const passed = traversals.filter((t) => t.end.kind !== 'drop').map((t) => String(t.id));
     expect(dropped.length).toBeGreaterThan(0);

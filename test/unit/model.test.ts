@@ -12,7 +12,7 @@ import { parseRuleTexts, RuleIndex, type RuleEvent } from '../../src/model/rules
 import type { Traversal } from '../../src/model/traversal';
 import { effectiveCapabilities, missingCapabilities } from '../../src/system/privileges';
 import { throughPipe } from '../support/events';
-import { MAX_HELD, RULES_HOLD_NS, TraversalPipeline } from '../../src/capture/pipeline';
+import { MAX_HELD_EVENTS, RULES_HOLD_NS, TraversalPipeline } from '../../src/capture/pipeline';
 
 const NAMES: Record<number, string> = { [LAB.veth]: 'vethdcc08d7', [LAB.bridge]: 'br-d13c50d4c15b', [LAB.uplink]: 'enp4s0' };
 const ctx: ModelContext = {
@@ -351,12 +351,38 @@ describe('the pipeline across batches', () => {
   });
 });
 
-describe('--rules under a flood', () => {
-  it('explains the oldest packets at once past MAX_HELD waiting, says why their rules are missing, and the rest after the hold', () => {
+describe('--rules: packets wait until the rule tracer has read past them', () => {
+  it('explains a closed packet once a rule batch says every message queued before its last hop has arrived, not before', () => {
     const rules = new RuleIndex(() => LAB_PLAN.ruleset);
     const out: Traversal[] = [];
     const pipeline = new TraversalPipeline({ ...ctx, rules }, 1e9, { traversal: (t) => out.push(t) }, RULES_HOLD_NS);
-    const packets = MAX_HELD + 100;
+    const first = throughPipe(forwardPathEvents(1, 1000n));
+    const second = throughPipe(forwardPathEvents(2, 2000n));
+    const lastOf = (evs: typeof first) => evs.reduce((m, e) => Math.max(m, e.ts), 0);
+    pipeline.push({ events: [...first, ...second], lost: 0, sequence: 0 });
+    expect(out).toHaveLength(0);
+    pipeline.pushRules({ events: [], lost: 0, drainedTo: lastOf(first) - 1 });
+    expect(out).toHaveLength(0);
+    pipeline.pushRules({ events: [], lost: 0, drainedTo: lastOf(first) });
+    expect(out.map((t) => t.id)).toEqual([first[0].packetId]);
+    // Older traces carry no drainedTo: the hold alone decides.
+    pipeline.pushRules({ events: [], lost: 0, drainedTo: 0 });
+    expect(out).toHaveLength(1);
+    pipeline.expire(lastOf(second) + RULES_HOLD_NS);
+    expect(out).toHaveLength(2);
+    // Past the watermark, a packet that closes later goes at once.
+    pipeline.pushRules({ events: [], lost: 0, drainedTo: lastOf(second) + 1e6 });
+    pipeline.push({ events: throughPipe(forwardPathEvents(3, 2000n + 100n)), lost: 0, sequence: 0 });
+    expect(out).toHaveLength(3);
+  });
+});
+
+describe('--rules under a flood', () => {
+  it('explains the oldest packets at once past MAX_HELD_EVENTS waiting, says why their rules are missing, and the rest after the hold', () => {
+    const rules = new RuleIndex(() => LAB_PLAN.ruleset);
+    const out: Traversal[] = [];
+    const pipeline = new TraversalPipeline({ ...ctx, rules }, 1e9, { traversal: (t) => out.push(t) }, RULES_HOLD_NS);
+    const packets = Math.ceil(MAX_HELD_EVENTS / forwardPathEvents(1, 0n).length) + 100;
     // All within 1 ms of kernel time: none is due by the hold.
     for (let i = 1; i <= packets; i += 500) {
       const evs = [];
