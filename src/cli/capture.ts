@@ -185,6 +185,15 @@ export function toolVersion(): string {
   }
 }
 
+/** What the capture says while it runs (the ruleset changed, rules could not be switched
+ * on, a port came or went), as lines for onNotice: every command shows them. */
+export function onNotices(capture: LiveCapture, onNotice: (text: string) => void): void {
+  capture.on('notice', (n: string) => onNotice(n));
+  capture.on('ports', (change: { added: number[]; removed: number[] }) => {
+    for (const line of describePortChange(change, capture.contextData.links)) onNotice(line);
+  });
+}
+
 /** "port added: vethX (web-3)" for the status line. */
 export function describePortChange(change: { added: number[]; removed: number[] }, known: Link[]): string[] {
   const byIndex = new Map(known.map((l) => [l.ifindex, l]));

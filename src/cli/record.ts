@@ -3,7 +3,7 @@ import { CaptureStats, EMPTY_SESSION_STATS } from '../capture/live';
 import { TraceRecorder } from '../trace/recorder';
 import { exportPcapng } from '../output/pcapngExport';
 import {
-  addCaptureOptions, addNamesOption, addRulesOption, CaptureCliOptions, checkFilter, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, toolVersion, traceMeta,
+  addCaptureOptions, addNamesOption, addRulesOption, CaptureCliOptions, checkFilter, describeStart, lostPerCpuText, onNotices, prepareCapture, runUntilStopped, toolVersion, traceMeta,
 } from './capture';
 import { BnError } from '../errors';
 import { collectReport, writeReport } from './report';
@@ -35,6 +35,7 @@ export async function collectRecord(
   opts: RecordOptions,
   progress: (stats: CaptureStats | undefined, elapsedS: number) => void,
   onStarted: (text: string) => void,
+  onNotice: (text: string) => void = () => undefined,
 ): Promise<RecordStats> {
   checkRotation(opts);
   if (filter) checkFilter(filter);
@@ -47,6 +48,7 @@ export async function collectRecord(
     throw err;
   });
   recorder.create(capture, traceMeta(bridge, filter, opts, view, backend.backend, opts.snaplen));
+  onNotices(capture, onNotice);
   const startedAt = Date.now();
   let timer: NodeJS.Timeout | undefined;
   let stats: CaptureStats | undefined;
@@ -96,7 +98,10 @@ export async function printRecord(bridge: string, filterWords: string[], opts: R
     lastPackets = s.packets;
     lastAt = elapsed;
     process.stderr.write(`\r${elapsed.toFixed(1)}s  ${s.packets} packets  ${rate(s.bytesWritten)}B  ${s.lost} lost  ${rate(pps)} pkt/s   `);
-  }, (text) => process.stderr.write(`${text}\n`));
+  }, (text) => process.stderr.write(`${text}\n`), (text) => {
+    // Over the progress line, which the next tick writes again below it.
+    process.stderr.write(`${tty ? '\r\x1b[K' : ''}notice: ${text}\n`);
+  });
   if (tty) process.stderr.write('\n');
   const files = stats.files.length > 1 ? `${stats.files.length} files, ${stats.files[0]} to ${stats.files.at(-1)}` : opts.write;
   process.stderr.write(`${stats.packets} packets, ${stats.events} events, ${stats.lost} lost${lostPerCpuText(stats)}; wrote ${files} (${stats.bytesWritten} bytes)\n`);

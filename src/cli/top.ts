@@ -4,7 +4,7 @@ import { PathTable, TopSnapshot } from '../model/paths';
 import type { Traversal } from '../model/traversal';
 import { formatTop } from '../output/top';
 import { stdoutClosed } from './stdout';
-import { addCaptureOptions, CaptureCliOptions, describeStart, prepareCapture, runUntilStopped } from './capture';
+import { addCaptureOptions, CaptureCliOptions, describeStart, onNotices, prepareCapture, runUntilStopped } from './capture';
 import { positiveInt, positiveNumber } from './options';
 
 export interface TopOptions extends CaptureCliOptions {
@@ -23,9 +23,11 @@ export async function collectTop(
   opts: TopOptions,
   onSnapshot: (s: TopSnapshot) => void,
   onStarted: (text: string) => void,
+  onNotice: (text: string) => void = () => undefined,
 ): Promise<TopSnapshot> {
   const { view, backend, capture } = await prepareCapture(bridge, filter, opts, { mode: 'top', idleTimeoutMs: 1000 });
   const table = new PathTable();
+  onNotices(capture, onNotice);
   let lost = 0;
   capture.on('traversal', (t: Traversal, packet: ClosedPacket) => {
     const signature = packet.events.find((e) => e.pathSignature)?.pathSignature;
@@ -57,14 +59,24 @@ export async function collectTop(
   return last ?? table.snapshot([], Date.now(), lost);
 }
 
+/** Notices kept under the table on a terminal, where each refresh clears the screen. */
+const NOTICES_SHOWN = 5;
+
 export async function printTop(bridge: string, filterWords: string[], opts: TopOptions): Promise<void> {
   const tty = process.stdout.isTTY && !opts.json;
+  const notices: string[] = [];
   const show = (s: TopSnapshot) => {
     if (stdoutClosed()) return;
+    const below = tty && notices.length ? `\n${notices.map((n) => `notice: ${n}`).join('\n')}` : '';
     if (opts.json) process.stdout.write(`${JSON.stringify({ ...s, paths: s.paths.slice(0, opts.limit) })}\n`);
-    else process.stdout.write(`${tty ? '\x1b[H\x1b[2J' : ''}${formatTop(s, opts.limit, bridge)}\n${tty ? '' : '\n'}`);
+    else process.stdout.write(`${tty ? '\x1b[H\x1b[2J' : ''}${formatTop(s, opts.limit, bridge)}${below}\n${tty ? '' : '\n'}`);
   };
-  await collectTop(bridge, filterWords.join(' '), opts, show, (text) => process.stderr.write(`${text}\n`));
+  const onNotice = (text: string) => {
+    if (!tty) return void process.stderr.write(`notice: ${text}\n`);
+    notices.push(`${new Date().toISOString().slice(11, 19)} ${text}`);
+    if (notices.length > NOTICES_SHOWN) notices.shift();
+  };
+  await collectTop(bridge, filterWords.join(' '), opts, show, (text) => process.stderr.write(`${text}\n`), onNotice);
 }
 
 export function topCommand(): Command {

@@ -14,7 +14,7 @@ import { ReportBuilder } from '../output/report';
 import { reportHtml } from '../output/reportHtml';
 import { writeReport } from './report';
 import {
-  addCaptureOptions, addNamesOption, addRulesOption, CaptureCliOptions, checkFilter, describePortChange, describeStart, lostPerCpuText, prepareCapture, runUntilStopped, toolVersion, traceMeta,
+  addCaptureOptions, addNamesOption, addRulesOption, CaptureCliOptions, checkFilter, describeStart, lostPerCpuText, onNotices, prepareCapture, runUntilStopped, toolVersion, traceMeta,
 } from './capture';
 import { positiveInt, SNAPLEN_DEFAULT, snaplenBytes } from './options';
 
@@ -72,10 +72,7 @@ export async function collectWatch(
     if (opts.count !== undefined && seen >= opts.count) finish();
   });
   capture.on('lost', (n: number) => status.onLost(n));
-  capture.on('notice', (n: string) => status.onNotice(n));
-  capture.on('ports', (change: { added: number[]; removed: number[] }) => {
-    for (const line of describePortChange(change, capture.contextData.links)) status.onNotice(line);
-  });
+  onNotices(capture, status.onNotice);
   let stats: CaptureStats | undefined;
   try {
     stats = await runUntilStopped(capture, opts.duration, (stop) => {

@@ -3,6 +3,9 @@
  * a drop in an nft-native inet chain at a non-standard priority is named, a
  * chain added while tracing is probed at once, a legacy table is named too. */
 import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
 import type { Hop, Traversal } from '../../src/model/traversal';
@@ -116,6 +119,26 @@ describe('the ruleset that is there', () => {
       expectAllInRuleset([t], chainsThen);
     } finally {
       await w.stop();
+    }
+  });
+
+  it('top and record say so too (on stderr): a change made while they run', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bn-notice-'));
+    try {
+      for (const [command, args] of [['top', ['--json']], ['record', ['-w', path.join(dir, 'r.bnt')]]] as const) {
+        const w = new WatchProcess([lab.bridge, '--netns', lab.host, ...args], [], command);
+        try {
+          await w.ready();
+          lab.exec(lab.host, 'nft', ['add table ip bnnotice']);
+          lab.exec(lab.host, 'nft', ['add chain ip bnnotice early { type filter hook prerouting priority -240; policy accept; }']);
+          expect(await waitUntil(() => w.stderr.includes('notice: ruleset changed: + ipv4 PREROUTING -240: ip bnnotice early'), 8000), `${command}: ${w.stderr}`).toBe(true);
+        } finally {
+          lab.exec(lab.host, 'nft', ['delete table ip bnnotice']);
+          await w.stop();
+        }
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
