@@ -127,6 +127,16 @@ export class Cursor {
 
 export const zigzag = (n: number) => (n % 2 === 1 ? -(n + 1) / 2 : n / 2);
 
+/** A copy of p, field by field: a spread of it takes V8's slow generic path, and this runs
+ * for every header a record changes. */
+export function copyHeaders(p: PacketHeaders): PacketHeaders {
+  return {
+    ethertype: p.ethertype, ipVersion: p.ipVersion, saddr: p.saddr, daddr: p.daddr, l4proto: p.l4proto, sport: p.sport,
+    dport: p.dport, ttl: p.ttl, ipLen: p.ipLen, icmpType: p.icmpType, icmpCode: p.icmpCode, smac: p.smac, dmac: p.dmac,
+    ctState: p.ctState, tcpFlags: p.tcpFlags, vlanProto: p.vlanProto, vlanTci: p.vlanTci,
+  };
+}
+
 export function packet(c: Cursor, end: number): PacketHeaders {
   const p: PacketHeaders = {
     ethertype: 0, ipVersion: 0, saddr: EMPTY, daddr: EMPTY, l4proto: 0, sport: 0, dport: 0, ttl: 0, ipLen: 0,

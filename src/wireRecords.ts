@@ -4,7 +4,7 @@
  * the kernel's records for a live capture. */
 import type { DecodedBatch, KernelEvent, PacketHeaders } from './decode';
 import { bpftrace_net as pb } from './gen/bpftrace_net';
-import { Cursor, EMPTY, packet, readBatch, utf8, WireError, zigzag } from './wire';
+import { copyHeaders, Cursor, EMPTY, packet, readBatch, utf8, WireError, zigzag } from './wire';
 
 /** Numbers per hop in PacketRecord.hops (native/encoder.h's BN_RECORD_HOP_WORDS): ten, then aux. */
 const HOP_AUX = 10;
@@ -56,7 +56,7 @@ function recordHeader(c: Cursor, end: number, samePlace: RecordHeader | undefine
   const prev = ownBase || !samePlace ? own : samePlace;
   h.packet = prev.packet;
   if (delta || cleared) {
-    const p = { ...prev.packet } as Record<keyof PacketHeaders, unknown>;
+    const p = copyHeaders(prev.packet) as unknown as Record<keyof PacketHeaders, unknown>;
     const d = delta as unknown as Record<keyof PacketHeaders, unknown> | undefined;
     for (const [n, key] of PACKET_FIELDS) {
       if (cleared & (1 << n)) p[key] = typeof p[key] === 'number' ? 0 : EMPTY;
@@ -128,7 +128,10 @@ interface RecordContext {
 /** As many as native/encoder.h's RecordEncoder keeps to choose from. */
 const RECORD_BASES = 7;
 
-const NO_HEADER: RecordHeader = { packet: undefined as unknown as PacketHeaders, mark: 0, data: EMPTY, wireLen: 0, dataFromMac: false };
+/** Before a record's first header: all zeros, shared (nothing changes a PacketHeaders once made). */
+const NO_HEADER: RecordHeader = Object.freeze({
+  packet: Object.freeze(packet(new Cursor(EMPTY, 0, 0), 0)), mark: 0, data: EMPTY, wireLen: 0, dataFromMac: false,
+});
 
 const zigzag64 = (n: bigint) => ((n & 1n) ? -((n + 1n) >> 1n) : n >> 1n);
 
@@ -145,7 +148,6 @@ function unfoldRecord(c: Cursor, end: number, out: KernelEvent[], before: Record
   let hopBytes: Uint8Array = EMPTY;
   let like: RecordBase | undefined;
   const headerSpans: [number, number][] = [];
-  const zeros = packet(new Cursor(EMPTY, 0, 0), 0);
   const m = new Cursor(c.buf, c.pos, end);
   while (m.pos < end) {
     const tag = m.varint();
@@ -184,7 +186,7 @@ function unfoldRecord(c: Cursor, end: number, out: KernelEvent[], before: Record
   c.pos = end;
   for (const [at, spanEnd] of headerSpans) {
     const i = headers.length;
-    headers.push(recordHeader(new Cursor(m.buf, at, spanEnd), spanEnd, like?.headers[i], headers[i - 1] ?? { ...NO_HEADER, packet: zeros }));
+    headers.push(recordHeader(new Cursor(m.buf, at, spanEnd), spanEnd, like?.headers[i], headers[i - 1] ?? NO_HEADER));
   }
   // The hops' words, each hop as a mask of those that changed from its base and their new values.
   // Words 0-9 are numbers; word 10 (aux) can hold a kernel address, kept exact as a bigint.
@@ -208,7 +210,6 @@ function unfoldRecord(c: Cursor, end: number, out: KernelEvent[], before: Record
   const pathSignature = flags & RECORD_EXEMPLAR && signature ? signature.toString(16).padStart(16, '0') : '';
   // The hops of one header and conntrack state share one PacketHeaders.
   const withCt = new Map<number, PacketHeaders>();
-  const empty: RecordHeader = { ...NO_HEADER, packet: zeros };
   let hopTs = 0;
   for (let i = 0; i < hopWords.length; i++) {
     const words = hopWords[i].words;
@@ -220,11 +221,15 @@ function unfoldRecord(c: Cursor, end: number, out: KernelEvent[], before: Record
     const placed = w(2);
     const headerIndex = placed % 256;
     const ct = Math.floor(placed / 256) % 256;
-    const header = headers.length ? headers[Math.min(headerIndex, headers.length - 1)] : empty;
+    const header = headers.length ? headers[Math.min(headerIndex, headers.length - 1)] : NO_HEADER;
     const key = headerIndex * 256 + ct;
     let pkt = withCt.get(key);
     if (!pkt) {
-      pkt = header.packet.ctState === ct ? header.packet : { ...header.packet, ctState: ct };
+      if (header.packet.ctState === ct) pkt = header.packet;
+      else {
+        pkt = copyHeaders(header.packet);
+        pkt.ctState = ct;
+      }
       withCt.set(key, pkt);
     }
     const aux = hopWords[i].aux;

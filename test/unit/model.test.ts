@@ -1,7 +1,7 @@
 /** The model and the text output on synthetic events (no kernel needed). */
 import { describe, expect, it } from 'vitest';
 import { forwardPathEvents, KIND, LAB, LAB_HOOK_ENTRIES, LAB_PLAN, labSlot, RawEvent } from '../../bench/synthetic';
-import { buildTraversal, ModelContext } from '../../src/model/build';
+import { buildTraversal, isoTime, ModelContext } from '../../src/model/build';
 import { attachmentsOf, planProbes, ProbeHistory } from '../../src/model/probes';
 import { rulesetChanges, rulesetFromEntries, type RawHookEntry } from '../../src/model/ruleset';
 import { describePacket, formatAddress } from '../../src/model/packet';
@@ -328,6 +328,15 @@ describe('hook runs', () => {
       ['ipv4', 'FORWARD', 1, 1, 0, [0], 'DROP', 1],
       ['bridge', 'FORWARD', 1, 1, 0, [-200], 'DROP', undefined],
     ]);
+  });
+});
+
+describe('traversal times', () => {
+  it('are what Date.toISOString says, within a second, across seconds, years and fractions of a ms', () => {
+    const times = [0, 0.4, 999.9, 1000, 1764201600123.75, 1764201600999.999, 1764201601000, 253402300799999, -1.5, 4102444800000.5];
+    let ms = 1764201600000;
+    for (let i = 0; i < 2000; i++) times.push((ms += Math.random() * 7)); // many in one second, then the next
+    for (const t of times) expect(isoTime(t), String(t)).toBe(new Date(t).toISOString());
   });
 });
 
