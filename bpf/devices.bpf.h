@@ -63,7 +63,7 @@ static __always_inline void dev_event(struct sk_buff *skb, struct net_device *de
 	/* Handed to a port or uplink: the packet leaves the traced bridge here. */
 	if (kind == BN_EV_TX && dev_ifindex(dev) != bridge_ifindex)
 		finish(skb);
-	else if (kind == BN_EV_TX_QUEUE && queued_for_later(skb, dev))
+	else if (kind == BN_EV_TX_QUEUE)
 		publish(skb);
 }
 
@@ -73,6 +73,11 @@ static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device 
 		return;
 	/* Its leaving still frees this CPU's slot (dev_event). */
 	if (kind != BN_EV_TX && turned_away(skb))
+		return;
+	/* Queued to a device without a qdisc (veths, bridges): the kernel transmits it at once,
+	 * and the TX hop that follows has the same device and headers; this one is no hop. A
+	 * real queue keeps it: the packet may wait, be dropped there or go on on another CPU. */
+	if (kind == BN_EV_TX_QUEUE && !queued_for_later(skb, dev))
 		return;
 	nest_enter();
 	dev_event(skb, dev, kind);

@@ -2,6 +2,8 @@
  * Docker-like lab, read back by the real tshark. */
 import { TraceReader } from '../../src/trace/reader';
 import { decodeRecordBatchWire } from '../../src/wireRecords';
+import { decodeBatchWire } from '../../src/wire';
+import { EventKind } from '../../src/decode';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -128,6 +130,38 @@ describe('trace files', () => {
     for (const f of reader.frames()) if (f.records) recordBytes += f.batch!.length;
     reader.close();
     expect(recordBytes / (count * 2)).toBeLessThan(200);
+  });
+
+  it('a packet queued to a device with a qdisc is a TX_QUEUE hop, then its TX; on a noqueue device only the TX', async () => {
+    const c1 = lab.containers[0];
+    const kindsOn = async (name: string) => {
+      const file = path.join(dir, name);
+      await traceWhile([lab.bridge, '--netns', lab.host, '-w', file, '--mode', 'events', 'icmp'], () => {
+        lab.ping(c1.netns, lab.wanIp, 2);
+      }, { command: 'record' });
+      const reader = new TraceReader(file);
+      const events: { kind: number; packetId: number; seq: number; ifindex: number }[] = [];
+      for (const f of reader.frames()) if (f.batch && !f.records) events.push(...decodeBatchWire(f.batch).events);
+      reader.close();
+      return events;
+    };
+    const uplinkIndex = Number(lab.exec(lab.host, 'cat', [`/sys/class/net/${lab.uplink}/ifindex`]).trim());
+    const noqueue = await kindsOn('noqueue.bnt');
+    expect(noqueue.filter((e) => e.kind === EventKind.TX && e.ifindex === uplinkIndex).length).toBeGreaterThanOrEqual(2);
+    expect(noqueue.filter((e) => e.kind === EventKind.TX_QUEUE)).toEqual([]);
+    lab.exec(lab.host, 'tc', ['qdisc', 'add', 'dev', lab.uplink, 'root', 'pfifo']);
+    let queued: typeof noqueue;
+    try {
+      queued = await kindsOn('pfifo.bnt');
+    } finally {
+      lab.exec(lab.host, 'tc', ['qdisc', 'del', 'dev', lab.uplink, 'root']);
+    }
+    const queuedHops = queued.filter((e) => e.kind === EventKind.TX_QUEUE);
+    expect(queuedHops.length).toBeGreaterThanOrEqual(2);
+    for (const q of queuedHops) {
+      expect(q.ifindex).toBe(uplinkIndex);
+      expect(queued.find((e) => e.packetId === q.packetId && e.kind === EventKind.TX && e.ifindex === uplinkIndex && e.seq > q.seq)).toBeDefined();
+    }
   });
 
   it('record --count stops by itself and leaves a complete file; --pcapng exports it', async () => {
