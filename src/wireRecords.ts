@@ -92,6 +92,9 @@ function cString(b: Uint8Array, from: number, to: number): string {
   return end > from ? utf8(b.subarray(from, end)) : '';
 }
 
+/** Every hop but NF_HOOK_ENTER's: one shared, never changed. */
+const NO_PRIORITIES: number[] = Object.freeze([]) as unknown as number[];
+
 function priorities(b: Uint8Array, count: number): number[] {
   const out: number[] = [];
   for (let i = 0; i < Math.min(count, 8); i++) {
@@ -212,13 +215,12 @@ function unfoldRecord(c: Cursor, end: number, out: KernelEvent[], before: Record
   const withCt = new Map<number, PacketHeaders>();
   let hopTs = 0;
   for (let i = 0; i < hopWords.length; i++) {
-    const words = hopWords[i].words;
-    const w = (k: number) => words[k];
-    hopTs = (hopTs + words[0]) % 2 ** 32;
-    const code = w(1);
+    const w = hopWords[i].words;
+    hopTs = (hopTs + w[0]) % 2 ** 32;
+    const code = w[1];
     const kind = code % 256;
     const detail = Math.floor(code / 2 ** 32) % 256;
-    const placed = w(2);
+    const placed = w[2];
     const headerIndex = placed % 256;
     const ct = Math.floor(placed / 256) % 256;
     const header = headers.length ? headers[Math.min(headerIndex, headers.length - 1)] : NO_HEADER;
@@ -237,11 +239,11 @@ function unfoldRecord(c: Cursor, end: number, out: KernelEvent[], before: Record
     const name = named && aux < names.length ? names[Number(aux)] : EMPTY;
     out.push({
       ts: startTs + hopTs, packetId, seq: (firstSeq + i) % 65536, kind, cpu: Math.floor(placed / 65536) % 256, netns,
-      ifindex: w(3), inIfindex: w(4), outIfindex: w(5), physinIfindex: w(6), physoutIfindex: w(7),
+      ifindex: w[3], inIfindex: w[4], outIfindex: w[5], physinIfindex: w[6], physoutIfindex: w[7],
       nfFamily: Math.floor(code / 256) % 256, nfHook: Math.floor(code / 65536) % 256, nfSlot: Math.floor(code / 2 ** 24) % 256,
-      aux: named ? 0n : aux, reason: w(9), mark: header.mark, skb, packet: pkt, verdict: zigzag(w(8)), detail,
+      aux: named ? 0n : aux, reason: w[9], mark: header.mark, skb, packet: pkt, verdict: zigzag(w[8]), detail,
       table: kind === NF_TABLE ? cString(name, 0, 16) : '', chain: kind === NF_TABLE ? cString(name, 16, 48) : '',
-      priorities: kind === NF_HOOK_ENTER ? priorities(name, detail) : [],
+      priorities: kind === NF_HOOK_ENTER ? priorities(name, detail) : NO_PRIORITIES,
       data: header.wireLen ? header.data : EMPTY, wireLen: header.wireLen, dataFromMac: header.wireLen ? header.dataFromMac : false,
       pathSignature,
     });
