@@ -34,6 +34,7 @@ export function natTableConsulted(p: PacketHeaders): boolean {
 
 /** Addresses and other header bytes compared as they are (no formatting on the hot path). */
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a === b) return true; // hops of one header share its arrays
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
