@@ -3,6 +3,7 @@
 #include <napi.h>
 #include <linux/if_bridge.h>
 #include <linux/neighbour.h>
+#include <malloc.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -286,7 +287,14 @@ Napi::Value HookTableJs(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Batches (the reader's, the rule tracer's, their copies into JS Buffers) are hundreds of KB,
+// made and freed many times a second. glibc raises its mmap threshold past the first one freed,
+// and from then on serves them from arenas that keep the freed memory: tens of MB of RSS in a
+// flood. A fixed threshold (which also fixes the trim threshold) maps each and gives it back.
+constexpr int kMmapThreshold = 128 << 10;
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
   exports.Set("hookTable", Napi::Function::New(env, HookTableJs));
   exports.Set("RuleTracer", RuleTracer::Define(env));
   exports.Set("LinkMonitor", LinkMonitor::Define(env));

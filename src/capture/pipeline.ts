@@ -32,9 +32,9 @@ export interface PipelineSinks {
 export const RULES_HOLD_NS = 500e6;
 /** Events of closed packets waiting, at most: past this the oldest quarter is explained at
  * once (their hops without rules say why and count as missing), so a flood costs bounded
- * memory (about 2,000 packets of a dozen hops; under 30 MB of heap). Only a flood the model
+ * memory (about 1,400 packets of a dozen hops; about 20 MB of heap). Only a flood the model
  * cannot keep up with reaches it: the rule tracer's messages lag seconds behind then. */
-export const MAX_HELD_EVENTS = 24576;
+export const MAX_HELD_EVENTS = 16384;
 
 interface Held {
   packet: ClosedPacket;

@@ -24,9 +24,9 @@ export function program(): Command {
 }
 
 /** V8 lets its heap grow to four times what survived the last full collection while
- * collecting is cheap: a flood's garbage then takes hundreds of MB. Half again is enough to
- * keep collections rare (the live set is bounded: held packets, queued batches). */
-const HEAP_GROWING_PERCENT = 50;
+ * collecting is cheap: a flood's garbage then takes hundreds of MB. A third again keeps full
+ * collections rare enough (the live set is bounded: held packets, queued batches). */
+const HEAP_GROWING_PERCENT = 30;
 
 /** The one place errors become output: one line on stderr and an exit code. */
 export async function main(argv: string[]): Promise<void> {
