@@ -68,7 +68,8 @@ export function modelContextFrom(
   };
 }
 
-export function liveModelContext(data: ContextData, probes?: ProbeHistory): ModelContext {
-  const kallsyms = new Kallsyms();
+/** `kallsyms`: the capture's one table, kept across context changes (a port came) rather than
+ * read again at the next lookup after each. */
+export function liveModelContext(data: ContextData, probes?: ProbeHistory, kallsyms = new Kallsyms()): ModelContext {
   return modelContextFrom(data, (addr) => kallsyms.lookup(addr), probes);
 }

@@ -9,6 +9,7 @@ import { attachmentsOf, planProbes, ProbeHistory, type ProbePlan } from '../mode
 import { rulesetChanges, type Ruleset } from '../model/ruleset';
 import { BackendName, native, NativeSession, PathCount, SessionConfig, SessionStats } from '../native';
 import { captureContextData, ContextData, liveModelContext, monotonicNs } from './context';
+import { Kallsyms } from '../topology/kallsyms';
 import { RULES_HOLD_NS, TraversalPipeline } from './pipeline';
 import { decodeRuleBatch, RuleCapture } from './rules';
 import { RuleIndex, type RuleTexts } from '../model/rules';
@@ -61,6 +62,8 @@ export class LiveCapture extends EventEmitter {
   ctx: ModelContext;
   /** What a trace file's header keeps so a replay explains packets the same way. */
   contextData: ContextData;
+  /** rx_handlers' and drop locations' names, read in the background once attached. */
+  private readonly kallsyms = new Kallsyms();
 
   constructor(
     private view: BridgeView,
@@ -70,7 +73,7 @@ export class LiveCapture extends EventEmitter {
     this.contextData = captureContextData(view);
     this.probes = new ProbeHistory(this.contextData.probePlans);
     this.rules = opts.rules ? new RuleIndex(() => this.probes.latest?.ruleset) : undefined;
-    this.ctx = { ...liveModelContext(this.contextData, this.probes), rules: this.rules };
+    this.ctx = { ...liveModelContext(this.contextData, this.probes, this.kallsyms), rules: this.rules };
     this.pipeline = new TraversalPipeline(this.ctx, (opts.idleTimeoutMs ?? 2000) * 1e6, {
       traversal: (t, packet) => this.emit('traversal', t, packet),
       lost: (n) => this.emit('lost', n),
@@ -107,6 +110,8 @@ export class LiveCapture extends EventEmitter {
         // Only npm run bench sets this: what the attach points cost with programs that do nothing.
         floor: process.env.BPFTRACE_NET_BENCH_FLOOR === '1',
       });
+      // Attached: not while the session's thread loads (it reads the same file, on a CPU of two).
+      void this.kallsyms.preload();
       // libbpf's own notices: with -v.
       if (this.opts.verbose) for (const n of notices) this.emit('notice', n);
       const unreadable = this.probes.latest?.ruleset.unreadable;
@@ -154,6 +159,8 @@ export class LiveCapture extends EventEmitter {
   /** Tables or chains came or went: say what, keep the new plan (a trace file
    * gets it before the first event of a moved probe), then move the probes. */
   private async rulesetChanged(ruleset: Ruleset): Promise<void> {
+    // A table may have come with its module (nf_tables, br_netfilter): their functions' names too.
+    void this.kallsyms.invalidate();
     const before = this.probes.latest!;
     const plan: ProbePlan = planProbes(ruleset, monotonicNs(), before);
     this.probes.add(plan);
@@ -184,7 +191,7 @@ export class LiveCapture extends EventEmitter {
     const links = new Map(this.contextData.links.map((l) => [l.ifindex, l]));
     for (const l of view.links.values()) links.set(l.ifindex, l);
     this.contextData = { ...this.contextData, links: [...links.values()] };
-    this.ctx = { ...liveModelContext(this.contextData, this.probes), rules: this.rules };
+    this.ctx = { ...liveModelContext(this.contextData, this.probes, this.kallsyms), rules: this.rules };
     this.pipeline.setContext(this.ctx);
     return { added, removed };
   }

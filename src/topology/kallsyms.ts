@@ -4,17 +4,42 @@ import * as fs from 'fs';
  * address there is kept as its 32-bit offset from it, a plain number. */
 const TEXT_BASE = 0xffffffff00000000n;
 
-/** Kernel text addresses -> symbol names, from /proc/kallsyms, loaded on first
- * use (rx_handlers, drop locations and hook functions, a handful per run). Loading is on the
- * start-up path: one pass over the file's ~10 MB without regular expressions or a bigint per
- * line, then one sort of a typed array. */
+/** Kernel text addresses -> symbol names, from /proc/kallsyms, loaded on first use or ahead
+ * of it by preload() (rx_handlers, drop locations and hook functions, a handful per run). One
+ * pass over the file's ~10 MB without regular expressions or a bigint per line, then one sort
+ * of a typed array. */
 export class Kallsyms {
   private offsets = new Float64Array(0);
   private names: string[] = [];
   private loaded = false;
   private cache = new Map<bigint, string | undefined>();
+  /** Bumped by invalidate(): a read started before it does not count. */
+  private generation = 0;
 
   constructor(private readonly file = '/proc/kallsyms') {}
+
+  /** Reads the table off the event loop (the kernel takes most of the time, generating the
+   * file), so the first lookup does not wait for it; a lookup before it ends reads it itself. */
+  async preload(): Promise<void> {
+    const generation = this.generation;
+    let text: string;
+    try {
+      text = await fs.promises.readFile(this.file, 'latin1');
+    } catch {
+      return;
+    }
+    if (this.loaded || generation !== this.generation) return;
+    this.loaded = true;
+    this.parse(text);
+  }
+
+  /** Modules may have come (the ruleset changed): read the table again, in the background. */
+  invalidate(): Promise<void> {
+    this.generation++;
+    this.loaded = false;
+    this.cache.clear();
+    return this.preload();
+  }
 
   /** "br_handle_frame", or "nf_hook_slow+0x9c" inside a function. */
   lookup(addr: bigint): string | undefined {
@@ -52,6 +77,10 @@ export class Kallsyms {
     } catch {
       return;
     }
+    this.parse(text);
+  }
+
+  private parse(text: string): void {
     // Lines: "ffffffff81234560 T name\t[module]". Only text symbols (t, T) of the top 2 GiB.
     const offsets: number[] = [];
     const names: string[] = [];
