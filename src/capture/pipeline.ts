@@ -151,8 +151,7 @@ export class TraversalPipeline {
 
   /** Too many waiting: the oldest quarter goes now. */
   private releaseOldest(): void {
-    const fromRules = Math.ceil(this.forRules.size / 4);
-    this.explain(this.forRules.take(() => false, fromRules), true);
+    this.explain(this.forRules.take(() => false, Math.ceil(this.forRules.size / 4)), true);
     this.explain(this.forAnswer.take(() => false, Math.ceil(this.forAnswer.size / 4)), true);
   }
 
@@ -164,8 +163,7 @@ export class TraversalPipeline {
     this.ctx.rules?.noteLost(batch.lost, ts);
     if (batch.drainedTo > this.rulesDrainedTo) {
       this.rulesDrainedTo = batch.drainedTo;
-      const due = (h: Held) => h.lastTs <= this.rulesDrainedTo;
-      this.explain(this.forRules.take(due));
+      this.explain(this.forRules.take((h) => this.due(h, this.latest)));
     }
   }
 
