@@ -111,7 +111,8 @@ export class LiveCapture extends EventEmitter {
         floor: process.env.BPFTRACE_NET_BENCH_FLOOR === '1',
       });
       // Attached: not while the session's thread loads (it reads the same file, on a CPU of two).
-      void this.kallsyms.preload();
+      // Only where events come to JS to be named: record writes them to its file as they are.
+      if (this.opts.deliverBatches !== false) void this.kallsyms.preload();
       // libbpf's own notices: with -v.
       if (this.opts.verbose) for (const n of notices) this.emit('notice', n);
       const unreadable = this.probes.latest?.ruleset.unreadable;
