@@ -54,4 +54,35 @@ describe('kallsyms', () => {
     await ahead;
     expect(k.lookup(0xffffffff81b0009cn)).toBe('nf_hook_slow+0x9c');
   });
+
+  it('reads a table larger than one read, lines cut anywhere, as one read of the whole file would', async () => {
+    // ~40k symbols (~2 MB), shuffled, with data symbols, other address ranges, a line longer
+    // than a read and a last line without its newline.
+    const lines: string[] = [];
+    const expected = new Map<bigint, string>();
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    for (let i = 0; i < 40000; i++) {
+      const addr = 0xffffffff81000000n + BigInt(i) * 0x40n;
+      const name = `fn_${i}_${'x'.repeat(Math.floor(random() * 30))}`;
+      const text = i % 7 !== 3;
+      lines.push(`${addr.toString(16)} ${text ? (i % 2 ? 'T' : 't') : 'D'} ${name}${i % 5 === 0 ? '\t[mod]' : ''}`);
+      if (text) expected.set(addr, name);
+    }
+    lines.push(`ffffffff81000011 D ${'y'.repeat(3 << 20)}`);
+    lines.push('0000000000001000 T user_space_like');
+    lines.sort(() => random() - 0.5);
+    const file = path.join(dir, 'big');
+    fs.writeFileSync(file, lines.join('\n'));
+    const k = new Kallsyms(file);
+    await k.preload();
+    const onUse = new Kallsyms(file);
+    const wrong: string[] = [];
+    for (const [addr, name] of expected) {
+      if (k.lookup(addr) !== name) wrong.push(`${addr.toString(16)}: ${k.lookup(addr)} for ${name}`);
+      if (onUse.lookup(addr + 5n) !== `${name}+0x5`) wrong.push(`${addr.toString(16)}+5: ${onUse.lookup(addr + 5n)}`);
+    }
+    expect(wrong).toEqual([]);
+    expect(k.lookup(0x1000n)).toBeUndefined();
+  });
 });
