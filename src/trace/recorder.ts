@@ -13,6 +13,7 @@ import { OutputFile } from '../output/outputFile';
 import { encodeFrame, encodeFrameBody, interfaceRows, planToRow, ruleTextRows, traceHeader, TraceMeta, varint } from './format';
 import type { RuleTexts } from '../model/rules';
 import type { ProbePlan } from '../model/probes';
+import { RuleBatchFilter } from './ruleBatches';
 
 const SYMBOLS_INTERVAL_MS = 500;
 /** TraceFrame.rules (field 8, length-delimited): the native RuleBatch bytes go in as they are. */
@@ -83,7 +84,11 @@ export class TraceRecorder {
     // Queued before the probes move: the file names them before their first event.
     this.capture.on('ruleset', (plan: ProbePlan) => this.capture.writeFrame(encodeFrameBody({ probes: planToRow(plan) })));
     // --rules: the rule tracer's messages as read, and the rules' texts whenever they change.
-    this.capture.on('rules', (bytes: Buffer) => this.capture.writeFrame(Buffer.concat([Buffer.from([RULES_FIELD]), varint(bytes.length), bytes])));
+    const ruleBatches = new RuleBatchFilter();
+    this.capture.on('rules', (bytes: Buffer) => {
+      if (!ruleBatches.keep(bytes, this.capture.stats()?.events ?? 0, performance.now())) return;
+      this.capture.writeFrame(Buffer.concat([Buffer.from([RULES_FIELD]), varint(bytes.length), bytes]));
+    });
     this.capture.on('ruleTexts', (texts: RuleTexts) => this.capture.writeFrame(encodeFrameBody(ruleTextsFrame(texts))));
     // Read while the capture started, before this listened.
     if (this.capture.rules?.texts.size) this.capture.writeFrame(encodeFrameBody(ruleTextsFrame(this.capture.rules.texts)));
