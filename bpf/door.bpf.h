@@ -95,6 +95,8 @@ static long door_send_one(__u32 i, void *unused)
 	}
 	if (bpf_ringbuf_output(&events, h, sizeof(*h), wakeup_flags(bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + sizeof(*h), sizeof(*h))))
 		count_lost();
+	else
+		t->delivered = 1;
 	return 0;
 }
 

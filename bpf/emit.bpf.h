@@ -24,10 +24,15 @@ static __always_inline struct bn_event *reserve(struct sk_buff *skb, struct trac
 		count_lost();
 		/* The packet's numbering goes on: the gap is how its traversal knows a hop is missing. */
 		t->seq++;
-		if (capture_mode == BN_MODE_EVENTS)
+		/* Its own count only once user space knows the packet (its end may be what is lost,
+		 * which no later number shows). One it never saw is in the capture's count alone, as
+		 * user space would drop its report: at a flood that filled the ring, an LRU insert per
+		 * such packet doubled the cost of every packet. */
+		if (capture_mode == BN_MODE_EVENTS && t->delivered)
 			count_packet_lost(t->packet_id);
 		return NULL;
 	}
+	t->delivered = 1;
 	__builtin_memset(e, 0, sizeof(*e));
 	e->has_snap = snaplen != 0;
 	e->ts = t->last_ts; /* read when the hop found its packet (track_found) */

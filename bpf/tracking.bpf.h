@@ -17,6 +17,7 @@ struct tracked_skb {
 	__u64 judged;   /* rejected: jiffies when the filters said no */
 	__u16 seq;
 	__u8 rejected;  /* the filter said no: remembered so it runs once per packet */
+	__u8 delivered; /* events mode: one of its events reached the ring, so user space knows it */
 };
 
 /* An skb can be freed where no tracepoint sees it (GRO merges, partial frees)

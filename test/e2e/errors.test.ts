@@ -5,6 +5,9 @@ import * as os from 'os';
 import * as path from 'path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
+import { EventKind } from '../../src/decode';
+import { TraceReader } from '../../src/trace/reader';
+import { decodeBatchWire } from '../../src/wire';
 import { ourProgramsLoaded, programsOf, runCli, waitUntil, WatchProcess } from '../support/cli';
 
 function expectOneLineError(r: { code: number | null; stdout: string; stderr: string }, pattern: RegExp) {
@@ -159,5 +162,38 @@ describe('lost events', () => {
     // Every event the kernel produced was either delivered or counted: each echo request alone
     // makes 11 here (RX, 4 PREROUTING probes, RX on the bridge, FORWARD, 2 POSTROUTING, queue, xmit).
     expect(Number(summary![2]) + lost).toBeGreaterThanOrEqual(3000 * 11);
+  });
+
+  it('a packet reports its own losses once one of its events got through; one never seen is in the capture count alone', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bn-lost-'));
+    try {
+      const file = path.join(dir, 'lost.bnt');
+      const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--json', '--mode', 'events', '--ring-size', '4096', '-w', file]);
+      try {
+        await w.ready();
+        lab.exec(lab.containers[0].netns, 'ping', ['-n', '-q', '-f', '-c', '3000', '-W', '1', lab.wanIp]);
+        await new Promise((r) => setTimeout(r, 600));
+      } finally {
+        expect(await w.stop()).toBe(0);
+      }
+      const seen = new Set<number>();
+      const reports: number[] = [];
+      const reader = new TraceReader(file);
+      for (const f of reader.frames()) {
+        if (!f.batch || f.records) continue;
+        for (const e of decodeBatchWire(f.batch).events) {
+          if (e.kind === EventKind.LOST) reports.push(e.packetId);
+          else seen.add(e.packetId);
+        }
+      }
+      reader.close();
+      const lost = Number(/(\d+) lost/.exec(w.stderr)?.[1]);
+      // Lost at the ring: far more events than per-packet reports (whole packets went unseen).
+      expect(lost).toBeGreaterThan(reports.length);
+      expect(reports.length).toBeGreaterThan(0);
+      expect(reports.filter((id) => !seen.has(id))).toEqual([]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
