@@ -33,6 +33,7 @@ const volatile struct bn_config bn_config = {};
 #define snaplen (bn_config.snaplen)
 #define wakeup_bytes (bn_config.wakeup_bytes)
 #define floor_only (bn_config.floor)
+#define shed_above (bn_config.shed_above)
 
 /* ---- reading kernel structures -------------------------------------------- */
 

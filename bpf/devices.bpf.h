@@ -71,13 +71,14 @@ static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device 
 {
 	if (floor_only)
 		return;
+	/* Queued to a device without a qdisc (veths, bridges): the kernel transmits it at once,
+	 * and the TX hop that follows has the same device and headers; this one is no hop (nor,
+	 * for a packet shed, an event lost). A real queue keeps it: the packet may wait, be
+	 * dropped there or go on on another CPU. */
+	if (kind == BN_EV_TX_QUEUE && !queued_for_later(skb, dev))
+		return;
 	/* Its leaving still frees this CPU's slot (dev_event). */
 	if (kind != BN_EV_TX && turned_away(skb))
-		return;
-	/* Queued to a device without a qdisc (veths, bridges): the kernel transmits it at once,
-	 * and the TX hop that follows has the same device and headers; this one is no hop. A
-	 * real queue keeps it: the packet may wait, be dropped there or go on on another CPU. */
-	if (kind == BN_EV_TX_QUEUE && !queued_for_later(skb, dev))
 		return;
 	nest_enter();
 	dev_event(skb, dev, kind);
@@ -119,6 +120,8 @@ static __always_inline void freed(struct sk_buff *skb, __u64 location, __u32 rea
 	/* A filtered-out (or long silent) packet is forgotten, so that the next skb in
 	 * its memory is judged anew. */
 	now = t->rejected ? 0 : bpf_ktime_get_ns();
+	if (t->rejected && rejection_fresh(t))
+		unfollowed_hop(t);
 	if (t->rejected || now - t->last_ts >= STALE_NS) {
 		abandon_record(key);
 		untrack(skb);

@@ -69,6 +69,7 @@ struct bn_config {
 	__u32 snaplen;         /* packet bytes copied per hop, <= BN_SNAP_MAX; 0: none */
 	__u32 wakeup_bytes;    /* wake the reader only once this much is queued (timer flushes the rest) */
 	__u32 floor;           /* npm run bench's floor: every program returns at once (the attach points' own cost) */
+	__u32 shed_above;      /* events, packets: a new packet is not followed while the ring holds more than this */
 };
 
 /* The pcap filter's verdict on the skb arriving on a CPU, from the filter
@@ -90,6 +91,10 @@ struct bn_filter_verdict {
  * ruleset has its chains (one at a hook's start, one just after each occupied
  * priority) and keeps what (family, hook, slot) meant: the ruleset's chains
  * between that probe and the one before it (src/model/probes.ts). */
+/* Keys of the lost_events map (bpf/ring.bpf.h). */
+#define BN_LOST_EVENTS 0
+#define BN_LOST_SHED 1
+
 #define BN_PROBE_POOL 16
 
 /* Packet headers as seen at the moment of the event (so NAT is visible). */

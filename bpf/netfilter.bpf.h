@@ -104,8 +104,10 @@ static __always_inline struct bn_event *nf_event(struct sk_buff *skb, const stru
 	bool watched = false;
 
 	/* The hot path for packets the filters turned away: one lookup, nothing read. */
-	if (fresh && known->rejected)
+	if (fresh && known->rejected) {
+		unfollowed_hop(known);
 		return NULL;
+	}
 	netns = R2(state, net, ns.inum);
 	if (netns != target_netns)
 		return NULL;

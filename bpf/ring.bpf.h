@@ -10,10 +10,12 @@ struct {
 	__uint(max_entries, 8 << 20); /* resized before load */
 } events SEC(".maps");
 
-/* Ring-buffer reservations that failed, per CPU: never silent loss. */
+/* Per CPU, never silent loss: [BN_LOST_EVENTS] events (records in packets mode) the ring
+ * could not take, [BN_LOST_SHED] packets shed whole because it was nearly full (their events
+ * or records are in the first count too). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u64);
 } lost_events SEC(".maps");
@@ -27,13 +29,17 @@ struct {
 	__type(value, __u32);
 } lost_by_packet SEC(".maps");
 
-static __always_inline void count_lost(void)
+static __always_inline void count_lost_as(__u32 what)
 {
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&lost_events, &zero);
+	__u64 *n = bpf_map_lookup_elem(&lost_events, &what);
 
 	if (n)
 		__sync_fetch_and_add(n, 1);
+}
+
+static __always_inline void count_lost(void)
+{
+	count_lost_as(BN_LOST_EVENTS);
 }
 
 static __always_inline void count_packet_lost(__u64 packet_id)

@@ -16,7 +16,7 @@ struct tracked_skb {
 	__u64 last_ts;  /* followed: the time of its latest hop */
 	__u64 judged;   /* rejected: jiffies when the filters said no */
 	__u16 seq;
-	__u8 rejected;  /* the filter said no: remembered so it runs once per packet */
+	__u8 rejected;  /* REJECTED_BY_FILTER or SHED: remembered so it is judged once per packet */
 	__u8 delivered; /* events mode: one of its events reached the ring, so user space knows it */
 };
 
@@ -136,6 +136,28 @@ static __always_inline void tracked_publish(__u64 key)
 	}
 }
 
+/* Why a packet is not followed. */
+#define REJECTED_BY_FILTER 1
+/* The ring was too full when it came (events and packets modes): not followed, counted lost. */
+#define SHED 2
+
+/* A hop of a packet not followed: one of a shed packet is an event lost in events mode (in
+ * packets mode its record was counted lost once, when it was shed). */
+static __always_inline void unfollowed_hop(struct tracked_skb *t)
+{
+	if (capture_mode == BN_MODE_EVENTS && t->rejected == SHED)
+		count_lost();
+}
+
+/* Whether a new packet would find room: past shed_above, the rest of the ring is kept for the
+ * packets under way, and a new one is shed whole rather than followed into a ring that would
+ * take only part of it (at a flood the reader cannot keep up with, following it cost all its
+ * hops' work for nothing). Top mode sends only exemplars and never sheds. */
+static __always_inline bool ring_has_room(void)
+{
+	return capture_mode == BN_MODE_TOP || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) <= shed_above;
+}
+
 /* How long the filters' "no" holds: 0.1 to 1 s by the kernel's HZ. In jiffies,
  * not the clock: a packet turned away crosses its hooks without reading the
  * clock, which is the costliest thing on that path (read_tsc, in a VM). */
@@ -152,7 +174,10 @@ static __always_inline bool turned_away(struct sk_buff *skb)
 {
 	struct tracked_slot *s = tracked_slot();
 
-	return s && s->skb == (__u64)skb && s->t.rejected && rejection_fresh(&s->t);
+	if (!s || s->skb != (__u64)skb || !s->t.rejected || !rejection_fresh(&s->t))
+		return false;
+	unfollowed_hop(&s->t);
+	return true;
 }
 
 /* The hop's time, given what `tracked` holds for the skb: none needed for a packet turned away. */
@@ -204,8 +229,10 @@ static __always_inline struct tracked_skb *track_found(struct sk_buff *skb, stru
 	struct tracked_skb fresh = {};
 
 	if (tracked_fresh(t, now)) {
-		if (t->rejected)
+		if (t->rejected) {
+			unfollowed_hop(t);
 			return NULL;
+		}
 		/* The hop's time: reserve() stamps the event with it (one clock read per hop). */
 		t->last_ts = now;
 		return t;
@@ -217,8 +244,15 @@ static __always_inline struct tracked_skb *track_found(struct sk_buff *skb, stru
 	if (!start)
 		return NULL;
 	fresh.last_ts = now;
-	if (!packet_matches(skb, at_rx) || (sample_every > 1 && bpf_get_prandom_u32() % sample_every)) {
-		fresh.rejected = 1;
+	if (!packet_matches(skb, at_rx) || (sample_every > 1 && bpf_get_prandom_u32() % sample_every))
+		fresh.rejected = REJECTED_BY_FILTER;
+	else if (!ring_has_room())
+		fresh.rejected = SHED;
+	if (fresh.rejected) {
+		if (fresh.rejected == SHED) {
+			count_lost(); /* its record, or this hop's event */
+			count_lost_as(BN_LOST_SHED);
+		}
 		fresh.judged = bpf_jiffies64();
 		tracked_insert(key, &fresh);
 		return NULL;

@@ -182,6 +182,7 @@ void TraceSession::Run(TracerConfig config) {
     bool lost_changed = false;
     if (rc == 0 || now - lost_read_at >= kLostReadInterval) {
       uint64_t total = RecordLost(tracer.LostEventsPerCpu());
+      shed_ = tracer.PacketsShed();
       lost_changed = total != lost;
       lost = total;
       lost_read_at = now;
@@ -215,6 +216,7 @@ void TraceSession::Run(TracerConfig config) {
   while (tracer.Poll(0) == kBatchFull) flush(false);
   tracer.DrainAssembling();
   lost = RecordLost(tracer.LostEventsPerCpu());
+  shed_ = tracer.PacketsShed();
   append_packet_losses();
   flush(true);
   {

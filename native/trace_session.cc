@@ -183,6 +183,7 @@ Napi::Object TraceSession::StatsObject(Napi::Env env) const {
   stats.Set("events", Napi::Number::New(env, static_cast<double>(events_.load())));
   stats.Set("packets", Napi::Number::New(env, static_cast<double>(packets_.load())));
   stats.Set("bytesWritten", Napi::Number::New(env, static_cast<double>(bytes_written_.load())));
+  stats.Set("shed", Napi::Number::New(env, static_cast<double>(shed_.load())));
   std::lock_guard<std::mutex> lock(lost_mutex_);
   Napi::Array per_cpu = Napi::Array::New(env, lost_per_cpu_.size());
   for (uint32_t i = 0; i < lost_per_cpu_.size(); i++)

@@ -55,7 +55,7 @@ class TraceSession : public Napi::ObjectWrap<TraceSession> {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> paused_{false};
-  std::atomic<uint64_t> lost_{0}, batches_{0}, events_{0}, packets_{0}, bytes_written_{0};
+  std::atomic<uint64_t> lost_{0}, batches_{0}, events_{0}, packets_{0}, bytes_written_{0}, shed_{0};
   // The running tracer, for readPaths() from the JS thread.
   std::mutex tracer_mutex_;
   Tracer* tracer_ = nullptr;

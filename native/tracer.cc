@@ -138,6 +138,13 @@ bool Tracer::SetRodataConfig(TraceError* error) {
   config.snaplen = config_.snaplen < BN_SNAP_MAX ? config_.snaplen : BN_SNAP_MAX;
   // A wakeup per eighth of the ring: batches for the reader, room to spare for the kernel.
   config.wakeup_bytes = config_.ring_bytes / 8;
+  // A new packet is shed whole (counted lost) rather than followed into a ring without room
+  // for all of it: the room kept is a packet's worth for those under way (32 events, or two
+  // of the largest records), at most a quarter of a small ring.
+  uint32_t event_bytes = sizeof(bn_event) + (config.snaplen ? sizeof(bn_snap) : 0) + 8;
+  uint32_t kept = config_.mode == BN_MODE_EVENTS ? 32 * event_bytes : 2 * (sizeof(bn_record) + 8);
+  if (kept > config_.ring_bytes / 4) kept = config_.ring_bytes / 4;
+  config.shed_above = config_.ring_bytes - kept;
   if (!bpf_.config) return Fail(error, "BPF_CONFIG", "the BPF object has no bn_config in .rodata");
   *bpf_.config = config;
   return true;
@@ -317,13 +324,20 @@ std::vector<PathCount> Tracer::ReadPaths() const {
   return out;
 }
 
-std::vector<uint64_t> Tracer::LostEventsPerCpu() const {
+std::vector<uint64_t> Tracer::LostPerCpu(uint32_t what) const {
   int cpus = libbpf_num_possible_cpus();
   if (lost_map_fd_ < 0 || cpus <= 0) return {};
   std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
-  uint32_t zero = 0;
-  if (bpf_map_lookup_elem(lost_map_fd_, &zero, per_cpu.data())) return {};
+  if (bpf_map_lookup_elem(lost_map_fd_, &what, per_cpu.data())) return {};
   return per_cpu;
+}
+
+std::vector<uint64_t> Tracer::LostEventsPerCpu() const { return LostPerCpu(BN_LOST_EVENTS); }
+
+uint64_t Tracer::PacketsShed() const {
+  uint64_t total = 0;
+  for (uint64_t n : LostPerCpu(BN_LOST_SHED)) total += n;
+  return total;
 }
 
 std::vector<std::pair<uint64_t, uint32_t>> Tracer::TakePacketLosses() {

@@ -73,6 +73,8 @@ class Tracer {
   int Poll(int timeout_ms);
   // Ring-buffer reservations that failed, per possible CPU.
   std::vector<uint64_t> LostEventsPerCpu() const;
+  // Packets not followed because the ring was nearly full (their losses are in the above).
+  uint64_t PacketsShed() const;
   // Per packet: events the ring could not take since the last call (and forgets them).
   std::vector<std::pair<uint64_t, uint32_t>> TakePacketLosses();
   // Packets and top modes: hands on_event each record still being assembled
@@ -97,6 +99,7 @@ class Tracer {
   std::vector<std::string> notices;
 
  private:
+  std::vector<uint64_t> LostPerCpu(uint32_t what) const;
   bool Fail(TraceError* error, const std::string& code, const std::string& message);
   bool Open(TraceError* error);
   bool Configure(TraceError* error);

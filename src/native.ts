@@ -69,6 +69,9 @@ export interface SessionStats {
   packets: number;
   /** Bytes appended to the trace file. */
   bytesWritten: number;
+  /** Packets not followed because the ring was nearly full: shed whole, their events (or
+   * records) counted in `lost`. */
+  shed: number;
 }
 
 export interface NativeSession {

@@ -35,7 +35,7 @@ export interface CaptureOptions
 }
 
 /** The counters of a capture that never started. */
-export const EMPTY_SESSION_STATS: SessionStats = { lost: 0, lostPerCpu: [], batches: 0, events: 0, packets: 0, bytesWritten: 0 };
+export const EMPTY_SESSION_STATS: SessionStats = { lost: 0, lostPerCpu: [], batches: 0, events: 0, packets: 0, bytesWritten: 0, shed: 0 };
 
 export interface CaptureStats extends SessionStats {
   traversals: number;

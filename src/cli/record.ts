@@ -3,7 +3,7 @@ import { CaptureStats, EMPTY_SESSION_STATS } from '../capture/live';
 import { TraceRecorder } from '../trace/recorder';
 import { exportPcapng } from '../output/pcapngExport';
 import {
-  addCaptureOptions, addNamesOption, addRulesOption, CaptureCliOptions, checkFilter, describeStart, lostPerCpuText, onNotices, prepareCapture, runUntilStopped, toolVersion, traceMeta,
+  addCaptureOptions, addNamesOption, addRulesOption, CaptureCliOptions, checkFilter, describeStart, lossDetailText, onNotices, prepareCapture, runUntilStopped, toolVersion, traceMeta,
 } from './capture';
 import { BnError } from '../errors';
 import { collectReport, writeReport } from './report';
@@ -104,7 +104,7 @@ export async function printRecord(bridge: string, filterWords: string[], opts: R
   });
   if (tty) process.stderr.write('\n');
   const files = stats.files.length > 1 ? `${stats.files.length} files, ${stats.files[0]} to ${stats.files.at(-1)}` : opts.write;
-  process.stderr.write(`${stats.packets} packets, ${stats.events} events, ${stats.lost} lost${lostPerCpuText(stats)}; wrote ${files} (${stats.bytesWritten} bytes)\n`);
+  process.stderr.write(`${stats.packets} packets, ${stats.events} events, ${stats.lost} lost${lossDetailText(stats)}; wrote ${files} (${stats.bytesWritten} bytes)\n`);
   if (opts.report) {
     const r = collectReport(stats.files);
     writeReport(opts.report, r.html);

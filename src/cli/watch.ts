@@ -14,7 +14,7 @@ import { ReportBuilder } from '../output/report';
 import { reportHtml } from '../output/reportHtml';
 import { writeReport } from './report';
 import {
-  addCaptureOptions, addNamesOption, addRulesOption, CaptureCliOptions, checkFilter, describeStart, lostPerCpuText, onNotices, prepareCapture, runUntilStopped, toolVersion, traceMeta,
+  addCaptureOptions, addNamesOption, addRulesOption, CaptureCliOptions, checkFilter, describeStart, lossDetailText, onNotices, prepareCapture, runUntilStopped, toolVersion, traceMeta,
 } from './capture';
 import { positiveInt, SNAPLEN_DEFAULT, snaplenBytes } from './options';
 
@@ -123,7 +123,7 @@ export function printWatch(bridge: string, filterWords: string[], opts: WatchOpt
       process.stderr.write(`! ${total} events lost so far: the ring buffer was full (a larger --ring-size helps)\n`);
     },
   }).then((stats) => {
-    process.stderr.write(`${stats.traversals} packets, ${stats.events} events, ${stats.lost} lost${lostPerCpuText(stats)}\n`);
+    process.stderr.write(`${stats.traversals} packets, ${stats.events} events, ${stats.lost} lost${lossDetailText(stats)}\n`);
   });
 }
 
