@@ -86,15 +86,15 @@ struct bn_filter_verdict {
 	__u8 frame[BN_FILTER_FRAME];
 };
 
+/* Keys of the lost_events map (bpf/ring.bpf.h). */
+#define BN_LOST_EVENTS 0
+#define BN_LOST_SHED 1
+
 /* The `hooks` backend's netfilter probes: program i of a pool of identical
  * programs reports nf_slot = i. User space places them where the netns's
  * ruleset has its chains (one at a hook's start, one just after each occupied
  * priority) and keeps what (family, hook, slot) meant: the ruleset's chains
  * between that probe and the one before it (src/model/probes.ts). */
-/* Keys of the lost_events map (bpf/ring.bpf.h). */
-#define BN_LOST_EVENTS 0
-#define BN_LOST_SHED 1
-
 #define BN_PROBE_POOL 16
 
 /* Packet headers as seen at the moment of the event (so NAT is visible). */
