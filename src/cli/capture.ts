@@ -161,12 +161,6 @@ export function describeStart(view: BridgeView, backend: BackendSelection, opts:
   return `watching ${view.bridge.name} in netns ${view.netns.label} (ports: ${ports}; uplinks: ${uplinks})${only}; ${opts.verbose ? backend.why : backend.short}`;
 }
 
-/** After "N lost" in a capture's last line: per CPU, the packets shed whole, the rule tracer. */
-export function lossDetailText(stats: CaptureStats): string {
-  const perCpu = stats.lost ? ` (${stats.lostPerCpu.map((n, cpu) => `cpu${cpu}: ${n}`).join(', ')})` : '';
-  const shed = stats.shed ? `; ${stats.shed} packets shed whole, counted in it (the ring was nearly full when they came)` : '';
-  return `${perCpu}${shed}${stats.rules ? `; rule tracer: ${stats.rules.events} messages, ${stats.rules.lost} lost` : ''}`;
-}
 
 
 export function traceMeta(

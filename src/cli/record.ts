@@ -1,9 +1,10 @@
 import { Command, Option } from 'commander';
+import { lossDetailText } from '../output/lossText';
 import { CaptureStats, EMPTY_SESSION_STATS } from '../capture/live';
 import { TraceRecorder } from '../trace/recorder';
 import { exportPcapng } from '../output/pcapngExport';
 import {
-  addCaptureOptions, addNamesOption, addRulesOption, CaptureCliOptions, checkFilter, describeStart, lossDetailText, onNotices, prepareCapture, runUntilStopped, toolVersion, traceMeta,
+  addCaptureOptions, addNamesOption, addRulesOption, CaptureCliOptions, checkFilter, describeStart, onNotices, prepareCapture, runUntilStopped, toolVersion, traceMeta,
 } from './capture';
 import { BnError } from '../errors';
 import { collectReport, writeReport } from './report';

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import type { Traversal } from '../model/traversal';
 import { formatJsonLine } from '../output/json';
 import { formatTraversal } from '../output/text';
+import { lossDetailText } from '../output/lossText';
 import { replayTrace, ReplayResult } from '../trace/replay';
 import { stdoutClosed, writeStdoutSync } from './stdout';
 import { admitsPacket, compileFilter } from '../capture/filterProgram';
@@ -42,8 +43,7 @@ export function printReplay(file: string, filterWords: string[], opts: ReplayOpt
   flush();
   const h = result.header;
   if (h) {
-    const perCpu = result.lost ? ` (${result.lostPerCpu.map((n, cpu) => `cpu${cpu}: ${n}`).join(', ')})` : '';
-    process.stderr.write(`${result.shown} packets${filterWords.length ? ` of ${result.traversals}` : ''}, ${result.events} events, ${result.lost} lost${perCpu}; recorded on ${h.host} (${h.kernelRelease}, ${h.backend}, ${h.mode} mode) from ${h.bridge}\n`);
+    process.stderr.write(`${result.shown} packets${filterWords.length ? ` of ${result.traversals}` : ''}, ${result.events} events, ${result.lost} lost${lossDetailText(result)}; recorded on ${h.host} (${h.kernelRelease}, ${h.backend}, ${h.mode} mode) from ${h.bridge}\n`);
   }
   if (result.error) throw result.error;
 }

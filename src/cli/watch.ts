@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { lossDetailText } from '../output/lossText';
 import type { BackendSelection } from '../capture/backend';
 import { CaptureStats, EMPTY_SESSION_STATS, LiveCapture } from '../capture/live';
 import type { Traversal } from '../model/traversal';
@@ -14,7 +15,7 @@ import { ReportBuilder } from '../output/report';
 import { reportHtml } from '../output/reportHtml';
 import { writeReport } from './report';
 import {
-  addCaptureOptions, addNamesOption, addRulesOption, CaptureCliOptions, checkFilter, describeStart, lossDetailText, onNotices, prepareCapture, runUntilStopped, toolVersion, traceMeta,
+  addCaptureOptions, addNamesOption, addRulesOption, CaptureCliOptions, checkFilter, describeStart, onNotices, prepareCapture, runUntilStopped, toolVersion, traceMeta,
 } from './capture';
 import { positiveInt, SNAPLEN_DEFAULT, snaplenBytes } from './options';
 

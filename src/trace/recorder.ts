@@ -170,7 +170,7 @@ export class TraceRecorder {
     return {
       trailer: {
         endTimeUnixNs: Date.now() * 1e6, events: stats.events, packets: stats.packets, lost: stats.lost,
-        batches: stats.batches, lostPerCpu: stats.lostPerCpu,
+        batches: stats.batches, lostPerCpu: stats.lostPerCpu, shed: stats.shed,
       },
     };
   }

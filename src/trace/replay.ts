@@ -32,6 +32,8 @@ export interface ReplayResult {
   events: number;
   lost: number;
   lostPerCpu: number[];
+  /** Packets shed whole while recording (the ring was nearly full), from the trailer. */
+  shed: number;
   /** What was wrong with the file, after its valid part was replayed. */
   error?: TraceFileError;
 }
@@ -59,7 +61,7 @@ function readSymbols(file: string): Map<bigint, string> {
 
 export function replayTrace(file: string, sinks: ReplaySinks): ReplayResult {
   const symbols = readSymbols(file);
-  const result: ReplayResult = { header: undefined, trailer: undefined, traversals: 0, events: 0, lost: 0, lostPerCpu: [] };
+  const result: ReplayResult = { header: undefined, trailer: undefined, traversals: 0, events: 0, lost: 0, lostPerCpu: [], shed: 0 };
   const reader = new TraceReader(file);
   let pipeline: TraversalPipeline | undefined;
   let context: ContextData | undefined;
@@ -111,6 +113,7 @@ export function replayTrace(file: string, sinks: ReplaySinks): ReplayResult {
         result.trailer = frame.trailer;
         result.lost = toNumber(frame.trailer.lost as Uint64);
         result.lostPerCpu = (frame.trailer.lostPerCpu ?? []).map((n) => toNumber(n as Uint64));
+        result.shed = toNumber(frame.trailer.shed as Uint64);
       }
     }
   } catch (err) {

@@ -205,6 +205,11 @@ describe('lost events', () => {
       // A followed packet had room in the ring: its events have no gap, or it says what it lost.
       const gapped = [...events].filter(([id, p]) => p.lastSeq + 1 !== p.n && !reports.includes(id));
       expect(gapped.length).toBeLessThanOrEqual(seen.size / 20);
+      // The file keeps the count: replay says it as the capture did.
+      const replayed = runCli(['replay', file]);
+      expect(replayed.code, replayed.stderr).toBe(0);
+      expect(replayed.stderr).toContain(`${lost} lost`);
+      expect(replayed.stderr).toContain(`; ${shed} packets shed whole, counted in it`);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
