@@ -69,16 +69,21 @@ static __always_inline void dev_event(struct sk_buff *skb, struct net_device *de
 
 static __always_inline void on_dev_event(struct sk_buff *skb, struct net_device *dev, __u8 kind)
 {
+	struct tracked_skb *away;
+
 	if (floor_only)
 		return;
-	/* Queued to a device without a qdisc (veths, bridges): the kernel transmits it at once,
-	 * and the TX hop that follows has the same device and headers; this one is no hop (nor,
-	 * for a packet shed, an event lost). A real queue keeps it: the packet may wait, be
-	 * dropped there or go on on another CPU. */
-	if (kind == BN_EV_TX_QUEUE && !queued_for_later(skb, dev))
+	/* Its leaving still frees this CPU's slot (dev_event). A queue hop (below) is one only
+	 * on a device with a qdisc, so is an event lost of a packet shed only there. */
+	if (kind != BN_EV_TX && (away = turned_away_skb(skb))) {
+		if (shed_event(away) && (kind != BN_EV_TX_QUEUE || queued_for_later(skb, dev)))
+			count_lost();
 		return;
-	/* Its leaving still frees this CPU's slot (dev_event). */
-	if (kind != BN_EV_TX && turned_away(skb))
+	}
+	/* Queued to a device without a qdisc (veths, bridges): the kernel transmits it at once,
+	 * and the TX hop that follows has the same device and headers; this one is no hop. A
+	 * real queue keeps it: the packet may wait, be dropped there or go on on another CPU. */
+	if (kind == BN_EV_TX_QUEUE && !queued_for_later(skb, dev))
 		return;
 	nest_enter();
 	dev_event(skb, dev, kind);

@@ -141,11 +141,16 @@ static __always_inline void tracked_publish(__u64 key)
 /* The ring was too full when it came (events and packets modes): not followed, counted lost. */
 #define SHED 2
 
-/* A hop of a packet not followed: one of a shed packet is an event lost in events mode (in
- * packets mode its record was counted lost once, when it was shed). */
+/* Whether a hop of a packet not followed is an event lost: one of a shed packet in events
+ * mode (in packets mode its record was counted lost once, when it was shed). */
+static __always_inline bool shed_event(struct tracked_skb *t)
+{
+	return capture_mode == BN_MODE_EVENTS && t->rejected == SHED;
+}
+
 static __always_inline void unfollowed_hop(struct tracked_skb *t)
 {
-	if (capture_mode == BN_MODE_EVENTS && t->rejected == SHED)
+	if (shed_event(t))
 		count_lost();
 }
 
@@ -168,15 +173,23 @@ static __always_inline bool rejection_fresh(struct tracked_skb *t)
 	return bpf_jiffies64() - t->judged < REJECTION_JIFFIES;
 }
 
-/* The hot path for packets the filters turned away, before anything else runs:
- * this CPU's slot holds the skb, lately rejected. */
-static __always_inline bool turned_away(struct sk_buff *skb)
+/* The hot path for packets the filters turned away (or shed), before anything else runs:
+ * this CPU's slot holds the skb, lately rejected; its state, else NULL. */
+static __always_inline struct tracked_skb *turned_away_skb(struct sk_buff *skb)
 {
 	struct tracked_slot *s = tracked_slot();
 
-	if (!s || s->skb != (__u64)skb || !s->t.rejected || !rejection_fresh(&s->t))
+	return s && s->skb == (__u64)skb && s->t.rejected && rejection_fresh(&s->t) ? &s->t : NULL;
+}
+
+/* As turned_away_skb, counting the hop where it is an event lost. */
+static __always_inline bool turned_away(struct sk_buff *skb)
+{
+	struct tracked_skb *t = turned_away_skb(skb);
+
+	if (!t)
 		return false;
-	unfollowed_hop(&s->t);
+	unfollowed_hop(t);
 	return true;
 }
 
