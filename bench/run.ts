@@ -30,6 +30,8 @@ interface Config {
   pps: number;
   ratio?: number;
   lost?: number;
+  /** events, packets: packets shed whole because the ring was nearly full (their losses are in lost). */
+  shed?: number;
   captured?: number;
   peak_rss_mb?: number;
   /** record: hook hits a packet (the kernel's events over its packets). */
@@ -69,6 +71,7 @@ async function blast(lab: DockerLikeLab, rate?: string, seconds = SECONDS): Prom
 interface TracedRun {
   pps: number;
   lost: number;
+  shed: number;
   captured: number;
   rssMb: number;
   rssSeries: number[];
@@ -126,7 +129,8 @@ async function traced(
     captured = snap.totalPackets;
     lost = snap.lost;
   }
-  return { pps, captured, lost, rssMb: Math.round(peakKb / 1024), rssSeries, stderr, stdout };
+  const shed = Number(/(\d+) packets shed whole/.exec(stderr)?.[1] ?? 0);
+  return { pps, captured, lost, shed, rssMb: Math.round(peakKb / 1024), rssSeries, stderr, stdout };
 }
 
 /** A ruleset shaped like Docker's in the lab's netns: nat with a DOCKER chain in
@@ -301,7 +305,7 @@ async function main(): Promise<void> {
       if (!wanted(name)) return undefined;
       progress(name);
       const r = await traced(lab, command, args);
-      configs.push({ name, pps: r.pps, lost: r.lost, captured: r.captured, peak_rss_mb: r.rssMb });
+      configs.push({ name, pps: r.pps, lost: r.lost, ...(r.shed ? { shed: r.shed } : {}), captured: r.captured, peak_rss_mb: r.rssMb });
       return r;
     };
     if (wanted('floor')) {
@@ -364,7 +368,7 @@ async function main(): Promise<void> {
     for (const c of configs) c.ratio = Number((c.pps / untraced).toFixed(3));
     if (ONLY) {
       console.log(`untraced: ${Math.round(untraced)} pps (runs ${Math.round(untraced1)}, ${Math.round(untraced2)})`);
-      for (const c of configs) console.log(`${c.name.padEnd(12)}  ${String(Math.round(c.pps)).padEnd(8)}  ${String(c.ratio).padEnd(5)}  lost ${c.lost ?? '-'}  captured ${c.captured ?? '-'}  rss ${c.peak_rss_mb ?? '-'}`);
+      for (const c of configs) console.log(`${c.name.padEnd(12)}  ${String(Math.round(c.pps)).padEnd(8)}  ${String(c.ratio).padEnd(5)}  lost ${c.lost ?? '-'}  shed ${c.shed ?? '-'}  captured ${c.captured ?? '-'}  rss ${c.peak_rss_mb ?? '-'}`);
       return;
     }
 
@@ -440,9 +444,9 @@ async function main(): Promise<void> {
       },
     ];
     console.log(`untraced: ${result.untraced_pps} pps (runs ${result.untraced_runs_pps.join(', ')})`);
-    console.log('config        pps       ratio  lost      captured  rss MB');
+    console.log('config        pps       ratio  lost      shed     captured  rss MB');
     for (const c of result.configs) {
-      console.log(`${c.name.padEnd(12)}  ${String(c.pps).padEnd(8)}  ${String(c.ratio).padEnd(5)}  ${String(c.lost ?? '-').padEnd(8)}  ${String(c.captured ?? '-').padEnd(8)}  ${c.peak_rss_mb ?? '-'}`);
+      console.log(`${c.name.padEnd(12)}  ${String(c.pps).padEnd(8)}  ${String(c.ratio).padEnd(5)}  ${String(c.lost ?? '-').padEnd(8)}  ${String(c.shed ?? '-').padEnd(7)}  ${String(c.captured ?? '-').padEnd(8)}  ${c.peak_rss_mb ?? '-'}`);
     }
     if (everyTable) {
       console.log(`every table registered (the worst case): untraced ${everyTable.untraced_pps} pps; ` +
