@@ -161,8 +161,6 @@ export function describeStart(view: BridgeView, backend: BackendSelection, opts:
   return `watching ${view.bridge.name} in netns ${view.netns.label} (ports: ${ports}; uplinks: ${uplinks})${only}; ${opts.verbose ? backend.why : backend.short}`;
 }
 
-
-
 export function traceMeta(
   bridge: string, filter: string, opts: CaptureCliOptions & { mode: string }, view: BridgeView, backend: string, snaplen: number,
 ): TraceMeta {
