@@ -129,16 +129,22 @@ describe('lost events', () => {
   });
   afterAll(() => lab?.destroy());
 
-  it('counts what a full ring buffer could not take and shows it live, in JSON and in the summary', async () => {
-    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--json', '--ring-size', '4096']);
+  /** watch (with `args`) while web-1 floods the wan with 3000 pings; stopped, it exited 0. */
+  async function watchThroughFlood(args: string[]): Promise<WatchProcess> {
+    const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--json', ...args]);
     try {
       await w.ready();
-      // A flood within the lab: about 16 events per packet against a ring of ~28 events.
       lab.exec(lab.containers[0].netns, 'ping', ['-n', '-q', '-f', '-c', '3000', '-W', '1', lab.wanIp]);
       await new Promise((r) => setTimeout(r, 600));
     } finally {
       expect(await w.stop()).toBe(0);
     }
+    return w;
+  }
+
+  it('counts what a full ring buffer could not take and shows it live, in JSON and in the summary', async () => {
+    // About 16 events per packet against a ring of ~28 events.
+    const w = await watchThroughFlood(['--ring-size', '4096']);
     const summary = /(\d+) packets, (\d+) events, (\d+) lost/.exec(w.stderr);
     expect(summary, w.stderr).not.toBeNull();
     const lost = Number(summary![3]);
@@ -168,14 +174,7 @@ describe('lost events', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bn-lost-'));
     try {
       const file = path.join(dir, 'lost.bnt');
-      const w = new WatchProcess([lab.bridge, '--netns', lab.host, '--json', '--mode', 'events', '--ring-size', '65536', '-w', file]);
-      try {
-        await w.ready();
-        lab.exec(lab.containers[0].netns, 'ping', ['-n', '-q', '-f', '-c', '3000', '-W', '1', lab.wanIp]);
-        await new Promise((r) => setTimeout(r, 600));
-      } finally {
-        expect(await w.stop()).toBe(0);
-      }
+      const w = await watchThroughFlood(['--mode', 'events', '--ring-size', '65536', '-w', file]);
       const summary = /(\d+) packets, (\d+) events, (\d+) lost.*; (\d+) packets shed whole, counted in it/.exec(w.stderr);
       expect(summary, w.stderr).not.toBeNull();
       const [lost, shed] = [Number(summary![3]), Number(summary![4])];
