@@ -107,8 +107,8 @@ class TableBuilder {
   chunk: Buffer = Buffer.allocUnsafeSlow(1 << 20);
   carried = 0;
   private offsets = new Float64Array(1 << 16);
+  /** Where each name starts in `names`, in the file's order: it ends where the next starts. */
   private starts = new Uint32Array(1 << 16);
-  private ends = new Uint32Array(1 << 16);
   private names: Buffer = Buffer.allocUnsafeSlow(1 << 22);
   private namesSize = 0;
   private count = 0;
@@ -141,7 +141,7 @@ class TableBuilder {
       const i = order[k];
       sorted[k] = offsets[i];
       nameStarts[k] = put;
-      put += this.names.copy(names, put, this.starts[i], this.ends[i]);
+      put += this.names.copy(names, put, this.starts[i], i + 1 < n ? this.starts[i + 1] : this.namesSize);
     }
     nameStarts[n] = put;
     return { offsets: sorted, names, nameStarts };
@@ -175,13 +175,11 @@ class TableBuilder {
       const size = this.count * 2;
       this.offsets = grownArray(this.offsets, new Float64Array(size));
       this.starts = grownArray(this.starts, new Uint32Array(size));
-      this.ends = grownArray(this.ends, new Uint32Array(size));
     }
     if (this.namesSize + (to - from) > this.names.length) this.names = grownBuffer(this.names, this.names.length * 2 + (to - from));
     this.offsets[this.count] = offset;
     this.starts[this.count] = this.namesSize;
     this.namesSize += text.copy(this.names, this.namesSize, from, to);
-    this.ends[this.count] = this.namesSize;
     this.count++;
   }
 }
