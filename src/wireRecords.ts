@@ -69,7 +69,7 @@ function recordHeader(c: Cursor, end: number, samePlace: RecordHeader | undefine
   }
   if (diff) {
     if (!prev.wireLen) throw new WireError('a header\'s bytes are given as changes to none');
-    const data = Uint8Array.from(prev.data);
+    const data = new Uint8Array(prev.data);
     const runs = new Cursor(diff, 0, diff.length);
     while (runs.pos < diff.length) {
       const at = runs.varint();
@@ -104,19 +104,17 @@ function priorities(b: Uint8Array, count: number): number[] {
   return out;
 }
 
-/** A hop's words as written: 0-9 numbers (word 0 the time since the hop before), then aux. */
-interface HopWords {
-  words: number[];
-  aux: bigint;
-}
-
-const ZERO_HOP: HopWords = { words: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0], aux: 0n };
-
-/** The headers and hop words of a record, for the later ones written as changes to them. */
+/** The headers and hop words of a record, for the later ones written as changes to them:
+ * hop i's words 0-9 (word 0 the time since the hop before) at words[i * 10 ...], its aux at
+ * aux[i]. */
 interface RecordBase {
   headers: RecordHeader[];
-  hops: HopWords[];
+  words: Float64Array;
+  aux: bigint[];
 }
+
+/** As many as native/encoder.h's RecordEncoder keeps to choose from. */
+const RECORD_BASES = 7;
 
 /** What a record takes from those before it in its batch: the identity, time and netns of
  * the one before, and the latest records, which PacketRecord.base may name. */
@@ -126,10 +124,17 @@ interface RecordContext {
   startTs: number;
   netns: number;
   recent: RecordBase[];
+  records: number;
 }
 
-/** As many as native/encoder.h's RecordEncoder keeps to choose from. */
-const RECORD_BASES = 7;
+/** A record's words go to the next of these in turn, reused from record to record and batch to
+ * batch (a batch is unfolded at once, and its events keep none): none of the records a later one
+ * may name is overwritten, and a flood's millions of hops allocate nothing for them. */
+const WORD_ARRAYS: Float64Array[] = Array.from({ length: RECORD_BASES + 1 }, () => new Float64Array(32 * HOP_AUX));
+
+function newRecordContext(): RecordContext {
+  return { packetId: 0, skb: 0n, startTs: 0, netns: 0, recent: [], records: 0 };
+}
 
 /** Before a record's first header: all zeros, shared (nothing changes a PacketHeaders once made). */
 const NO_HEADER: RecordHeader = Object.freeze({
@@ -137,6 +142,17 @@ const NO_HEADER: RecordHeader = Object.freeze({
 });
 
 const zigzag64 = (n: bigint) => ((n & 1n) ? -((n + 1n) >> 1n) : n >> 1n);
+
+/** The record's words array, large enough for `hops` (grown by doubling, kept in its slot). */
+function wordsFor(before: RecordContext, hops: number): Float64Array {
+  const slot = before.records % WORD_ARRAYS.length;
+  let w = WORD_ARRAYS[slot];
+  if (w.length < hops * HOP_AUX) {
+    w = new Float64Array(Math.max(w.length * 2, hops * HOP_AUX));
+    WORD_ARRAYS[slot] = w;
+  }
+  return w;
+}
 
 function unfoldRecord(c: Cursor, end: number, out: KernelEvent[], before: RecordContext): void {
   let packetId = before.packetId;
@@ -150,7 +166,7 @@ function unfoldRecord(c: Cursor, end: number, out: KernelEvent[], before: Record
   const names: Uint8Array[] = [];
   let hopBytes: Uint8Array = EMPTY;
   let like: RecordBase | undefined;
-  const headerSpans: [number, number][] = [];
+  const headerSpans: number[] = [];
   const m = new Cursor(c.buf, c.pos, end);
   while (m.pos < end) {
     const tag = m.varint();
@@ -180,81 +196,94 @@ function unfoldRecord(c: Cursor, end: number, out: KernelEvent[], before: Record
       const n = m.length();
       const at = m.pos;
       // Headers are read once `base` is known (a writer may put it anywhere).
-      if (field === 8) headerSpans.push([at, at + n]);
+      if (field === 8) headerSpans.push(at, at + n);
       else if (field === 9) names.push(m.buf.subarray(at, at + n));
       else hopBytes = m.buf.subarray(at, at + n);
       m.pos = at + n;
     } else m.skip(type);
   }
   c.pos = end;
-  for (const [at, spanEnd] of headerSpans) {
+  for (let k = 0; k < headerSpans.length; k += 2) {
     const i = headers.length;
-    headers.push(recordHeader(new Cursor(m.buf, at, spanEnd), spanEnd, like?.headers[i], headers[i - 1] ?? NO_HEADER));
+    const spanEnd = headerSpans[k + 1];
+    headers.push(recordHeader(new Cursor(m.buf, headerSpans[k], spanEnd), spanEnd, like?.headers[i], headers[i - 1] ?? NO_HEADER));
   }
-  // The hops' words, each hop as a mask of those that changed from its base and their new values.
-  // Words 0-9 are numbers; word 10 (aux) can hold a kernel address, kept exact as a bigint.
-  const hopWords: HopWords[] = [];
+  const pathSignature = flags & RECORD_EXEMPLAR && signature ? signature.toString(16).padStart(16, '0') : '';
+  // The hops, each as a mask of the words that changed from its base (the same hop of the record
+  // named, else this record's hop before, else zeros) and their new values. Words 0-9 are
+  // numbers; word 10 (aux) can hold a kernel address, kept exact as a bigint.
+  // A hop is at least two bytes (its mask and its time): that bounds the words needed.
+  const words = wordsFor(before, hopBytes.length >> 1);
+  const auxes: bigint[] = [];
+  const likeWords = like?.words;
+  const likeHops = like ? like.aux.length : 0;
+  // The hops of one header and conntrack state share one PacketHeaders (a record has a few).
+  const sharedKeys: number[] = [];
+  const shared: PacketHeaders[] = [];
   const h = new Cursor(hopBytes, 0, hopBytes.length);
-  while (h.pos < hopBytes.length) {
-    const i = hopWords.length;
-    const base = like?.hops[i] ?? hopWords[i - 1] ?? ZERO_HOP;
+  let hopTs = 0;
+  for (let i = 0, at = 0; h.pos < hopBytes.length; i++, at += HOP_AUX) {
     const mask = h.varint();
     if (!(mask & 1)) throw new WireError('a hop without its time');
-    const w: number[] = new Array(HOP_AUX);
-    for (let k = 0; k < HOP_AUX; k++) w[k] = mask & (1 << k) ? h.varint() : base.words[k];
-    hopWords.push({ words: w, aux: mask & (1 << HOP_AUX) ? h.varint64() : base.aux });
-  }
-  before.packetId = packetId;
-  before.skb = skb;
-  before.startTs = startTs;
-  before.netns = netns;
-  before.recent.push({ headers, hops: hopWords });
-  if (before.recent.length > RECORD_BASES) before.recent.shift();
-  const pathSignature = flags & RECORD_EXEMPLAR && signature ? signature.toString(16).padStart(16, '0') : '';
-  // The hops of one header and conntrack state share one PacketHeaders.
-  const withCt = new Map<number, PacketHeaders>();
-  let hopTs = 0;
-  for (let i = 0; i < hopWords.length; i++) {
-    const w = hopWords[i].words;
-    hopTs = (hopTs + w[0]) % 2 ** 32;
-    const code = w[1];
+    if (i < likeHops) {
+      for (let k = 0; k < HOP_AUX; k++) words[at + k] = mask & (1 << k) ? h.varint() : likeWords![at + k];
+      auxes.push(mask & (1 << HOP_AUX) ? h.varint64() : like!.aux[i]);
+    } else if (i > 0) {
+      for (let k = 0; k < HOP_AUX; k++) words[at + k] = mask & (1 << k) ? h.varint() : words[at - HOP_AUX + k];
+      auxes.push(mask & (1 << HOP_AUX) ? h.varint64() : auxes[i - 1]);
+    } else {
+      for (let k = 0; k < HOP_AUX; k++) words[at + k] = mask & (1 << k) ? h.varint() : 0;
+      auxes.push(mask & (1 << HOP_AUX) ? h.varint64() : 0n);
+    }
+    hopTs = (hopTs + words[at]) % 2 ** 32;
+    const code = words[at + 1];
     const kind = code % 256;
     const detail = Math.floor(code / 2 ** 32) % 256;
-    const placed = w[2];
+    const placed = words[at + 2];
     const headerIndex = placed % 256;
     const ct = Math.floor(placed / 256) % 256;
     const header = headers.length ? headers[Math.min(headerIndex, headers.length - 1)] : NO_HEADER;
     const key = headerIndex * 256 + ct;
-    let pkt = withCt.get(key);
-    if (!pkt) {
-      if (header.packet.ctState === ct) pkt = header.packet;
-      else {
+    let k = sharedKeys.indexOf(key);
+    if (k < 0) {
+      let pkt = header.packet;
+      if (pkt.ctState !== ct) {
         pkt = copyHeaders(header.packet);
         pkt.ctState = ct;
       }
-      withCt.set(key, pkt);
+      k = shared.length;
+      sharedKeys.push(key);
+      shared.push(pkt);
     }
-    const aux = hopWords[i].aux;
+    const aux = auxes[i];
     const named = kind === NF_TABLE || kind === NF_HOOK_ENTER;
-    const name = named && aux < names.length ? names[Number(aux)] : EMPTY;
+    const nameAt = named ? Number(aux) : -1;
+    const name = nameAt >= 0 && nameAt < names.length ? names[nameAt] : EMPTY;
     out.push({
       ts: startTs + hopTs, packetId, seq: (firstSeq + i) % 65536, kind, cpu: Math.floor(placed / 65536) % 256, netns,
-      ifindex: w[3], inIfindex: w[4], outIfindex: w[5], physinIfindex: w[6], physoutIfindex: w[7],
+      ifindex: words[at + 3], inIfindex: words[at + 4], outIfindex: words[at + 5], physinIfindex: words[at + 6], physoutIfindex: words[at + 7],
       nfFamily: Math.floor(code / 256) % 256, nfHook: Math.floor(code / 65536) % 256, nfSlot: Math.floor(code / 2 ** 24) % 256,
-      aux: named ? 0n : aux, reason: w[9], mark: header.mark, skb, packet: pkt, verdict: zigzag(w[8]), detail,
+      aux: named ? 0n : aux, reason: words[at + 9], mark: header.mark, skb, packet: shared[k], verdict: zigzag(words[at + 8]), detail,
       table: kind === NF_TABLE ? cString(name, 0, 16) : '', chain: kind === NF_TABLE ? cString(name, 16, 48) : '',
       priorities: kind === NF_HOOK_ENTER ? priorities(name, detail) : NO_PRIORITIES,
       data: header.wireLen ? header.data : EMPTY, wireLen: header.wireLen, dataFromMac: header.wireLen ? header.dataFromMac : false,
       pathSignature,
     });
   }
+  before.packetId = packetId;
+  before.skb = skb;
+  before.startTs = startTs;
+  before.netns = netns;
+  before.recent.push({ headers, words, aux: auxes });
+  if (before.recent.length > RECORD_BASES) before.recent.shift();
+  before.records++;
 }
 
 /** Throws WireError for bytes that are not a RecordBatch. Hops come out in time order, as the
  * reader thread hands a Batch over (a flood's copies end before the packet they were copied from). */
 export function decodeRecordBatchWire(buf: Uint8Array): DecodedBatch {
   const events: KernelEvent[] = [];
-  const context: RecordContext = { packetId: 0, skb: 0n, startTs: 0, netns: 0, recent: [] };
+  const context = newRecordContext();
   const { lost, sequence } = readBatch(buf, (c, end) => unfoldRecord(c, end, events, context));
   events.sort((a, b) => a.ts - b.ts);
   return { events, lost, sequence };

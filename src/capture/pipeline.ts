@@ -128,13 +128,15 @@ export class TraversalPipeline {
   private explain(packets: ClosedPacket[], hurried = false): void {
     if (!packets.length) return;
     const built = packets.map((p) => buildTraversal(p.events, this.ctx, this.lostSoFar, p.branches, hurried && this.holdNs > 0));
-    linkRejects(built, this.recent);
+    // Only a dropped packet is linked to anything (its ICMP error, among these and the recent).
+    if (built.some((t) => t.end.kind === 'drop')) linkRejects(built, this.recent.length > RECENT ? this.recent.slice(-RECENT) : this.recent);
     packets.forEach((p, i) => {
       this.traversals++;
       this.sinks.traversal(built[i], p);
     });
-    this.recent.push(...built);
-    if (this.recent.length > RECENT) this.recent.splice(0, this.recent.length - RECENT);
+    for (const t of built) this.recent.push(t);
+    // Trimmed to the last RECENT now and then, not at every packet.
+    if (this.recent.length >= 2 * RECENT) this.recent.splice(0, this.recent.length - RECENT);
   }
 
   private due(h: Held, nowNs: number): boolean {

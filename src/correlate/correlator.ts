@@ -6,7 +6,8 @@
  * gives it a new number; it is attached as a branch of the packet it was
  * copied from: the one in flight with the same headers that just came in by a
  * bridge port. */
-import { EventKind, isEndEvent, KernelEvent } from '../decode';
+import { EventKind, isEndEvent, KernelEvent, PacketHeaders } from '../decode';
+import { sameBytes } from '../model/packet';
 
 export interface CorrelatorOptions {
   /** Close a packet that saw no event for this long (kernel ns). */
@@ -43,18 +44,12 @@ interface OpenPacket {
 const CLONE_WINDOW_NS = 50e6;
 const RECENT_ARRIVALS = 64;
 
-/** Decoders share one PacketHeaders among the hops (and packets) with the same headers: its key is made once. */
-const headerKeys = new WeakMap<object, string>();
-
-function headerKey(e: KernelEvent): string {
-  const p = e.packet;
-  let key = headerKeys.get(p);
-  if (key === undefined) {
-    const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
-    key = `${p.ethertype}|${hex(p.saddr)}|${hex(p.daddr)}|${hex(p.smac)}|${hex(p.dmac)}|${p.l4proto}|${p.sport}|${p.dport}|${p.ipLen}`;
-    headerKeys.set(p, key);
-  }
-  return key;
+/** A clone has its original's headers: addresses, ports, protocol and length (not the TTL or
+ * conntrack state, which the bridge may have seen change). Compared as they are, no key made:
+ * every packet arriving by a port is a candidate, and few are ever compared. */
+function sameCloneHeaders(p: PacketHeaders, q: PacketHeaders): boolean {
+  return p === q || (p.ethertype === q.ethertype && p.l4proto === q.l4proto && p.sport === q.sport && p.dport === q.dport &&
+    p.ipLen === q.ipLen && sameBytes(p.saddr, q.saddr) && sameBytes(p.daddr, q.daddr) && sameBytes(p.smac, q.smac) && sameBytes(p.dmac, q.dmac));
 }
 
 export class Correlator {
@@ -62,7 +57,7 @@ export class Correlator {
   private readonly idleTimeoutNs: number;
   private readonly maxOpen: number;
   /** Packets that just came in by a bridge port: candidates to have been cloned. */
-  private readonly arrivals: { packet: OpenPacket; key: string; ts: number }[] = [];
+  private readonly arrivals: { packet: OpenPacket; headers: PacketHeaders; ts: number }[] = [];
 
   constructor(
     private readonly opts: CorrelatorOptions,
@@ -106,16 +101,15 @@ export class Correlator {
   }
 
   private noteArrival(p: OpenPacket, e: KernelEvent): void {
-    this.arrivals.push({ packet: p, key: headerKey(e), ts: e.ts });
+    this.arrivals.push({ packet: p, headers: e.packet, ts: e.ts });
     if (this.arrivals.length > RECENT_ARRIVALS) this.arrivals.shift();
   }
 
   private adoptClone(p: OpenPacket, first: KernelEvent): void {
-    const key = headerKey(first);
     for (let i = this.arrivals.length - 1; i >= 0; i--) {
       const a = this.arrivals[i];
       if (first.ts - a.ts > CLONE_WINDOW_NS) break;
-      if (a.key !== key || a.packet.done || a.packet === p) continue;
+      if (a.packet.done || a.packet === p || !sameCloneHeaders(a.headers, first.packet)) continue;
       p.parent = a.packet;
       a.packet.branches.push(p);
       return;

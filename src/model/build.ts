@@ -39,33 +39,67 @@ const NETFILTER_DROP = 'NETFILTER_DROP';
 
 type HopAddresses = Pick<Hop, 'src' | 'dst' | 'smac' | 'dmac' | 'vlan'>;
 
-/** The last headers formatted: a packet's hops mostly share them, and formatting is a hot path. */
-let lastHeaders: PacketHeaders | undefined;
-let lastAddresses: HopAddresses = { src: null, dst: null };
+/** The last few headers formatted: a packet's hops mostly share them (a few: MACs change where
+ * it is routed, addresses where it is translated), and formatting is a hot path. Replaced in
+ * turn; a hit by value takes the new headers, so their other hops hit by identity. */
+const FORMATTED_KEPT = 4;
+const lastHeaders: (PacketHeaders | undefined)[] = new Array(FORMATTED_KEPT).fill(undefined);
+const lastAddresses: HopAddresses[] = new Array(FORMATTED_KEPT).fill({ src: null, dst: null });
+let nextReplaced = 0;
+
+function sameAddresses(p: PacketHeaders, q: PacketHeaders): boolean {
+  return sameBytes(p.saddr, q.saddr) && sameBytes(p.daddr, q.daddr) && sameBytes(p.smac, q.smac) &&
+    sameBytes(p.dmac, q.dmac) && p.vlanProto === q.vlanProto && p.vlanTci === q.vlanTci;
+}
 
 function addresses(e: KernelEvent): HopAddresses {
   const p = e.packet;
-  const q = lastHeaders;
-  if (q === p) return lastAddresses;
-  if (q && sameBytes(p.saddr, q.saddr) && sameBytes(p.daddr, q.daddr) && sameBytes(p.smac, q.smac) && sameBytes(p.dmac, q.dmac) &&
-      p.vlanProto === q.vlanProto && p.vlanTci === q.vlanTci) return lastAddresses;
+  for (let i = 0; i < FORMATTED_KEPT; i++) if (lastHeaders[i] === p) return lastAddresses[i];
+  for (let i = 0; i < FORMATTED_KEPT; i++) {
+    const q = lastHeaders[i];
+    if (q && sameAddresses(p, q)) {
+      lastHeaders[i] = p;
+      return lastAddresses[i];
+    }
+  }
   const smac = formatMac(p.smac);
   const dmac = formatMac(p.dmac);
-  lastHeaders = p;
-  lastAddresses = {
-    src: formatAddress(p.saddr), dst: formatAddress(p.daddr), ...(smac && dmac ? { smac, dmac } : {}),
-    ...(p.vlanProto ? { vlan: vlanTag(p.vlanProto, p.vlanTci) } : {}),
-  };
-  return lastAddresses;
+  const formatted: HopAddresses = { src: formatAddress(p.saddr), dst: formatAddress(p.daddr) };
+  if (smac && dmac) {
+    formatted.smac = smac;
+    formatted.dmac = dmac;
+  }
+  if (p.vlanProto) formatted.vlan = vlanTag(p.vlanProto, p.vlanTci);
+  lastHeaders[nextReplaced] = p;
+  lastAddresses[nextReplaced] = formatted;
+  nextReplaced = (nextReplaced + 1) % FORMATTED_KEPT;
+  return formatted;
+}
+
+/** The fields every hop has past its devices, in the order --json prints them. Assigned one
+ * by one: an object spread takes V8's slow generic path, and this runs for every hop. */
+function finishHop(hop: Hop, e: KernelEvent): Hop {
+  const a = addresses(e);
+  hop.src = a.src;
+  hop.dst = a.dst;
+  if (a.smac !== undefined) {
+    hop.smac = a.smac;
+    hop.dmac = a.dmac;
+  }
+  if (a.vlan !== undefined) hop.vlan = a.vlan;
+  hop.observed = true;
+  hop.ts = e.ts;
+  hop.ttl = e.packet.ttl || undefined;
+  hop.cpu = e.cpu;
+  return hop;
 }
 
 function deviceHop(e: KernelEvent, ctx: ModelContext, hook: 'RX' | 'TX'): Hop {
   const dev = ctx.deviceName(e.ifindex, e.netns);
-  const hop: Hop = {
+  const hop = finishHop({
     family: 'netdev', hook, table: null, verdict: null,
     in: hook === 'RX' ? dev : null, out: hook === 'TX' ? dev : null, physin: null, physout: null,
-    ...addresses(e), observed: true, ts: e.ts, ttl: e.packet.ttl || undefined, cpu: e.cpu,
-  };
+  } as Hop, e);
   if (hook === 'RX') {
     hop.rxHandler = ctx.symbol(e.aux) ?? (e.aux ? `0x${e.aux.toString(16)}` : null);
     if (hop.rxHandler === 'br_handle_frame') hop.note = `bridge port ${dev}: br_handle_frame takes the frame (L2 path)`;
@@ -76,11 +110,12 @@ function deviceHop(e: KernelEvent, ctx: ModelContext, hook: 'RX' | 'TX'): Hop {
 
 function netfilterHop(e: KernelEvent, ctx: ModelContext, table: Hop['table'], verdict: Hop['verdict']): Hop {
   const name = (ifindex: number) => (ifindex ? ctx.deviceName(ifindex, e.netns) : null);
-  return {
+  const hop = finishHop({
     family: familyName(e.nfFamily), hook: hookName(e.nfHook, e.nfFamily), table, verdict,
     in: name(e.inIfindex), out: name(e.outIfindex), physin: name(e.physinIfindex), physout: name(e.physoutIfindex),
-    ...addresses(e), observed: true, ts: e.ts, ttl: e.packet.ttl || undefined, cpu: e.cpu, ct: ctStateName(e.packet.ctState),
-  };
+  } as Hop, e);
+  hop.ct = ctStateName(e.packet.ctState);
+  return hop;
 }
 
 /** The hop a user of a hook that runs rules makes: its real table and chain. */
@@ -313,10 +348,20 @@ function explainNoIptables(first: KernelEvent, hops: Hop[], decisions: Decision[
   decisions.push({ ts: hops[0].ts, kind: 'bridge', decision: 'no-iptables', text: `${name}=0: bridged ${v6 ? 'IPv6' : 'IPv4'} is not passed to ${v6 ? 'ip6tables' : 'iptables'}` });
 }
 
-/** Where the packet's headers were read, and (in words, only when asked) what ran just before. */
+/** Where the packet's headers were read: the event, and for a probe's, the probe (what ran
+ * just before it, put in words only where a rewrite is found). */
 interface Point {
   e: KernelEvent;
-  where: () => string;
+  probe: Probe | undefined;
+}
+
+function pointWhere({ e, probe }: Point, ctx: ModelContext): string {
+  switch (e.kind) {
+    case EventKind.RX: return `before RX on ${ctx.deviceName(e.ifindex, e.netns)}`;
+    case EventKind.TX: return `before TX on ${ctx.deviceName(e.ifindex, e.netns)}`;
+    case EventKind.NF: return probeWhere(e, probe);
+    default: return `in ${e.table} ${hookName(e.nfHook, e.nfFamily)}`;
+  }
 }
 
 /** "192.168.222.2:40000" for TCP and UDP, the address alone otherwise. */
@@ -336,25 +381,29 @@ function probeWhere(e: KernelEvent, probe: Probe | undefined): string {
 
 /** Addresses or ports that change between two points were rewritten there: say how.
  * Compared as bytes; words only where something changed (this runs for every event). */
-function explainRewrites(first: KernelEvent, points: Point[], decisions: Decision[]): void {
+function explainRewrites(first: KernelEvent, points: Point[], decisions: Decision[], ctx: ModelContext): void {
   let src = first;
   let dst = first;
-  for (const { e, where } of points) {
+  for (const point of points) {
+    const e = point.e;
     const p = e.packet;
-    const reply = () => (ctStateName(p.ctState)?.includes('reply') ? ' (reply of a translated connection)' : '');
     if (p.saddr.length && src.packet.saddr.length && (!sameBytes(p.saddr, src.packet.saddr) || p.sport !== src.packet.sport)) {
       const before = endpoint(formatAddress(src.packet.saddr), src.packet.sport, src);
       const after = endpoint(formatAddress(p.saddr), p.sport, e);
-      if (before !== after) decisions.push({ ts: e.ts, kind: 'nat', decision: 'snat', text: `SNAT ${before} -> ${after} ${where()}${reply()}` });
+      if (before !== after) decisions.push({ ts: e.ts, kind: 'nat', decision: 'snat', text: `SNAT ${before} -> ${after} ${pointWhere(point, ctx)}${replyNote(p)}` });
     }
     if (p.daddr.length && dst.packet.daddr.length && (!sameBytes(p.daddr, dst.packet.daddr) || p.dport !== dst.packet.dport)) {
       const before = endpoint(formatAddress(dst.packet.daddr), dst.packet.dport, dst);
       const after = endpoint(formatAddress(p.daddr), p.dport, e);
-      if (before !== after) decisions.push({ ts: e.ts, kind: 'nat', decision: 'dnat', text: `DNAT ${before} -> ${after} ${where()}${reply()}` });
+      if (before !== after) decisions.push({ ts: e.ts, kind: 'nat', decision: 'dnat', text: `DNAT ${before} -> ${after} ${pointWhere(point, ctx)}${replyNote(p)}` });
     }
     if (p.saddr.length) src = e;
     if (p.daddr.length) dst = e;
   }
+}
+
+function replyNote(p: PacketHeaders): string {
+  return ctStateName(p.ctState)?.includes('reply') ? ' (reply of a translated connection)' : '';
 }
 
 /** Without br_handle_frame's own result (its return comes after the packet has
@@ -416,12 +465,12 @@ export function buildTraversal(all: KernelEvent[], ctx: ModelContext, lost: numb
     switch (e.kind) {
       case EventKind.RX:
         hops.push(deviceHop(e, ctx, 'RX'));
-        points.push({ e, where: () => `before RX on ${ctx.deviceName(e.ifindex, e.netns)}` });
+        points.push({ e, probe: undefined });
         lastNf = null;
         break;
       case EventKind.TX:
         hops.push(deviceHop(e, ctx, 'TX'));
-        points.push({ e, where: () => `before TX on ${ctx.deviceName(e.ifindex, e.netns)}` });
+        points.push({ e, probe: undefined });
         lastNf = null;
         if (isEndEvent(e, ctx)) {
           end = { kind: 'tx', dev: ctx.deviceName(e.ifindex, e.netns), reason: null };
@@ -437,13 +486,13 @@ export function buildTraversal(all: KernelEvent[], ctx: ModelContext, lost: numb
             hops.push(hop);
           }
         }
-        points.push({ e, where: () => probeWhere(e, found?.probe) });
+        points.push({ e, probe: found?.probe });
         break;
       }
       case EventKind.NF_TABLE:
         hops.push(tableHop(e, ctx));
         attachRules(hops[hops.length - 1], e, undefined, ctx);
-        points.push({ e, where: () => `in ${e.table} ${hookName(e.nfHook, e.nfFamily)}` });
+        points.push({ e, probe: undefined });
         lastNf = e;
         break;
       case EventKind.NF_HOOK_ENTER: {
@@ -517,7 +566,7 @@ export function buildTraversal(all: KernelEvent[], ctx: ModelContext, lost: numb
   inferRxHandlerResult(hops, decisions);
   explainNoIptables(first, hops, decisions, ctx);
   inferRouting(hops, decisions, ctx);
-  explainRewrites(first, points, decisions);
+  explainRewrites(first, points, decisions, ctx);
   decisions.sort((a, b) => a.ts - b.ts);
   const { src, dst } = addresses(first);
   return {
@@ -529,7 +578,7 @@ export function buildTraversal(all: KernelEvent[], ctx: ModelContext, lost: numb
     dst,
     proto: protoName(first.packet),
     summary: describePacket(first.packet),
-    ...icmpErrorOf(first),
+    icmpError: icmpErrorOf(first),
     hops,
     decisions,
     hookRuns,
@@ -542,20 +591,33 @@ export function buildTraversal(all: KernelEvent[], ctx: ModelContext, lost: numb
   };
 }
 
-function icmpErrorOf(e: KernelEvent): { icmpError?: { type: number; code: number } } {
+/** undefined (no key in --json) unless the packet is an ICMP error. */
+function icmpErrorOf(e: KernelEvent): { type: number; code: number } | undefined {
   const p = e.packet;
-  return isIcmpError(p) ? { icmpError: { type: p.icmpType, code: p.icmpCode } } : {};
+  return isIcmpError(p) ? { type: p.icmpType, code: p.icmpCode } : undefined;
 }
 
 /** The devices a traversal names that have something behind them (containers). */
 function devicesOf(hops: Hop[], end: TraversalEnd, branches: Branch[], ctx: ModelContext): Record<string, DeviceInfo> {
   const out: Record<string, DeviceInfo> = {};
   if (!ctx.deviceInfo) return out;
-  const names = new Set<string>();
-  for (const h of [...hops, ...branches.flatMap((b) => b.hops)]) {
-    for (const n of [h.in, h.out, h.physin, h.physout]) if (n) names.add(n);
-  }
-  for (const e of [end, ...branches.map((b) => b.end)]) if (e.dev) names.add(e.dev);
+  // A handful of names, in the order the hops name them: an array beats a Set here.
+  const names: string[] = [];
+  const note = (n: string | null | undefined) => {
+    if (n && !names.includes(n)) names.push(n);
+  };
+  const noteHops = (hs: Hop[]) => {
+    for (const h of hs) {
+      note(h.in);
+      note(h.out);
+      note(h.physin);
+      note(h.physout);
+    }
+  };
+  noteHops(hops);
+  for (const b of branches) noteHops(b.hops);
+  note(end.dev);
+  for (const b of branches) note(b.end.dev);
   for (const n of names) {
     const info = ctx.deviceInfo(n);
     if (info) out[n] = info;

@@ -93,8 +93,18 @@ export function planProbes(ruleset: Ruleset, since: number, previous?: ProbePlan
 }
 
 /** Plans over time: the ruleset at the start and after every change. */
+/** A probe found, with the plan it is part of. */
+export interface FoundProbe {
+  probe: Probe;
+  plan: ProbePlan;
+}
+
+const probeKey = (family: number, hook: number, slot: number) => (family * 256 + hook) * 256 + slot;
+
 export class ProbeHistory {
   private readonly plans: ProbePlan[] = [];
+  /** Each plan's probes by family, hook and slot: every NF event looks one up. */
+  private readonly bySlot = new WeakMap<ProbePlan, Map<number, FoundProbe>>();
 
   constructor(plans: ProbePlan[] = []) {
     for (const p of plans) this.add(p);
@@ -121,13 +131,28 @@ export class ProbeHistory {
 
   /** The probe an NF event came from: its plan at that time, else an older one
    * (a probe being replaced fires until it is detached). */
-  probe(family: number, hook: number, slot: number, ts: number): { probe: Probe; plan: ProbePlan } | undefined {
+  probe(family: number, hook: number, slot: number, ts: number): FoundProbe | undefined {
     const start = this.plans.indexOf(this.planAt(ts) as ProbePlan);
+    const key = probeKey(family, hook, slot);
     for (let i = start; i >= 0; i--) {
-      const probe = this.plans[i].probes.find((p) => p.family === family && p.hook === hook && p.slot === slot);
-      if (probe) return { probe, plan: this.plans[i] };
+      const found = this.slotsOf(this.plans[i]).get(key);
+      if (found) return found;
     }
     return undefined;
+  }
+
+  private slotsOf(plan: ProbePlan): Map<number, FoundProbe> {
+    let slots = this.bySlot.get(plan);
+    if (!slots) {
+      slots = new Map();
+      // The first of a key wins, as a search in order would find it.
+      for (const probe of plan.probes) {
+        const key = probeKey(probe.family, probe.hook, probe.slot);
+        if (!slots.has(key)) slots.set(key, { probe, plan });
+      }
+      this.bySlot.set(plan, slots);
+    }
+    return slots;
   }
 
   /** What runs after a probe, up to the next one (or the end of the hook). */

@@ -100,11 +100,13 @@ export function replayTrace(file: string, sinks: ReplaySinks): ReplayResult {
         } catch (err) {
           throw new TraceFileError('TRACE_CORRUPT', file, batchOffset ?? 0, `expected a valid ${records ? 'record' : 'event'} batch: ${(err as Error).message}`);
         }
-        result.events += batch.events.reduce((n, e) => (e.kind === EventKind.LOST ? n : n + 1), 0);
+        for (const e of batch.events) {
+          if (e.kind !== EventKind.LOST) result.events++;
+          if (e.ts > maxTs) maxTs = e.ts;
+        }
         result.lost = batch.lost;
         sinks.batch?.(batch);
         pipeline!.push(batch);
-        for (const e of batch.events) if (e.ts > maxTs) maxTs = e.ts;
         pipeline!.expire(maxTs);
       } else if (frame.loss) {
         result.lost = toNumber(frame.loss.lost as Uint64);
