@@ -4,14 +4,8 @@ import { ChildProcess, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Correlator } from '../src/correlate/correlator';
-import { decodeBatch } from '../src/decode';
+import { NODE_FLAGS } from '../src/cli/nodeFlags';
 import { DockerLikeLab } from '../src/lab/dockerLike';
-import { buildTraversal, ModelContext } from '../src/model/build';
-import { native } from '../src/native';
-import { replayTrace } from '../src/trace/replay';
-import { forwardPathEvents, LAB, LAB_PLAN, rawEvents } from './synthetic';
-import { ProbeHistory } from '../src/model/probes';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 /** BENCH_ONLY=floor,top: just these configurations and the untraced runs, printed, results.json left alone
@@ -83,7 +77,7 @@ interface TracedRun {
 async function traced(
   lab: DockerLikeLab, command: string, args: string[], opts: { rate?: string; seconds?: number; env?: Record<string, string> } = {},
 ): Promise<TracedRun> {
-  const w: ChildProcess = spawn(process.execPath, [BIN, command, lab.bridge, '--netns', lab.host, ...BACKEND, ...args],
+  const w: ChildProcess = spawn(process.execPath, [...NODE_FLAGS, BIN, command, lab.bridge, '--netns', lab.host, ...BACKEND, ...args],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let stderr = '';
   let stdout = '';
@@ -175,7 +169,7 @@ async function tcpdumpAny(lab: DockerLikeLab, file: string): Promise<{ pps: numb
 /** Launch to "watching" with a filter: the verifier's work is the start-up cost. */
 async function filterStart(lab: DockerLikeLab, filter: string): Promise<number> {
   const start = process.hrtime.bigint();
-  const w = spawn(process.execPath, [BIN, 'watch', lab.bridge, '--netns', lab.host, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const w = spawn(process.execPath, [...NODE_FLAGS, BIN, 'watch', lab.bridge, '--netns', lab.host, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   w.stderr!.on('data', (d) => (err += d));
   while (!err.includes('watching ')) {
@@ -243,41 +237,11 @@ async function withLogRules(lab: DockerLikeLab): Promise<number> {
   }
 }
 
-/** Decode + correlate + model on one core, from batches the native encoder made. */
-function tsThroughput(): number {
-  const packets = 20000;
-  const batches: Buffer[] = [];
-  for (let i = 0; i < packets; i += 256) {
-    const evs = [];
-    for (let j = i; j < Math.min(i + 256, packets); j++) evs.push(...forwardPathEvents(j + 1, BigInt(j) * 1000n, j % 2));
-    batches.push(native().encodeBatch(rawEvents(evs), 0, 0));
-  }
-  const ctx: ModelContext = {
-    netns: LAB.netns, bridgeIfindex: LAB.bridge, deviceName: (i) => `if${i}`, symbol: () => undefined,
-    dropReason: (r) => `${r}`, toEpochNs: (t) => t, probes: new ProbeHistory([LAB_PLAN]),
-  };
-  let built = 0;
-  const corr = new Correlator({ netns: LAB.netns, bridgeIfindex: LAB.bridge }, (p) => {
-    buildTraversal(p.events, ctx, 0, p.branches);
-    built++;
-  });
-  const start = process.hrtime.bigint();
-  let events = 0;
-  for (const b of batches) for (const e of decodeBatch(b).events) {
-    corr.push(e);
-    events++;
-  }
-  const secs = Number(process.hrtime.bigint() - start) / 1e9;
-  if (built !== packets) throw new Error(`built ${built} of ${packets}`);
-  return Math.round(events / secs);
-}
-
-/** Decode + correlate + model of a trace recorded from the lab, on one core. */
-function recordedThroughput(file: string): { eventsPerS: number; events: number } {
-  const start = process.hrtime.bigint();
-  const r = replayTrace(file, { traversal: () => undefined });
-  const secs = Number(process.hrtime.bigint() - start) / 1e9;
-  return { eventsPerS: Math.round(r.events / secs), events: r.events };
+/** Decode + correlate + model on one core, in a node started as the CLI is (its flags: the young
+ * generation's size decides much of this), on the recorded trace and on synthetic batches. */
+function tsThroughput(recordFile: string): { eventsPerS: number; events: number; syntheticEventsPerS: number } {
+  const out = execFileSync(process.execPath, [...NODE_FLAGS, path.join(__dirname, 'tsThroughput.js'), recordFile], { encoding: 'utf8' });
+  return JSON.parse(out);
 }
 
 // trafgen's --rate takes plain pps (not kpps) here.
@@ -390,7 +354,7 @@ async function main(): Promise<void> {
     for (const f of START_FILTERS) starts[f] = Number((await filterStart(lab, f)).toFixed(2));
 
     progress('decode + correlate in TypeScript');
-    const recorded = recordedThroughput(recordFile);
+    const recorded = tsThroughput(recordFile);
     let soakResult: { seconds: number; rss_mb: number[]; peak_rss_mb: number; pps: number; lost: number } | undefined;
     if (soak) {
       progress('soak: watch --mode packets at full rate for 5 minutes');
@@ -415,7 +379,7 @@ async function main(): Promise<void> {
       lossless_record_pps: losslessPps,
       ts_events_per_s: recorded.eventsPerS,
       ts_events_replayed: recorded.events,
-      ts_synthetic_events_per_s: tsThroughput(),
+      ts_synthetic_events_per_s: recorded.syntheticEventsPerS,
       every_table: everyTable ?? 'not run',
       peak_rss_mb: soakResult?.peak_rss_mb ?? Math.max(...configs.map((c) => c.peak_rss_mb ?? 0)),
       soak: soakResult ?? 'not run (npm run bench -- --soak)',

@@ -4,7 +4,8 @@ import * as path from 'path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
 import { execFileSync, spawnSync } from 'child_process';
-import { CLI_CWD, runCli, traceWhile } from '../support/cli';
+import { BIN, CLI_CWD, runCli, traceWhile } from '../support/cli';
+import { NODE_FLAGS } from '../../src/cli/nodeFlags';
 
 describe('CLI conventions', () => {
   let lab: DockerLikeLab;
@@ -20,6 +21,14 @@ describe('CLI conventions', () => {
       expect(r.code).toBe(0);
       expect(r.stdout.trim()).toBe(version);
     }
+  });
+
+  it('run as an executable, the CLI starts node with the flags the tests and the bench give it', () => {
+    expect(fs.readFileSync(BIN, 'utf8').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`);
+    // Run by its shebang (env -S splits the flags off), as `sudo bpftrace-net` runs it.
+    const r = spawnSync(BIN, ['--version'], { cwd: CLI_CWD, encoding: 'utf8', env: { ...process.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH}` } });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
   });
 
   it('-n: ports by device name only, no container names', async () => {

@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerLikeLab } from '../../src/lab/dockerLike';
-import { BIN, CLI_CWD, ourProgramsLoaded, runCli, traceWhile, WatchProcess } from '../support/cli';
+import { CLI, CLI_CWD, ourProgramsLoaded, runCli, traceWhile, WatchProcess } from '../support/cli';
 
 function expectOneLineError(r: { code: number | null; stderr: string }, pattern: RegExp) {
   expect(r.code, r.stderr).toBe(2);
@@ -133,7 +133,7 @@ describe('a closed pipe', () => {
 
   /** `bpftrace-net ARGS | head -1`, through a real shell pipe. */
   function intoHead(args: string[], traffic?: () => void): Promise<{ code: number | null; stderr: string; head: string }> {
-    const quoted = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+    const quoted = [...CLI, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
     const sh = spawn('bash', ['-c', `set -o pipefail; ${quoted} 2>"$ERR" | head -1`], {
       cwd: CLI_CWD, env: { ...process.env, ERR: path.join(CLI_CWD, 'err.txt') }, stdio: ['ignore', 'pipe', 'inherit'],
     });

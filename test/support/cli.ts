@@ -5,8 +5,11 @@ import * as os from 'os';
 import * as path from 'path';
 import { undocumentedKeys } from './jsonContract';
 import type { Traversal } from '../../src/model/traversal';
+import { NODE_FLAGS } from '../../src/cli/nodeFlags';
 
 export const BIN = path.resolve(__dirname, '../../bin/bpftrace-net.js');
+/** node, its flags as the shebang gives them, the CLI: what to run it as. */
+export const CLI = [process.execPath, ...NODE_FLAGS, BIN];
 
 /** The CLI runs here, never in the checkout: a stray relative path a test gives
  * (or a bug) writes into this directory, which the test process removes when done. */
@@ -20,7 +23,7 @@ export interface CliResult {
 }
 
 export function runCli(args: string[], opts: { timeoutMs?: number; prefix?: string[] } = {}): CliResult {
-  const [cmd, argv] = opts.prefix ? [opts.prefix[0], [...opts.prefix.slice(1), process.execPath, BIN, ...args]] : [process.execPath, [BIN, ...args]];
+  const [cmd, argv] = opts.prefix ? [opts.prefix[0], [...opts.prefix.slice(1), ...CLI, ...args]] : [CLI[0], [...CLI.slice(1), ...args]];
   const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, cwd: CLI_CWD });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -34,7 +37,7 @@ export class WatchProcess {
 
   /** command: watch, record or top (all say "watching ..." once attached). */
   constructor(args: string[], prefix: string[] = [], command = 'watch', env: Record<string, string> = {}) {
-    const [cmd, argv] = prefix.length ? [prefix[0], [...prefix.slice(1), process.execPath, BIN, command, ...args]] : [process.execPath, [BIN, command, ...args]];
+    const [cmd, argv] = prefix.length ? [prefix[0], [...prefix.slice(1), ...CLI, command, ...args]] : [CLI[0], [...CLI.slice(1), command, ...args]];
     this.child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: CLI_CWD, env: { ...process.env, ...env } });
     this.child.stdout!.on('data', (d) => (this.stdout += d));
     this.child.stderr!.on('data', (d) => (this.stderr += d));
