@@ -289,9 +289,15 @@ export function readBatch(buf: Uint8Array, each: (c: Cursor, end: number) => voi
   return { lost, sequence };
 }
 
+/** The same bytes as a plain Uint8Array: a Buffer's subarray() runs Buffer's own constructor,
+ * and a batch takes several per event (addresses, MACs, packet bytes). */
+export function plainView(buf: Uint8Array): Uint8Array {
+  return Buffer.isBuffer(buf) ? new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) : buf;
+}
+
 /** Throws WireError for bytes that are not a Batch. */
 export function decodeBatchWire(buf: Uint8Array): DecodedBatch {
   const events: KernelEvent[] = [];
-  const { lost, sequence } = readBatch(buf, (c, end) => events.push(event(c, end)));
+  const { lost, sequence } = readBatch(plainView(buf), (c, end) => events.push(event(c, end)));
   return { events, lost, sequence };
 }

@@ -4,7 +4,7 @@
  * the kernel's records for a live capture. */
 import type { DecodedBatch, KernelEvent, PacketHeaders } from './decode';
 import { bpftrace_net as pb } from './gen/bpftrace_net';
-import { copyHeaders, Cursor, EMPTY, packet, readBatch, utf8, WireError, zigzag } from './wire';
+import { copyHeaders, Cursor, EMPTY, packet, plainView, readBatch, utf8, WireError, zigzag } from './wire';
 
 /** Numbers per hop in PacketRecord.hops (native/encoder.h's BN_RECORD_HOP_WORDS): ten, then aux. */
 const HOP_AUX = 10;
@@ -284,7 +284,7 @@ function unfoldRecord(c: Cursor, end: number, out: KernelEvent[], before: Record
 export function decodeRecordBatchWire(buf: Uint8Array): DecodedBatch {
   const events: KernelEvent[] = [];
   const context = newRecordContext();
-  const { lost, sequence } = readBatch(buf, (c, end) => unfoldRecord(c, end, events, context));
+  const { lost, sequence } = readBatch(plainView(buf), (c, end) => unfoldRecord(c, end, events, context));
   events.sort((a, b) => a.ts - b.ts);
   return { events, lost, sequence };
 }

@@ -567,7 +567,7 @@ export function buildTraversal(all: KernelEvent[], ctx: ModelContext, lost: numb
   explainNoIptables(first, hops, decisions, ctx);
   inferRouting(hops, decisions, ctx);
   explainRewrites(first, points, decisions, ctx);
-  decisions.sort((a, b) => a.ts - b.ts);
+  sortByTime(decisions);
   const { src, dst } = addresses(first);
   return {
     id: first.packetId,
@@ -589,6 +589,20 @@ export function buildTraversal(all: KernelEvent[], ctx: ModelContext, lost: numb
     missing: Math.max(missingEvents(sorted), reportedLost) + rulesMissing,
     devices: devicesOf(hops, end, branches, ctx),
   };
+}
+
+/** Decisions in time order, ties as they came: an insertion sort, as stable as Array.sort and
+ * far cheaper for the few a packet has (this runs for every packet). */
+function sortByTime(decisions: Decision[]): void {
+  for (let i = 1; i < decisions.length; i++) {
+    const d = decisions[i];
+    let j = i - 1;
+    while (j >= 0 && decisions[j].ts > d.ts) {
+      decisions[j + 1] = decisions[j];
+      j--;
+    }
+    decisions[j + 1] = d;
+  }
 }
 
 /** undefined (no key in --json) unless the packet is an ICMP error. */

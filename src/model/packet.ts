@@ -105,7 +105,7 @@ export function describePacket(p: PacketHeaders): string {
   if (proto === 'icmp' || proto === 'icmpv6') {
     const names = proto === 'icmp' ? ICMP_TYPES : ICMP6_TYPES;
     const kind = names[p.icmpType] ?? `type ${p.icmpType} code ${p.icmpCode}`;
-    const echo = /echo/.test(kind) ? ` id ${p.sport} seq ${p.dport}` : '';
+    const echo = kind.includes('echo') ? ` id ${p.sport} seq ${p.dport}` : '';
     return `${proto} ${kind} ${src} > ${dst}${echo} ttl ${p.ttl}`;
   }
   if (proto === 'tcp') return `tcp ${src}:${p.sport} > ${dst}:${p.dport} [${tcpFlags(p.tcpFlags)}] len ${p.ipLen} ttl ${p.ttl}`;
