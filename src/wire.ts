@@ -8,6 +8,9 @@ export class WireError extends Error {}
 
 export const EMPTY = new Uint8Array(0);
 
+/** Every event's priorities but NF_HOOK_ENTER's: one shared, never changed. */
+export const NO_PRIORITIES: number[] = Object.freeze([]) as unknown as number[];
+
 /** The one varint reader of the JS side (batches here, frame lengths in trace/reader.ts): a
  * varint of at most maxBytes in buf[at, end), exact as a number up to 2^53, and where the
  * next byte is; or why it could not be read. */
@@ -204,7 +207,7 @@ function event(c: Cursor, end: number): KernelEvent {
   const e: KernelEvent = {
     ts: 0, packetId: 0, seq: 0, kind: 0, cpu: 0, netns: 0, ifindex: 0, inIfindex: 0, outIfindex: 0, physinIfindex: 0,
     physoutIfindex: 0, nfFamily: 0, nfHook: 0, nfSlot: 0, aux: 0n, reason: 0, mark: 0, skb: 0n, packet: undefined as unknown as PacketHeaders,
-    verdict: 0, detail: 0, table: '', chain: '', priorities: [], data: EMPTY, wireLen: 0, dataFromMac: false, pathSignature: '',
+    verdict: 0, detail: 0, table: '', chain: '', priorities: NO_PRIORITIES, data: EMPTY, wireLen: 0, dataFromMac: false, pathSignature: '',
   };
   const m = new Cursor(c.buf, c.pos, end);
   while (m.pos < end) {
@@ -255,6 +258,7 @@ function event(c: Cursor, end: number): KernelEvent {
         case 23: e.chain = utf8(m.buf.subarray(at, at + n)); break;
         case 24: {
           const p = new Cursor(m.buf, at, at + n);
+          if (e.priorities === NO_PRIORITIES) e.priorities = [];
           while (p.pos < at + n) e.priorities.push(zigzag(p.uint32()));
           break;
         }

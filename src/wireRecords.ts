@@ -4,7 +4,7 @@
  * the kernel's records for a live capture. */
 import type { DecodedBatch, KernelEvent, PacketHeaders } from './decode';
 import { bpftrace_net as pb } from './gen/bpftrace_net';
-import { copyHeaders, Cursor, EMPTY, packet, plainView, readBatch, utf8, WireError, zigzag } from './wire';
+import { copyHeaders, Cursor, EMPTY, NO_PRIORITIES, packet, plainView, readBatch, utf8, WireError, zigzag } from './wire';
 
 /** Numbers per hop in PacketRecord.hops (native/encoder.h's BN_RECORD_HOP_WORDS): ten, then aux. */
 const HOP_AUX = 10;
@@ -92,8 +92,6 @@ function cString(b: Uint8Array, from: number, to: number): string {
   return end > from ? utf8(b.subarray(from, end)) : '';
 }
 
-/** Every hop but NF_HOOK_ENTER's: one shared, never changed. */
-const NO_PRIORITIES: number[] = Object.freeze([]) as unknown as number[];
 
 function priorities(b: Uint8Array, count: number): number[] {
   const out: number[] = [];
