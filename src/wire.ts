@@ -145,6 +145,13 @@ export function packet(c: Cursor, end: number): PacketHeaders {
     ethertype: 0, ipVersion: 0, saddr: EMPTY, daddr: EMPTY, l4proto: 0, sport: 0, dport: 0, ttl: 0, ipLen: 0,
     icmpType: 0, icmpCode: 0, smac: EMPTY, dmac: EMPTY, ctState: 0, tcpFlags: 0, vlanProto: 0, vlanTci: 0,
   };
+  packetInto(p, c, end);
+  return p;
+}
+
+/** A Packet's fields onto p: those it sets (a zero or an empty field is one it leaves as it is,
+ * as proto3 writes them: a record's header gives only what changed). */
+export function packetInto(p: PacketHeaders, c: Cursor, end: number): void {
   const inner = new Cursor(c.buf, c.pos, end);
   while (inner.pos < end) {
     const tag = inner.varint();
@@ -152,6 +159,7 @@ export function packet(c: Cursor, end: number): PacketHeaders {
     const type = tag & 7;
     if (type === 0) {
       const v = inner.uint32();
+      if (v === 0) continue;
       switch (field) {
         case 1: p.ethertype = v; break;
         case 2: p.ipVersion = v; break;
@@ -170,6 +178,7 @@ export function packet(c: Cursor, end: number): PacketHeaders {
       }
     } else if (type === 2 && (field === 3 || field === 4 || field === 12 || field === 13)) {
       const b = inner.bytes();
+      if (b.length === 0) continue;
       if (field === 3) p.saddr = b;
       else if (field === 4) p.daddr = b;
       else if (field === 12) p.smac = b;
@@ -177,7 +186,6 @@ export function packet(c: Cursor, end: number): PacketHeaders {
     } else inner.skip(type);
   }
   c.pos = end;
-  return p;
 }
 
 /** The last Packet decoded, by its encoded bytes: a packet's hops mostly carry the same

@@ -4,7 +4,7 @@
  * the kernel's records for a live capture. */
 import type { DecodedBatch, KernelEvent, PacketHeaders } from './decode';
 import { bpftrace_net as pb } from './gen/bpftrace_net';
-import { copyHeaders, Cursor, EMPTY, NO_PRIORITIES, packet, plainView, readBatch, utf8, WireError, zigzag } from './wire';
+import { copyHeaders, Cursor, EMPTY, NO_PRIORITIES, packet, packetInto, plainView, readBatch, utf8, WireError, zigzag } from './wire';
 
 /** Numbers per hop in PacketRecord.hops (native/encoder.h's BN_RECORD_HOP_WORDS): ten, then aux. */
 const HOP_AUX = 10;
@@ -25,10 +25,36 @@ const PACKET_FIELDS: [number, keyof PacketHeaders][] = [
   [10, 'icmpType'], [11, 'icmpCode'], [12, 'smac'], [13, 'dmac'], [14, 'ctState'], [15, 'tcpFlags'], [16, 'vlanProto'], [17, 'vlanTci'],
 ];
 
+/** The fields a header's `cleared` mask names (bit n: Packet field n) back to zero or empty. */
+function clearFields(p: PacketHeaders, cleared: number): void {
+  const fields = p as unknown as Record<keyof PacketHeaders, unknown>;
+  for (const [n, key] of PACKET_FIELDS) if (cleared & (1 << n)) fields[key] = typeof fields[key] === 'number' ? 0 : EMPTY;
+}
+
+/** Copies of packet bytes are cut from slabs: a Uint8Array of its own costs an ArrayBuffer and a
+ * backing store of its own, and a flood changes a header's bytes at every NAT rewrite. A slab
+ * lives as long as any copy cut from it. */
+const SLAB_BYTES = 64 << 10;
+let slab = new Uint8Array(0);
+let slabUsed = 0;
+
+function copyOf(b: Uint8Array): Uint8Array {
+  if (slabUsed + b.length > slab.length) {
+    slab = new Uint8Array(Math.max(SLAB_BYTES, b.length));
+    slabUsed = 0;
+  }
+  const out = slab.subarray(slabUsed, slabUsed + b.length);
+  out.set(b);
+  slabUsed += b.length;
+  return out;
+}
+
 /** The header as what changed since its base: `samePlace` (that of an earlier record), else
  * `own` (the record's previous header), as the header says. */
 function recordHeader(c: Cursor, end: number, samePlace: RecordHeader | undefined, own: RecordHeader): RecordHeader {
-  let delta: PacketHeaders | undefined;
+  // Where the changed fields are: read once the base is known.
+  let deltaAt = -1;
+  let deltaEnd = -1;
   let cleared = 0;
   let diff: Uint8Array | undefined;
   const h: RecordHeader = { packet: own.packet, mark: 0, data: EMPTY, wireLen: 0, dataFromMac: false };
@@ -41,7 +67,10 @@ function recordHeader(c: Cursor, end: number, samePlace: RecordHeader | undefine
     if (type === 2 && (field === 1 || field === 3 || field === 7)) {
       const n = m.length();
       const at = m.pos;
-      if (field === 1) delta = packet(m, at + n);
+      if (field === 1) {
+        deltaAt = at;
+        deltaEnd = at + n;
+      }
       else if (field === 3) h.data = m.buf.subarray(at, at + n);
       else diff = m.buf.subarray(at, at + n);
       m.pos = at + n;
@@ -55,21 +84,15 @@ function recordHeader(c: Cursor, end: number, samePlace: RecordHeader | undefine
   c.pos = end;
   const prev = ownBase || !samePlace ? own : samePlace;
   h.packet = prev.packet;
-  if (delta || cleared) {
-    const p = copyHeaders(prev.packet) as unknown as Record<keyof PacketHeaders, unknown>;
-    const d = delta as unknown as Record<keyof PacketHeaders, unknown> | undefined;
-    for (const [n, key] of PACKET_FIELDS) {
-      if (cleared & (1 << n)) p[key] = typeof p[key] === 'number' ? 0 : EMPTY;
-      else if (d) {
-        const v = d[key];
-        if (v instanceof Uint8Array ? v.length > 0 : v !== 0) p[key] = v;
-      }
-    }
-    h.packet = p as unknown as PacketHeaders;
+  if (deltaAt >= 0 || cleared) {
+    const p = copyHeaders(prev.packet);
+    if (deltaAt >= 0) packetInto(p, new Cursor(m.buf, deltaAt, deltaEnd), deltaEnd);
+    if (cleared) clearFields(p, cleared);
+    h.packet = p;
   }
   if (diff) {
     if (!prev.wireLen) throw new WireError('a header\'s bytes are given as changes to none');
-    const data = new Uint8Array(prev.data);
+    const data = copyOf(prev.data);
     const runs = new Cursor(diff, 0, diff.length);
     while (runs.pos < diff.length) {
       const at = runs.varint();
@@ -138,6 +161,9 @@ function newRecordContext(): RecordContext {
 const NO_HEADER: RecordHeader = Object.freeze({
   packet: Object.freeze(packet(new Cursor(EMPTY, 0, 0), 0)), mark: 0, data: EMPTY, wireLen: 0, dataFromMac: false,
 });
+
+/** A sint32's zigzag form (below 2^32) back, as an integer. */
+const zigzag32 = (n: number) => (n >>> 1) ^ -(n & 1);
 
 const zigzag64 = (n: bigint) => ((n & 1n) ? -((n + 1n) >> 1n) : n >> 1n);
 
@@ -235,11 +261,13 @@ function unfoldRecord(c: Cursor, end: number, out: KernelEvent[], before: Record
     }
     hopTs = (hopTs + words[at]) % 2 ** 32;
     const code = words[at + 1];
-    const kind = code % 256;
-    const detail = Math.floor(code / 2 ** 32) % 256;
+    // Bytes of the words taken with integer operations (>>> and & read the low 32 bits): the
+    // fields they fill stay small integers, where arithmetic on doubles gave them a box each.
+    const kind = code & 255;
+    const detail = Math.floor(code / 2 ** 32) & 255;
     const placed = words[at + 2];
-    const headerIndex = placed % 256;
-    const ct = Math.floor(placed / 256) % 256;
+    const headerIndex = placed & 255;
+    const ct = (placed >>> 8) & 255;
     const header = headers.length ? headers[Math.min(headerIndex, headers.length - 1)] : NO_HEADER;
     const key = headerIndex * 256 + ct;
     let k = sharedKeys.indexOf(key);
@@ -258,10 +286,11 @@ function unfoldRecord(c: Cursor, end: number, out: KernelEvent[], before: Record
     const nameAt = named ? Number(aux) : -1;
     const name = nameAt >= 0 && nameAt < names.length ? names[nameAt] : EMPTY;
     out.push({
-      ts: startTs + hopTs, packetId, seq: (firstSeq + i) % 65536, kind, cpu: Math.floor(placed / 65536) % 256, netns,
-      ifindex: words[at + 3], inIfindex: words[at + 4], outIfindex: words[at + 5], physinIfindex: words[at + 6], physoutIfindex: words[at + 7],
-      nfFamily: Math.floor(code / 256) % 256, nfHook: Math.floor(code / 65536) % 256, nfSlot: Math.floor(code / 2 ** 24) % 256,
-      aux: named ? 0n : aux, reason: words[at + 9], mark: header.mark, skb, packet: shared[k], verdict: zigzag(words[at + 8]), detail,
+      ts: startTs + hopTs, packetId, seq: (firstSeq + i) & 65535, kind, cpu: (placed >>> 16) & 255, netns,
+      ifindex: words[at + 3] >>> 0, inIfindex: words[at + 4] >>> 0, outIfindex: words[at + 5] >>> 0, physinIfindex: words[at + 6] >>> 0,
+      physoutIfindex: words[at + 7] >>> 0,
+      nfFamily: (code >>> 8) & 255, nfHook: (code >>> 16) & 255, nfSlot: code >>> 24,
+      aux: named ? 0n : aux, reason: words[at + 9] >>> 0, mark: header.mark, skb, packet: shared[k], verdict: zigzag32(words[at + 8]), detail,
       table: kind === NF_TABLE ? cString(name, 0, 16) : '', chain: kind === NF_TABLE ? cString(name, 16, 48) : '',
       priorities: kind === NF_HOOK_ENTER ? priorities(name, detail) : NO_PRIORITIES,
       data: header.wireLen ? header.data : EMPTY, wireLen: header.wireLen, dataFromMac: header.wireLen ? header.dataFromMac : false,
