@@ -376,7 +376,19 @@ function endpoint(addr: string | null, port: number, e: KernelEvent): string | n
 function probeWhere(e: KernelEvent, probe: Probe | undefined): string {
   const at = `${familyName(e.nfFamily)} ${hookName(e.nfHook, e.nfFamily)}`;
   if (!probe?.covers.length) return `at ${at}`;
-  return `in ${probe.covers.map(describeUser).join(', ')} at ${at}`;
+  return `in ${coversText(probe)} at ${at}`;
+}
+
+/** A probe's covers in words, made once per probe: every translated packet names them. */
+const coversTexts = new WeakMap<Probe, string>();
+
+function coversText(probe: Probe): string {
+  let text = coversTexts.get(probe);
+  if (text === undefined) {
+    text = probe.covers.map(describeUser).join(', ');
+    coversTexts.set(probe, text);
+  }
+  return text;
 }
 
 /** Addresses or ports that change between two points were rewritten there: say how.
