@@ -589,7 +589,7 @@ export function buildTraversal(all: KernelEvent[], ctx: ModelContext, lost: numb
     src,
     dst,
     proto: protoName(first.packet),
-    summary: describePacket(first.packet),
+    summary: describePacket(first.packet, src, dst),
     icmpError: icmpErrorOf(first),
     hops,
     decisions,

@@ -95,10 +95,9 @@ export function tcpFlags(flags: number): string {
   return out || 'none';
 }
 
-/** One line in tcpdump's spirit: "icmp echo request 192.168.222.2 > 10.200.0.2 id 7 seq 1 ttl 64". */
-export function describePacket(p: PacketHeaders): string {
-  const src = formatAddress(p.saddr);
-  const dst = formatAddress(p.daddr);
+/** One line in tcpdump's spirit: "icmp echo request 192.168.222.2 > 10.200.0.2 id 7 seq 1 ttl 64".
+ * `src` and `dst`: the addresses as formatted already, where the caller has them. */
+export function describePacket(p: PacketHeaders, src = formatAddress(p.saddr), dst = formatAddress(p.daddr)): string {
   const proto = protoName(p);
   if (proto === 'arp') return p.l4proto === 2 ? `arp reply ${src} is-at ${formatMac(p.smac) ?? '?'}` : `arp who-has ${dst} tell ${src}`;
   if (!p.ipVersion) return proto;
