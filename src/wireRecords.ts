@@ -115,7 +115,6 @@ function cString(b: Uint8Array, from: number, to: number): string {
   return end > from ? utf8(b.subarray(from, end)) : '';
 }
 
-
 function priorities(b: Uint8Array, count: number): number[] {
   const out: number[] = [];
   for (let i = 0; i < Math.min(count, 8); i++) {
