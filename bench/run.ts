@@ -237,8 +237,8 @@ async function withLogRules(lab: DockerLikeLab): Promise<number> {
   }
 }
 
-/** Decode + correlate + model on one core, in a node started as the CLI is (its flags: the young
- * generation's size decides much of this), on the recorded trace and on synthetic batches. */
+/** Decode + correlate + model on one core, in a node started as the CLI is (with its flags, which
+ * size the young generation), on the recorded trace and on synthetic batches. */
 function tsThroughput(recordFile: string): { eventsPerS: number; events: number; syntheticEventsPerS: number } {
   const out = execFileSync(process.execPath, [...NODE_FLAGS, path.join(__dirname, 'tsThroughput.js'), recordFile], { encoding: 'utf8' });
   return JSON.parse(out);
