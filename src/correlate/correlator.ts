@@ -44,9 +44,9 @@ interface OpenPacket {
 const CLONE_WINDOW_NS = 50e6;
 const RECENT_ARRIVALS = 64;
 
-/** A clone has its original's headers: addresses, ports, protocol and length (not the TTL or
- * conntrack state, which the bridge may have seen change). Compared as they are, no key made:
- * every packet arriving by a port is a candidate, and few are ever compared. */
+/** A clone has its original's headers: ethertype, addresses, MACs, protocol, ports and length.
+ * Compared as they are, no key made: every packet arriving by a port is a candidate, and few
+ * are ever compared. */
 function sameCloneHeaders(p: PacketHeaders, q: PacketHeaders): boolean {
   return p === q || (p.ethertype === q.ethertype && p.l4proto === q.l4proto && p.sport === q.sport && p.dport === q.dport &&
     p.ipLen === q.ipLen && sameBytes(p.saddr, q.saddr) && sameBytes(p.daddr, q.daddr) && sameBytes(p.smac, q.smac) && sameBytes(p.dmac, q.dmac));

@@ -92,7 +92,6 @@ export function planProbes(ruleset: Ruleset, since: number, previous?: ProbePlan
   return { since, ruleset, probes };
 }
 
-/** Plans over time: the ruleset at the start and after every change. */
 /** A probe found, with the plan it is part of. */
 export interface FoundProbe {
   probe: Probe;
@@ -101,6 +100,7 @@ export interface FoundProbe {
 
 const probeKey = (family: number, hook: number, slot: number) => (family * 256 + hook) * 256 + slot;
 
+/** Plans over time: the ruleset at the start and after every change. */
 export class ProbeHistory {
   private readonly plans: ProbePlan[] = [];
   /** Each plan's probes by family, hook and slot: every NF event looks one up. */
